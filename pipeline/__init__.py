@@ -1,0 +1,1 @@
+"""The job: options, graph assembly and the entry point (python -m pipeline)."""

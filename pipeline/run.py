@@ -1,0 +1,77 @@
+"""Entry point: validate options, inspect the model, run the job, report."""
+import json
+import logging
+import os
+import re
+import sys
+import time
+from typing import List, Optional
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TF's start-up chatter out of the user's logs
+
+import apache_beam as beam  # pylint: disable=wrong-import-position
+from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=wrong-import-position
+
+from pipeline import graph, options, summary  # pylint: disable=wrong-import-position
+from transforms import labels as labels_lib  # pylint: disable=wrong-import-position
+from transforms import models, progress  # pylint: disable=wrong-import-position
+
+# The local runner re-logs every worker message through this logger, as 'Worker: <log entry>'.
+_WORKER_LOGS = 'apache_beam.runners.portability.local_job_service'
+_WORKER_MESSAGE = re.compile(r'message: "(' + re.escape(progress.MARK) + r'[^"]*)"')
+
+
+def _worker_log_filter(record: logging.LogRecord) -> bool:
+  """Lets worker errors through, and worker progress as a plain line; drops the rest."""
+  if record.levelno >= logging.ERROR:
+    return True
+  match = _WORKER_MESSAGE.search(record.getMessage())
+  if match:
+    record.msg, record.args = match.group(1), ()
+  return bool(match)
+
+
+def configure_logging() -> None:
+  """Our messages and worker progress at INFO; Beam's own chatter only from WARNING up."""
+  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
+  logging.getLogger('apache_beam').setLevel(logging.WARNING)
+  worker_logs = logging.getLogger(_WORKER_LOGS)
+  worker_logs.setLevel(logging.INFO)
+  worker_logs.addFilter(_worker_log_filter)
+
+
+def inspect_model(config: options.JobConfig) -> models.ModelInfo:
+  """Loads the model once here so that a wrong model fails now, not on every worker."""
+  info = models.load(config.model).info
+  if config.labels:
+    labels_lib.check_labels(labels_lib.read_labels(config.labels), info.num_classes, config.labels)
+  return info
+
+
+def run(argv: Optional[List[str]] = None) -> dict:
+  """Runs the job to completion and returns its summary; raises OptionsError/ModelError on bad input."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  pipeline_options = PipelineOptions(argv)
+  options.apply_local_defaults(argv, pipeline_options)
+  config = options.validate(pipeline_options)
+  info = inspect_model(config)
+  logging.info('model %s: %s, input %s', config.model.location, info.format, info.input_size)
+  start = time.monotonic()
+  p = beam.Pipeline(options=pipeline_options)
+  graph.build(p, config, info)
+  result = p.run()
+  result.wait_until_finish()
+  report = summary.summarize(result, time.monotonic() - start)
+  summary.write_summary(config.output, report)
+  return report
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  configure_logging()
+  try:
+    report = run(argv)
+  except (options.OptionsError, models.ModelError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  print(json.dumps(report, indent=2, sort_keys=True))
+  return 0

@@ -1,0 +1,19 @@
+"""Installs the job's packages; remote workers receive them with --setup_file=./setup.py."""
+import setuptools
+
+setuptools.setup(
+    name='beam-image-inference',
+    version='0.1.0',
+    description='Batch image labeling and embedding with Apache Beam and MobileNet.',
+    packages=setuptools.find_packages(include=['pipeline', 'pipeline.*', 'transforms', 'transforms.*']),
+    python_requires='>=3.10',
+    # Workers get exact versions from requirements.txt or the container; these are the floors.
+    install_requires=[
+        'apache-beam[gcp]>=2.60',
+        'tensorflow>=2.16',
+        'tensorflow-hub>=0.16',
+        'pyarrow>=14',
+        'pillow>=10',
+        'numpy>=1.26',
+    ],
+)

@@ -1,0 +1,48 @@
+"""Shared fixtures: a TF-Hub cache holding the shared modules, and a way to run the job."""
+import os
+import pathlib
+from typing import List, NamedTuple, Optional
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests import datagen
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+
+@pytest.fixture(scope='session', autouse=True)
+def hub_cache(tmp_path_factory) -> pathlib.Path:
+  """Real handles resolve offline, exactly as for a user who downloaded them before."""
+  cache = datagen.populate_hub_cache(tmp_path_factory.mktemp('tfhub_cache'))
+  previous = os.environ.get('TFHUB_CACHE_DIR')
+  os.environ['TFHUB_CACHE_DIR'] = str(cache)  # worker processes inherit it
+  yield cache
+  if previous is None:
+    os.environ.pop('TFHUB_CACHE_DIR', None)
+  else:
+    os.environ['TFHUB_CACHE_DIR'] = previous
+
+
+class JobResult(NamedTuple):
+  summary: dict
+  predictions: pa.Table
+  errors: pa.Table
+  output: pathlib.Path
+
+
+def read_dataset(path: pathlib.Path) -> pa.Table:
+  return pq.read_table(str(path))
+
+
+def run_job(output: pathlib.Path, args: List[str], runner_args: Optional[List[str]] = None) -> JobResult:
+  """Runs the job in-process on the local runner and reads back what it wrote."""
+  from pipeline import run  # pylint: disable=import-outside-toplevel
+  summary = run.run(['--output', str(output)] + args + (runner_args or []))
+  return JobResult(summary, read_dataset(output / 'predictions'), read_dataset(output / 'errors'), output)
+
+
+@pytest.fixture(name='run_job')
+def run_job_fixture():
+  return run_job

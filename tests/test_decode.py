@@ -1,0 +1,57 @@
+"""Decode stage: RGB at the model size, orientation applied, bad bytes reported by stage."""
+import io
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from PIL import Image
+
+from transforms import decode, records
+from tests import datagen
+
+
+def _encode(image, fmt='PNG', **kwargs):
+  buf = io.BytesIO()
+  image.save(buf, fmt, **kwargs)
+  return buf.getvalue()
+
+
+def test_exif_orientation_applied():
+  image = Image.new('RGB', (40, 20), (255, 0, 0))
+  image.paste((0, 0, 255), (0, 0, 20, 20))  # left half blue
+  exif = Image.Exif()
+  exif[0x0112] = 6  # stored rotated: display needs a 90 degree clockwise turn
+  opened = decode.open_image(_encode(image, 'JPEG', exif=exif, quality=95))
+  assert opened.size == (20, 40)
+  pixels = np.asarray(decode.to_rgb(opened))
+  assert pixels[2, 10, 2] > 200 and pixels[-3, 10, 0] > 200  # blue on top, red below
+
+
+def test_grayscale_becomes_rgb_at_model_size():
+  gray = Image.new('L', (30, 50), 128)
+  pixels = decode.resize(decode.to_rgb(decode.open_image(_encode(gray))), (16, 24), 'bilinear')
+  assert pixels.shape == (16, 24, 3) and pixels.dtype == np.uint8
+  assert np.all(pixels == 128)
+
+
+@pytest.mark.parametrize('data, words', [(b'', 'empty file'), (b'<html>hello</html>', 'not a readable image')])
+def test_bad_bytes_raise_decode_error(data, words):
+  with pytest.raises(decode.DecodeError, match=words):
+    decode.open_image(data)
+
+
+def test_dofn_routes_failures_to_errors():
+  good = datagen.PHOTOS.joinpath('hot_dog.jpg').read_bytes()
+  inputs = [
+      records.EncodedImage(records.ImageRef('good', 'mem://good.jpg'), good),
+      records.EncodedImage(records.ImageRef('cut', 'mem://cut.jpg'), good[:2000]),
+  ]
+  with TestPipeline() as p:
+    out = (p | beam.Create(inputs)
+           | beam.ParDo(decode.DecodeImages((160, 160))).with_outputs(records.ERRORS_TAG, main='images'))
+    assert_that(out.images | beam.Map(lambda d: (d.ref.id, d.width, d.height, d.pixels.shape)),
+                equal_to([('good', 512, 384, (160, 160, 3))]))
+    assert_that(out[records.ERRORS_TAG] | beam.Map(lambda e: (e.id, e.stage, e.source)),
+                equal_to([('cut', 'decode', 'mem://cut.jpg')]), label='errors')

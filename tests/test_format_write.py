@@ -1,0 +1,36 @@
+"""Format and write stages: top-k order, labels, the Parquet schema per task."""
+import numpy as np
+import pyarrow as pa
+
+from transforms import format as format_lib
+from transforms import records, write
+
+
+def test_top_k_is_ordered_best_first():
+  scores = np.array([0.1, 0.5, 0.05, 0.3, 0.05], dtype=np.float32)
+  assert format_lib.top_k(scores, 3).tolist() == [1, 3, 0]
+  assert format_lib.top_k(scores, 10).tolist()[:2] == [1, 3]  # k larger than classes
+
+
+def test_rows_carry_labels_scores_and_embedding(tmp_path):
+  labels = tmp_path / 'labels.txt'
+  labels.write_text('background\ncat\ndog\n')
+  fn = format_lib.FormatRows('my-model', 2, str(labels))
+  fn.setup()
+  prediction = records.Prediction(records.ImageRef('x', 'file:///x.jpg', {'label': 3}), 10, 20,
+                                  np.array([0.1, 0.2, 0.7], np.float32), np.ones(4, np.float32))
+  (row,) = list(fn.process(prediction))
+  assert row['top_classes'] == [2, 1] and row['top_labels'] == ['dog', 'cat']
+  assert np.allclose(row['top_scores'], [0.7, 0.2])
+  assert row['embedding'] == [1.0] * 4 and row['label'] == 3
+  schema = write.prediction_schema(True, True, True, [('label', pa.int64())])
+  table = pa.Table.from_pylist([row], schema=schema)  # the row fits the declared schema
+  assert table.num_rows == 1
+
+
+def test_schema_has_only_columns_the_task_produces():
+  classify = write.prediction_schema(True, False, False).names
+  embed = write.prediction_schema(False, True, False).names
+  assert 'top_classes' in classify and 'top_labels' not in classify and 'embedding' not in classify
+  assert 'embedding' in embed and 'top_scores' not in embed
+  assert write.ERROR_SCHEMA.names == ['id', 'source', 'stage', 'error_type', 'message']

@@ -1,0 +1,45 @@
+"""Bad options fail fast, with a message and exit code 2, before any data is read."""
+import subprocess
+import sys
+
+import pytest
+
+from tests import datagen
+
+CLASSIFIER = str(datagen.HUB_DIRS[datagen.HUB_CLASSIFIER])
+
+
+def _run(args, tmp_path):
+  return subprocess.run([sys.executable, '-m', 'pipeline', '--output', str(tmp_path / 'out')] + args,
+                        capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--model', CLASSIFIER], '--input is required'),
+    (['--input', '{photos}', '--model', CLASSIFIER, '--task', 'segment'], '--task must be one of'),
+    (['--input', '{photos}', '--model', CLASSIFIER, '--top_k', '0'], '--top_k must be at least 1'),
+    (['--input', '{photos}', '--model', CLASSIFIER, '--min_batch_size', '9', '--max_batch_size', '4'],
+     'need 1 <= --min_batch_size <= --max_batch_size'),
+    (['--input', '{photos}', '--model', CLASSIFIER, '--labels_file', '/no/such/labels.txt'],
+     '--labels_file not found'),
+    (['--input', '/no/such/dir/*.jpg', '--model', CLASSIFIER], '--input matches no files'),
+    (['--input', '{photos}', '--model', CLASSIFIER, '--resize_method', 'magic'], '--resize_method must be one of'),
+    (['--input', '{photos}'], '--model is required'),
+    (['--input', '{photos}', '--model', '/no/such/model'], 'model not found'),
+    (['--input', '{photos}', '--model', str(datagen.PHOTOS)], 'not a model'),
+])
+def test_bad_option_fails_fast(tmp_path, args, message):
+  args = [a.replace('{photos}', f'{datagen.PHOTOS}/*') for a in args]
+  proc = _run(args, tmp_path)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert message in proc.stderr
+  assert not (tmp_path / 'out').exists()  # nothing started
+
+
+def test_labels_count_mismatch_fails_before_reading(tmp_path):
+  labels = tmp_path / 'labels.txt'
+  labels.write_text('\n'.join(f'class {i}' for i in range(10)))
+  proc = _run(['--input', f'{datagen.PHOTOS}/*', '--model', CLASSIFIER, '--labels_file', str(labels)], tmp_path)
+  assert proc.returncode == 2
+  assert 'has 10 names, but the model has 1001 classes' in proc.stderr
+  assert not (tmp_path / 'out').exists()

@@ -1,0 +1,55 @@
+"""Format stage: Prediction -> output row (a dict matching write.prediction_schema)."""
+from typing import Iterable, List, Optional
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+
+from transforms import labels as labels_lib
+from transforms import progress, records
+
+
+def top_k(probabilities: np.ndarray, k: int) -> np.ndarray:
+  """Indices of the k largest scores, best first."""
+  k = min(k, probabilities.shape[-1])
+  candidates = np.argpartition(-probabilities, k - 1)[:k]
+  return candidates[np.argsort(-probabilities[candidates], kind='stable')]
+
+
+class FormatRows(beam.DoFn):
+
+  def __init__(self, model_name: str, top_k_count: int, labels_path: Optional[str] = None,
+               progress_seconds: float = 10.0):
+    self._model_name = model_name
+    self._progress_seconds = progress_seconds
+    self._k = top_k_count
+    self._labels_path = labels_path
+    self._labels: Optional[List[str]] = None
+    self._rows = Metrics.counter('images', 'rows_written')
+
+  def setup(self):
+    if self._labels_path:
+      self._labels = labels_lib.read_labels(self._labels_path)
+
+  def process(self, prediction: records.Prediction) -> Iterable[dict]:
+    ref = prediction.ref
+    row = {
+        'id': ref.id,
+        'source': ref.source,
+        'width': prediction.width,
+        'height': prediction.height,
+        'model': self._model_name,
+    }
+    if prediction.probabilities is not None:
+      best = top_k(prediction.probabilities, self._k)
+      row['top_classes'] = best.tolist()
+      row['top_scores'] = prediction.probabilities[best].tolist()
+      if self._labels is not None:
+        row['top_labels'] = [self._labels[i] for i in best]
+    if prediction.embedding is not None:
+      row['embedding'] = prediction.embedding.tolist()
+    if ref.extra:
+      row.update(ref.extra)
+    self._rows.inc()
+    progress.add(1, self._progress_seconds)
+    yield row

@@ -1,0 +1,74 @@
+"""Write stage: rows -> Parquet datasets under the output prefix, with explicit schemas.
+
+Layout under --output:
+  predictions/part-SSSSS-of-NNNNN.parquet   one row per image that got a prediction
+  errors/part-SSSSS-of-NNNNN.parquet        one row per input that did not
+  summary.json                              written by the driver after the run
+"""
+from typing import Optional, Sequence, Tuple
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from transforms import records
+
+PREDICTIONS_DIR = 'predictions'
+ERRORS_DIR = 'errors'
+SUMMARY_FILE = 'summary.json'
+
+ERROR_SCHEMA = pa.schema([
+    pa.field('id', pa.string()),
+    pa.field('source', pa.string()),
+    pa.field('stage', pa.string()),
+    pa.field('error_type', pa.string()),
+    pa.field('message', pa.string()),
+])
+
+
+def prediction_schema(classify: bool, embed: bool, labels: bool,
+                      passthrough: Sequence[Tuple[str, pa.DataType]] = ()) -> pa.Schema:
+  """Columns exist only for what the run produces, so readers never see all-null columns."""
+  fields = [
+      pa.field('id', pa.string()),
+      pa.field('source', pa.string()),
+      pa.field('width', pa.int32()),
+      pa.field('height', pa.int32()),
+      pa.field('model', pa.string()),
+  ]
+  if classify:
+    fields.append(pa.field('top_classes', pa.list_(pa.int32())))
+    if labels:
+      fields.append(pa.field('top_labels', pa.list_(pa.string())))
+    fields.append(pa.field('top_scores', pa.list_(pa.float32())))
+  if embed:
+    fields.append(pa.field('embedding', pa.list_(pa.float32())))
+  fields.extend(pa.field(name, dtype) for name, dtype in passthrough)
+  return pa.schema(fields)
+
+
+def dataset_prefix(output: str, name: str) -> str:
+  return FileSystems.join(output, name, 'part')
+
+
+class WriteParquet(beam.PTransform):
+  """Beam's WriteToParquet into output/name/, shards finalized only when the run succeeds."""
+
+  def __init__(self, output: str, name: str, schema: pa.Schema, num_shards: Optional[int] = None):
+    super().__init__()
+    self._prefix = dataset_prefix(output, name)
+    self._schema = schema
+    self._num_shards = num_shards or 0
+
+  def expand(self, rows):
+    return rows | beam.io.WriteToParquet(
+        self._prefix, self._schema, file_name_suffix='.parquet', num_shards=self._num_shards)
+
+
+class CountErrors(beam.DoFn):
+  """ErrorRecord -> row dict, counted per stage for the run summary."""
+
+  def process(self, error: records.ErrorRecord):
+    Metrics.counter('errors', error.stage).inc()
+    yield error._asdict()
