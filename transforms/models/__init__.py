@@ -1,15 +1,21 @@
-"""Model loading: one interface (base.ImageModel), one module per format."""
+"""Model loading: one interface (base.ImageModel), one module per format.
+
+Each backend is imported only when a model of its format is loaded, so a job
+running a TFLite model never imports TensorFlow.
+"""
+import importlib
+
 from transforms.models import locate
 from transforms.models.base import (BOTH, CLASSIFY, EMBED, TASKS, ImageModel, ModelError, ModelInfo,
                                     ModelSpec, Outputs)
 
-
-def _tf1_hub(path, spec):
-  from transforms.models.tf1_hub import TF1HubModel  # pylint: disable=import-outside-toplevel
-  return TF1HubModel(path, spec)
-
-
-BACKENDS = {'tf1_hub': _tf1_hub}
+# format -> (module, class)
+BACKENDS = {
+    locate.TF1_HUB: ('transforms.models.tf1_hub', 'TF1HubModel'),
+    locate.SAVED_MODEL: ('transforms.models.saved_model', 'SavedModel'),
+    locate.KERAS: ('transforms.models.keras', 'KerasModel'),
+    locate.TFLITE: ('transforms.models.tflite', 'TFLiteModel'),
+}
 
 
 def configure_threads(num_threads):
@@ -25,12 +31,13 @@ def configure_threads(num_threads):
 
 
 def load(spec: ModelSpec) -> ImageModel:
+  """Loads a TF-Hub handle or local path; remote paths go through transforms.model_files first."""
   path = locate.resolve(spec.location)
   fmt = locate.detect_format(path)
-  if fmt not in BACKENDS:
-    raise ModelError(f'{spec.location}: {fmt} models are not supported yet')
-  configure_threads(spec.num_threads)
-  return BACKENDS[fmt](path, spec)
+  module_name, class_name = BACKENDS[fmt]
+  if fmt != locate.TFLITE:
+    configure_threads(spec.num_threads)
+  return getattr(importlib.import_module(module_name), class_name)(path, spec)
 
 
 __all__ = ['BOTH', 'CLASSIFY', 'EMBED', 'TASKS', 'ImageModel', 'ModelError', 'ModelInfo', 'ModelSpec',

@@ -1,68 +1,84 @@
 """TF1 Hub-format modules (hub.Module era), loaded without Keras.
 
 Beam's TFModelHandler goes through Keras, which under TF 2.16+ refuses legacy
-SavedModels. tensorflow_hub.load reads them as a pruned graph instead, and
-pruning the graph once with both fetches gives labels and embeddings from one
-forward pass.
+SavedModels. tensorflow_hub.load reads them as a graph instead; pruning that
+graph once with every fetch the task needs gives labels and embeddings from
+one forward pass.
+
+What the module itself says: the signatures' input spec gives the image size
+([N, 160, 160, 3]); tfhub_module.pb holds only the format version and the
+modules carry no attached messages, so nothing records the value range: it is
+TF-Hub's documented image convention, [0, 1] (base.HUB_IMAGE_RANGE), unless
+--input_range says otherwise.
 """
-from typing import List, Optional
+from typing import List, Tuple
 
 import numpy as np
 
 from transforms.models import base
 
-CLASSIFICATION_SIGNATURES = ('image_classification',)  # 'default' is features in feature modules
-FEATURE_SIGNATURES = ('image_feature_vector',)
-# TF-Hub's image module convention: RGB floats in [0, 1].
-HUB_IMAGE_RANGE = (0.0, 1.0)
+# Outputs are named SIGNATURE[:OUTPUT]; OUTPUT defaults to 'default'.
+CLASSES_DEFAULT = 'image_classification'  # logits; the 'default' signature is features in feature modules
+EMBEDDING_DEFAULT = 'image_feature_vector'
 
 
-def _signature(signatures, names, wanted: str, path: str):
-  for name in names:
-    if name in signatures:
-      return signatures[name]
-  raise base.ModelError(
-      f'{path}: no signature for {wanted}; looked for {list(names)}, '
-      f'the module has {sorted(signatures)}')
+def _tensor(signatures, name: str, wanted: str, option: str, path: str) -> Tuple[str, object]:
+  """The output tensor named SIGNATURE[:OUTPUT] and its signature."""
+  signature, _, output = name.partition(':')
+  output = output or 'default'
+  if signature not in signatures:
+    raise base.ModelError(f'{path}: no signature for {wanted}: looked for {signature!r} ({option}), '
+                          f'the module has {sorted(signatures)}')
+  outputs = signatures[signature].structured_outputs
+  if output not in outputs:
+    raise base.ModelError(f'{path}: signature {signature!r} has no output {output!r} ({option}); '
+                          f'it has {sorted(outputs)}')
+  return signature, outputs[output]
 
 
-class TF1HubModel(base.ImageModel):
+class TF1HubModel(base.ArrayModel):
 
   def __init__(self, path: str, spec: base.ModelSpec):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     import tensorflow_hub as hub  # pylint: disable=import-outside-toplevel
     module = hub.load(path)  # picks the tag set of the inference graph
-    wanted = []
+    signatures = module.signatures
+    names: List[str] = []
     if spec.wants_classes:
-      wanted.append(_signature(module.signatures, CLASSIFICATION_SIGNATURES, 'classification', path))
+      names.append(spec.classes_output or CLASSES_DEFAULT)
     if spec.wants_embedding:
-      wanted.append(_signature(module.signatures, FEATURE_SIGNATURES, 'image features', path))
-    images = wanted[0].inputs[0]
-    if any(sig.inputs[0].name != images.name for sig in wanted):
-      raise base.ModelError(f'{path}: the signatures do not share one image input')
+      names.append(spec.embedding_output or EMBEDDING_DEFAULT)
+    options = ['--classes_output'] * spec.wants_classes + ['--embedding_output'] * spec.wants_embedding
+    wanted = ['classification'] * spec.wants_classes + ['image features'] * spec.wants_embedding
+    chosen = [_tensor(signatures, n, w, o, path) for n, w, o in zip(names, wanted, options)]
+    inputs = {name: signatures[signature].inputs[0] for name, (signature, _) in zip(names, chosen)}
+    images = next(iter(inputs.values()))
+    if any(t.name != images.name for t in inputs.values()):
+      raise base.ModelError(f'{path}: {" and ".join(names)} do not share one image input')
     _, height, width, channels = images.shape
-    if channels != 3 or height is None or width is None:
+    if channels != 3:
       raise base.ModelError(f'{path}: expected images [N, H, W, 3], got {images.shape}')
-    fetches: List = [sig.outputs[0] for sig in wanted]
+    fetches = [tensor for _, tensor in chosen]
     self._fn = module.prune(feeds=[images.name], fetches=[t.name for t in fetches])
     self._module = module  # keeps the variables alive
     self._tf = tf
     dims = [int(t.shape[-1]) for t in fetches]
+    size = base.input_size((height, width), spec.image_size, path)
     self.info = base.ModelInfo(
         format='tf1_hub',
-        input_size=(int(height), int(width)),
-        input_range=HUB_IMAGE_RANGE,
+        input_size=size,
+        input_range=base.float_range(spec),
         num_classes=dims[0] if spec.wants_classes else None,
         embedding_dim=dims[-1] if spec.wants_embedding else None,
-        description=f'TF1 Hub module, signatures {sorted(module.signatures)}')
-    self._wants_classes = spec.wants_classes
-    self._wants_embedding = spec.wants_embedding
+        description=f'TF1 Hub module, signatures {sorted(signatures)}, input {images.name} {images.dtype.name}',
+        input_size_fixed=height is not None and width is not None,
+        classes_output=names[0] if spec.wants_classes else None,
+        embedding_output=names[-1] if spec.wants_embedding else None,
+        outputs=tuple(f'{s}:{o}' for s in sorted(signatures) for o in sorted(signatures[s].structured_outputs)))
+    self._init_outputs(spec)
 
-  def predict(self, images: np.ndarray) -> base.Outputs:
-    results = self._fn(self._tf.constant(self.scale(images)))
-    arrays = [r.numpy() for r in results]
-    probabilities: Optional[np.ndarray] = None
-    if self._wants_classes:
-      probabilities = base.softmax(arrays[0])
-    embedding = arrays[-1] if self._wants_embedding else None
-    return base.Outputs(probabilities, embedding)
+  def _forward(self, batch):
+    return self._fn(batch)
+
+  def _raw(self, images: np.ndarray) -> List[np.ndarray]:
+    return [r.numpy() for r in self._forward(self._tf.constant(self.scale(images)))]
