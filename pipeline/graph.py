@@ -18,7 +18,7 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo) -> None:
   handler = ImageModelHandler(spec, config.min_batch_size, config.max_batch_size)
   inferred = decoded.images | 'Infer' >> Infer(handler)
   rows = inferred['predictions'] | 'Format' >> beam.ParDo(FormatRows(spec.location, config.top_k, config.labels,
-                                                                       config.progress_seconds))
+                                                                       config.progress_seconds, info.num_classes))
   schema = write.prediction_schema(spec.wants_classes, spec.wants_embedding, bool(config.labels))
   _ = rows | 'WritePredictions' >> write.WriteParquet(config.output, write.PREDICTIONS_DIR, schema,
                                                       config.num_shards)

@@ -4,6 +4,7 @@ Standard Beam options (--runner, --direct_num_workers, --temp_location, ...)
 pass through untouched; ImageOptions adds ours. validate() turns them into a
 JobConfig or fails with a message before any work starts.
 """
+import argparse
 import dataclasses
 import multiprocessing
 from typing import List, Optional, Sequence, Tuple
@@ -18,6 +19,29 @@ class OptionsError(ValueError):
   """A bad option; the message says which and why."""
 
 
+def add_model_arguments(parser, model_flag: bool = True) -> None:
+  """The options that choose and describe the model; shared by the job and inspect_model."""
+  if model_flag:
+    parser.add_argument('--model', help='TF-Hub handle (https://tfhub.dev/... or google/...), local path or '
+                        'gs:// path: a TF1 Hub module, a SavedModel, a .keras file or a .tflite file.')
+  parser.add_argument('--task', default=models.BOTH, help='classify, embed or both (one forward pass).')
+  parser.add_argument('--labels_file', default=None,
+                      help='Class names, one per line (line i = class i). Beam keeps --labels for '
+                      'Dataflow job labels.')
+  parser.add_argument('--top_k', type=int, default=5, help='How many classes to keep per image.')
+  parser.add_argument('--image_size', type=int, default=None,
+                      help=f'Input size for models that accept any size (default {models.base.DEFAULT_IMAGE_SIZE}); '
+                      'must equal the size of fixed-size models.')
+  parser.add_argument('--classes_output', default=None,
+                      help='The output giving class scores: a signature or output name, a Keras layer, a TFLite '
+                      'tensor (default: the format\'s usual one, see README).')
+  parser.add_argument('--embedding_output', default=None,
+                      help='The output giving the embedding, named as for --classes_output.')
+  parser.add_argument('--input_range', default=None,
+                      help='LOW,HIGH: the float values pixels 0 and 255 become, for float models (default 0,1, '
+                      'TF-Hub\'s convention; quantized TFLite models declare theirs).')
+
+
 class ImageOptions(PipelineOptions):
 
   @classmethod
@@ -25,14 +49,7 @@ class ImageOptions(PipelineOptions):
     parser.add_argument('--input', help='Image files: a glob, or several separated by commas (local or gs://).')
     parser.add_argument('--output', help='Output prefix (directory or gs:// path): predictions/, errors/ and '
                         'summary.json are written under it.')
-    parser.add_argument('--task', default=models.BOTH, help='classify, embed or both (one forward pass).')
-    parser.add_argument('--model', help='TF-Hub handle (https://tfhub.dev/... or google/...), or a local path.')
-    parser.add_argument('--labels_file', default=None,
-                        help='Class names, one per line (line i = class i). Beam keeps --labels for '
-                        'Dataflow job labels.')
-    parser.add_argument('--top_k', type=int, default=5, help='How many classes to keep per image.')
-    parser.add_argument('--image_size', type=int, default=None,
-                        help='Input size for models that accept any size (the model\'s own size otherwise).')
+    add_model_arguments(parser)
     parser.add_argument('--resize_method', default='bilinear', help='|'.join(decode.RESIZE_METHODS))
     parser.add_argument('--min_batch_size', type=int, default=8, help='Smallest inference batch.')
     parser.add_argument('--max_batch_size', type=int, default=64, help='Largest inference batch.')
@@ -87,30 +104,78 @@ def apply_local_defaults(argv: Sequence[str], options: PipelineOptions) -> None:
     direct.direct_running_mode = 'multi_processing'
 
 
-def validate(options: PipelineOptions) -> JobConfig:
-  """Checks what can be checked without data; raises OptionsError."""
-  o = options.view_as(ImageOptions)
-  inputs = tuple(_split(_require(o.input, '--input')))
-  output = _require(o.output, '--output').rstrip('/')
+def _check_resize(method: str) -> None:
+  if method not in decode.RESIZE_METHODS:
+    raise OptionsError(f'--resize_method must be one of {", ".join(decode.RESIZE_METHODS)}, not {method!r}')
+
+
+def _input_range(value: Optional[str]) -> Optional[Tuple[float, float]]:
+  if value is None:
+    return None
+  try:
+    low, high = (float(part) for part in value.split(','))
+  except ValueError:
+    raise OptionsError(f'--input_range must be LOW,HIGH (e.g. -1,1), not {value!r}') from None
+  if not low < high:
+    raise OptionsError(f'--input_range needs LOW < HIGH, got {value!r}')
+  return (low, high)
+
+
+def model_spec(o, threads: Optional[int] = None) -> models.ModelSpec:
+  """The model options (as add_model_arguments defines them), checked; raises OptionsError."""
   location = _require(o.model, '--model')
   if o.task not in models.TASKS:
     raise OptionsError(f'--task must be one of {", ".join(models.TASKS)}, not {o.task!r}')
   if o.top_k < 1:
     raise OptionsError(f'--top_k must be at least 1, not {o.top_k}')
-  if o.resize_method not in decode.RESIZE_METHODS:
-    raise OptionsError(f'--resize_method must be one of {", ".join(decode.RESIZE_METHODS)}, '
-                       f'not {o.resize_method!r}')
+  if o.image_size is not None and o.image_size < 1:
+    raise OptionsError(f'--image_size must be positive, not {o.image_size}')
+  if o.labels_file and not FileSystems.exists(o.labels_file):
+    raise OptionsError(f'--labels_file not found: {o.labels_file}')
+  return models.ModelSpec(models.locate.canonical(location), o.task, o.image_size, threads, o.classes_output,
+                          o.embedding_output, _input_range(o.input_range))
+
+
+@dataclasses.dataclass(frozen=True)
+class InspectConfig:
+  model: models.ModelSpec
+  labels: Optional[str]
+  top_k: int
+  image: Optional[str]
+  resize_method: str
+  any_task: bool  # no --task given: show whichever of both, classify, embed the model can do
+
+
+def parse_inspect(argv: Sequence[str]) -> InspectConfig:
+  """Options of `python -m pipeline.inspect_model MODEL [IMAGE]`; raises OptionsError."""
+  parser = argparse.ArgumentParser(prog='python -m pipeline.inspect_model',
+                                   description='Describe a model and show its top classes for an image.')
+  parser.add_argument('model', help='TF-Hub handle, local path or gs:// path of the model')
+  parser.add_argument('image', nargs='?', default=None, help='an image file to classify and embed')
+  add_model_arguments(parser, model_flag=False)
+  parser.add_argument('--resize_method', default='bilinear', help='|'.join(decode.RESIZE_METHODS))
+  parser.set_defaults(task=None)
+  o = parser.parse_args(argv)
+  _check_resize(o.resize_method)
+  any_task = o.task is None
+  o.task = o.task or models.BOTH
+  return InspectConfig(model_spec(o), o.labels_file, o.top_k, o.image, o.resize_method, any_task)
+
+
+def validate(options: PipelineOptions) -> JobConfig:
+  """Checks what can be checked without data; raises OptionsError."""
+  o = options.view_as(ImageOptions)
+  inputs = tuple(_split(_require(o.input, '--input')))
+  output = _require(o.output, '--output').rstrip('/')
+  _require(o.model, '--model')
+  _check_resize(o.resize_method)
   if o.min_batch_size < 1 or o.max_batch_size < o.min_batch_size:
     raise OptionsError(f'need 1 <= --min_batch_size <= --max_batch_size, got {o.min_batch_size} and '
                        f'{o.max_batch_size}')
-  if o.image_size is not None and o.image_size < 1:
-    raise OptionsError(f'--image_size must be positive, not {o.image_size}')
   if o.progress_seconds <= 0:
     raise OptionsError(f'--progress_seconds must be positive, not {o.progress_seconds}')
   if o.num_shards < 0:
     raise OptionsError(f'--num_shards must be 0 or more, not {o.num_shards}')
-  if o.labels_file and not FileSystems.exists(o.labels_file):
-    raise OptionsError(f'--labels_file not found: {o.labels_file}')
   for pattern in inputs:
     if not FileSystems.match([pattern], limits=[1])[0].metadata_list:
       raise OptionsError(f'--input matches no files: {pattern}')
@@ -120,6 +185,6 @@ def validate(options: PipelineOptions) -> JobConfig:
     threads = max(1, multiprocessing.cpu_count() // workers) if workers else 1
   elif threads < 1:
     raise OptionsError(f'--model_threads must be positive, not {threads}')
-  spec = models.ModelSpec(models.locate.canonical(location), o.task, o.image_size, threads)
+  spec = model_spec(o, threads)
   return JobConfig(inputs, output, spec, o.labels_file, o.top_k, o.resize_method, o.min_batch_size,
                    o.max_batch_size, o.num_shards, o.progress_seconds)

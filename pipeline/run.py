@@ -10,11 +10,12 @@ from typing import List, Optional
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TF's start-up chatter out of the user's logs
 
 import apache_beam as beam  # pylint: disable=wrong-import-position
+from apache_beam.io.filesystems import FileSystems  # pylint: disable=wrong-import-position
 from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=wrong-import-position
 
 from pipeline import graph, options, summary  # pylint: disable=wrong-import-position
 from transforms import labels as labels_lib  # pylint: disable=wrong-import-position
-from transforms import models, progress  # pylint: disable=wrong-import-position
+from transforms import model_files, models, progress  # pylint: disable=wrong-import-position
 
 # The local runner re-logs every worker message through this logger, as 'Worker: <log entry>'.
 _WORKER_LOGS = 'apache_beam.runners.portability.local_job_service'
@@ -41,10 +42,10 @@ def configure_logging() -> None:
 
 
 def inspect_model(config: options.JobConfig) -> models.ModelInfo:
-  """Loads the model once here so that a wrong model fails now, not on every worker."""
-  info = models.load(config.model).info
+  """Loads the model once here so that a wrong model or labels file fails now, not on every worker."""
+  info = model_files.load(config.model).info
   if config.labels:
-    labels_lib.check_labels(labels_lib.read_labels(config.labels), info.num_classes, config.labels)
+    labels_lib.load_labels(config.labels, info.num_classes)
   return info
 
 
@@ -53,6 +54,7 @@ def run(argv: Optional[List[str]] = None) -> dict:
   argv = list(sys.argv[1:] if argv is None else argv)
   pipeline_options = PipelineOptions(argv)
   options.apply_local_defaults(argv, pipeline_options)
+  FileSystems.set_options(pipeline_options)  # gs:// credentials for checks and model copies made here
   config = options.validate(pipeline_options)
   info = inspect_model(config)
   logging.info('model %s: %s, input %s', config.model.location, info.format, info.input_size)

@@ -10,26 +10,25 @@ from transforms import progress, records
 
 
 def top_k(probabilities: np.ndarray, k: int) -> np.ndarray:
-  """Indices of the k largest scores, best first."""
-  k = min(k, probabilities.shape[-1])
-  candidates = np.argpartition(-probabilities, k - 1)[:k]
-  return candidates[np.argsort(-probabilities[candidates], kind='stable')]
+  """Indices of the k largest scores, best first; equal scores (common in quantized outputs) by class index."""
+  return np.argsort(-probabilities, kind='stable')[:k]
 
 
 class FormatRows(beam.DoFn):
 
   def __init__(self, model_name: str, top_k_count: int, labels_path: Optional[str] = None,
-               progress_seconds: float = 10.0):
+               progress_seconds: float = 10.0, num_classes: Optional[int] = None):
     self._model_name = model_name
     self._progress_seconds = progress_seconds
     self._k = top_k_count
     self._labels_path = labels_path
+    self._num_classes = num_classes
     self._labels: Optional[List[str]] = None
     self._rows = Metrics.counter('images', 'rows_written')
 
   def setup(self):
     if self._labels_path:
-      self._labels = labels_lib.read_labels(self._labels_path)
+      self._labels = labels_lib.load_labels(self._labels_path, self._num_classes)
 
   def process(self, prediction: records.Prediction) -> Iterable[dict]:
     ref = prediction.ref

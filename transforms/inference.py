@@ -11,7 +11,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
-from transforms import models, records
+from transforms import model_files, models, records
 
 
 class ImageModelHandler(ModelHandler[records.DecodedImage, records.Prediction, models.ImageModel]):
@@ -21,7 +21,7 @@ class ImageModelHandler(ModelHandler[records.DecodedImage, records.Prediction, m
     self._spec = spec
 
   def load_model(self) -> models.ImageModel:
-    return models.load(self._spec)
+    return model_files.load(self._spec)
 
   def run_inference(self,
                     batch: Sequence[records.DecodedImage],

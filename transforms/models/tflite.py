@@ -135,7 +135,7 @@ class TFLiteModel(base.ArrayModel):
         input_range=input_range,
         num_classes=dims[0] if spec.wants_classes else None,
         embedding_dim=dims[-1] if spec.wants_embedding else None,
-        description=(f'TFLite, input {details["name"]} {np.dtype(self._dtype).name} {[batch, height, width, channels]}'
+        description=(f'TFLite, input {details["name"]!r} {np.dtype(self._dtype).name} {[batch, height, width, channels]}'
                      + (f' quantized (scale {quant[0]:g}, zero point {quant[1]})' if quant[0] else '')
                      + f'; LiteRT, {threads} threads, {ops.count("DELEGATE")} XNNPACK partitions, '
                      f'{"dynamic batch" if self._dynamic_batch else f"batch fixed at {self._batch}"}'),
