@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests import datagen
+from tests import datagen, gcs, keras_models
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -23,6 +23,19 @@ def hub_cache(tmp_path_factory) -> pathlib.Path:
     os.environ.pop('TFHUB_CACHE_DIR', None)
   else:
     os.environ['TFHUB_CACHE_DIR'] = previous
+
+
+@pytest.fixture(scope='session')
+def keras_files(tmp_path_factory) -> dict:
+  """.keras files made from the shared weights: 'imagenet' (1000 classes) and 'fine_tuned' (3 classes)."""
+  return keras_models.make(tmp_path_factory.mktemp('keras'))
+
+
+@pytest.fixture(scope='session')
+def gcs_emulator():
+  """A GCS emulator for the session; gs:// paths of this process and its children go to it."""
+  with gcs.emulator() as host:
+    yield host
 
 
 class JobResult(NamedTuple):

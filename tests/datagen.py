@@ -43,6 +43,18 @@ def photo_paths() -> List[pathlib.Path]:
   return sorted(PHOTOS.iterdir())
 
 
+def photo_batch(size, paths=None) -> np.ndarray:
+  """uint8 [N, H, W, 3]: whole photos resized to (height, width) with Pillow bilinear, as the decode stage does."""
+  images = [Image.open(p).convert('RGB').resize(size[::-1], Image.Resampling.BILINEAR)
+            for p in (paths or photo_paths())]
+  return np.stack([np.asarray(image) for image in images])
+
+
+def photo_named(name: str) -> pathlib.Path:
+  """'cat' -> ../shared/images/photos/cat.bmp."""
+  return next(p for p in photo_paths() if p.stem == name)
+
+
 def variant(photo: Image.Image, rng: np.random.Generator, size=(500, 375)) -> Image.Image:
   """A random crop, scale, flip and colour shift of a photo, at about `size`."""
   w, h = photo.size

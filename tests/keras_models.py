@@ -40,12 +40,6 @@ def backbone(kernels: List[np.ndarray], biases: List[np.ndarray]):
   return images, layers.GlobalAveragePooling2D(name='features')(x)
 
 
-def photo_batch(paths, size) -> np.ndarray:
-  """Whole photos resized with Pillow bilinear, as the decode stage does, as floats in [0, 1]."""
-  images = [Image.open(p).convert('RGB').resize(size[::-1], Image.Resampling.BILINEAR) for p in paths]
-  return np.stack([np.asarray(i) for i in images]).astype(np.float32) / 255.0
-
-
 def make(directory: pathlib.Path) -> Dict[str, pathlib.Path]:
   """Writes 'imagenet' (1000 classes, Keras Applications style) and 'fine_tuned' (3 classes) .keras files."""
   import keras  # pylint: disable=import-outside-toplevel

@@ -35,7 +35,7 @@ def _listing(location: str) -> List[FileMetadata]:
       return exact
     return FileSystems.match([location + '/**'])[0].metadata_list
   except Exception as e:  # pylint: disable=broad-except
-    raise models.ModelError(f'cannot list model {location!r}: {e}') from e
+    raise models.ModelError(f'model not found: cannot list {location!r}: {e}') from e
 
 
 def _copy(files: List[FileMetadata], location: str, target: str) -> None:

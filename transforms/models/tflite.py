@@ -42,6 +42,9 @@ class _Graph:
       raise base.ModelError(f'{path}: not a usable TFLite model: {e}') from e
     op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith('_')}
     self.names = [t.name.decode('utf-8') for t in self.subgraph.tensors]
+    # Converted TF2 models name their outputs in a signature ('probabilities' for 'StatefulPartitionedCall:2').
+    self.aliases = {m.name.decode('utf-8'): int(m.tensorIndex)
+                    for signature in (self.model.signatureDefs or []) for m in (signature.outputs or [])}
     self.producers: Dict[int, tuple] = {}  # tensor -> (op name, its input tensors), in execution order
     for op in self.subgraph.operators:
       code = self.model.operatorCodes[op.opcodeIndex]
@@ -54,10 +57,16 @@ class _Graph:
     return [int(i) for i in self.subgraph.outputs]
 
   def find(self, name: str, option: str, path: str) -> int:
+    if name in self.aliases:
+      return self.aliases[name]
     if name not in self.names:
       produced = [self.names[t] for t in self.producers]
       raise base.ModelError(f'{path}: no tensor named {name!r} ({option}); the model computes {produced}')
     return self.names.index(name)
+
+  def name(self, tensor: int) -> str:
+    """How options name a tensor: its signature name if it has one."""
+    return next((alias for alias, t in self.aliases.items() if t == tensor), self.names[tensor])
 
   def made_by(self, tensor: int) -> Optional[str]:
     """The op that computed a tensor, looking through reshapes and (de)quantization."""
@@ -140,10 +149,10 @@ class TFLiteModel(base.ArrayModel):
                      + f'; LiteRT, {threads} threads, {ops.count("DELEGATE")} XNNPACK partitions, '
                      f'{"dynamic batch" if self._dynamic_batch else f"batch fixed at {self._batch}"}'),
         input_size_fixed=height > 0 and width > 0,
-        classes_output=graph.names[wanted[0]] if spec.wants_classes else None,
-        embedding_output=graph.names[wanted[-1]] if spec.wants_embedding else None,
-        outputs=tuple(graph.names[t] for t in graph.outputs)
-        + tuple(graph.names[t] for t in [graph.last_pooling()] if t is not None and t not in graph.outputs))
+        classes_output=graph.name(wanted[0]) if spec.wants_classes else None,
+        embedding_output=graph.name(wanted[-1]) if spec.wants_embedding else None,
+        outputs=tuple(graph.name(t) for t in graph.outputs)
+        + tuple(graph.name(t) for t in [graph.last_pooling()] if t is not None and t not in graph.outputs))
 
   @staticmethod
   def _classes_tensor(graph: _Graph, spec: base.ModelSpec, path: str) -> int:
@@ -154,7 +163,7 @@ class TFLiteModel(base.ArrayModel):
     softmax = [t for t in graph.outputs if graph.made_by(t) == 'SOFTMAX']
     if len(softmax) == 1:
       return softmax[0]
-    raise base.ModelError(f'{path}: several outputs {[graph.names[t] for t in graph.outputs]}; choose the '
+    raise base.ModelError(f'{path}: several outputs {[graph.name(t) for t in graph.outputs]}; choose the '
                           'classes with --classes_output')
 
   def _input_range(self, details, spec: base.ModelSpec, path: str):

@@ -1,0 +1,75 @@
+"""A real GCS emulator (gcp-storage-emulator) in its own process, for gs:// paths without a network.
+
+google-cloud-storage, and so Beam's GCS filesystem, sends requests to
+$STORAGE_EMULATOR_HOST when it is set. Beam's filesystem always asks for
+application default credentials (its --no_auth only affects Dataflow's API
+client) and retries for about 30 s per process before going anonymous, so the
+emulator comes with a credentials file holding a ready access token that never
+needs refreshing; the emulator ignores it.
+"""
+import contextlib
+import json
+import os
+import tempfile
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+from typing import Iterator
+
+_ENV = ('STORAGE_EMULATOR_HOST', 'GOOGLE_APPLICATION_CREDENTIALS', 'GOOGLE_CLOUD_PROJECT')
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def emulator() -> Iterator[str]:
+  """Starts the emulator, points STORAGE_EMULATOR_HOST at it (children inherit it), stops it after."""
+  port = _free_port()
+  proc = subprocess.Popen([sys.executable, '-m', 'gcp_storage_emulator', 'start', '--host', 'localhost', '--port',
+                           str(port), '--in-memory', '--quiet'], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  previous = {name: os.environ.get(name) for name in _ENV}
+  credentials = tempfile.NamedTemporaryFile('w', suffix='.json', delete=False)  # pylint: disable=consider-using-with
+  json.dump({'type': 'authorized_user', 'client_id': 'emulator', 'client_secret': 'emulator',
+             'refresh_token': 'unused', 'token': 'emulator', 'expiry': '2099-01-01T00:00:00Z'}, credentials)
+  credentials.close()
+  try:
+    deadline = time.monotonic() + 60
+    while True:
+      if proc.poll() is not None:
+        raise RuntimeError(f'GCS emulator exited: {proc.stderr.read().decode()[-2000:]}')
+      with contextlib.suppress(OSError), socket.create_connection(('localhost', port), timeout=1):
+        break
+      if time.monotonic() > deadline:
+        raise RuntimeError('GCS emulator did not start within 60 s')
+      time.sleep(0.2)
+    host = f'http://localhost:{port}'
+    os.environ.update({'STORAGE_EMULATOR_HOST': host, 'GOOGLE_APPLICATION_CREDENTIALS': credentials.name,
+                       'GOOGLE_CLOUD_PROJECT': 'emulator'})  # worker processes inherit them
+    yield host
+  finally:
+    for name, value in previous.items():
+      if value is None:
+        os.environ.pop(name, None)
+      else:
+        os.environ[name] = value
+    os.unlink(credentials.name)
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def upload(bucket_name: str, source: pathlib.Path, prefix: str) -> str:
+  """Uploads a file or a directory tree to gs://bucket_name/prefix; returns that URI."""
+  from google.cloud import storage  # pylint: disable=import-outside-toplevel
+  client = storage.Client.create_anonymous_client()
+  bucket = client.lookup_bucket(bucket_name) or client.create_bucket(bucket_name)
+  files = [source] if source.is_file() else sorted(p for p in source.rglob('*') if p.is_file())
+  for path in files:
+    name = prefix if path == source else f'{prefix}/{path.relative_to(source).as_posix()}'
+    bucket.blob(name).upload_from_filename(str(path))
+  return f'gs://{bucket_name}/{prefix}'
