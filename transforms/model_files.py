@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import threading
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from apache_beam.io.filesystem import FileMetadata
 from apache_beam.io.filesystems import FileSystems
@@ -21,7 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from transforms import models
 from transforms.models import locate
 
-CACHE_DIR = os.path.join(tempfile.gettempdir(), 'beam_image_models')
+CACHE_ENV = 'MODEL_CACHE_DIR'  # where copies go; default <tmp>/beam_image_models
 _copies: Dict[str, str] = {}  # location -> local path, for this process
 _lock = threading.Lock()
 
@@ -52,9 +52,10 @@ def _copy(files: List[FileMetadata], location: str, target: str) -> None:
     shutil.rmtree(partial, ignore_errors=True)
 
 
-def local_copy(location: str, cache_dir: str = CACHE_DIR) -> str:
+def local_copy(location: str, cache_dir: Optional[str] = None) -> str:
   """A local path for a remote model, copied at most once per process (and reused across processes)."""
   location = location.rstrip('/')
+  cache_dir = cache_dir or os.environ.get(CACHE_ENV) or os.path.join(tempfile.gettempdir(), 'beam_image_models')
   with _lock:
     if location not in _copies:
       files = _listing(location)
