@@ -43,3 +43,17 @@ def test_layers_by_name_and_a_1000_class_model(keras_files):
     assert out.probabilities[i].argmax() == expected[i], name
   with pytest.raises(models.ModelError, match="no output or layer named 'pool' \\(--embedding_output\\)"):
     _load(keras_files['imagenet'], embedding_output='pool')
+
+
+def test_fine_tuned_model_runs_through_the_pipeline(tmp_path, run_job, keras_files):
+  labels = tmp_path / 'labels.txt'
+  labels.write_text('\n'.join(keras_models.FINE_TUNED_CLASSES) + '\n')
+  result = run_job(tmp_path / 'out', [
+      '--input', f'{datagen.PHOTOS}/*', '--model', str(keras_files['fine_tuned']), '--image_size', '160',
+      '--labels_file', str(labels), '--top_k', '2'
+  ])
+  rows = {r['id']: r for r in result.predictions.to_pylist()}
+  assert len(rows) == 6 and result.errors.num_rows == 0
+  for name in keras_models.FINE_TUNED_CLASSES:
+    assert rows[name]['top_labels'][0] == name
+    assert len(rows[name]['top_classes']) == 2 and len(rows[name]['embedding']) == 512

@@ -1,0 +1,46 @@
+"""python -m pipeline.inspect_model: what a user checks before a big job."""
+import subprocess
+import sys
+
+from pipeline import inspect_model
+from tests import datagen
+
+
+def test_tflite_model_with_image_and_labels(capsys):
+  photo = datagen.photo_named('cat')
+  assert inspect_model.main([str(datagen.TFLITE_QUANT), str(photo), '--labels_file', str(datagen.LABELS)]) == 0
+  out = capsys.readouterr().out
+  assert 'format:       tflite' in out and 'quantized (scale 0.0078125, zero point 128)' in out
+  assert 'input:        RGB 160x160 (fixed)' in out
+  assert 'value range:  pixels 0..255 -> [-1, 0.992188]' in out
+  assert 'embedding:    512 values, from MobilenetV1/Logits/AvgPool_1a/AvgPool' in out
+  assert 'classes:      1001, from MobilenetV1/Predictions/Reshape_1' in out
+  golden = datagen.golden()[photo.name]['pil_bilinear']
+  for rank, expected in enumerate(golden, 1):
+    assert f'  {rank}. {expected["score"]:.4f}  class {expected["index"]}  {expected["label"]}' in out
+  assert f'embedding of {photo}: 512 values' in out
+
+
+def test_1000_line_labels_name_a_1001_class_model(tmp_path, capsys):
+  labels = tmp_path / 'labels_1000.txt'
+  labels.write_text('\n'.join(datagen.LABELS.read_text().splitlines()[1:]))
+  photo = datagen.photo_named('bird')
+  assert inspect_model.main([datagen.HUB_CLASSIFIER, str(photo), '--labels_file', str(labels), '--top_k', '1']) == 0
+  expected = datagen.golden()[photo.name]['pil_bilinear'][0]
+  assert f'class {expected["index"]}  {expected["label"]}' in capsys.readouterr().out
+
+
+def test_any_size_model_and_feature_module_without_task(capsys):
+  assert inspect_model.main([str(datagen.SAVED_MODEL_FLOAT)]) == 0
+  out = capsys.readouterr().out
+  assert 'any size; 224x224 used (--image_size, default 224)' in out
+  assert 'serving_default:logits' in out and '__call__' in out
+  assert inspect_model.main([str(datagen.HUB_DIRS[datagen.HUB_FEATURES])]) == 0  # cannot classify: shows embed
+  out = capsys.readouterr().out
+  assert 'embedding:    512 values, from image_feature_vector' in out and 'classes:' not in out
+
+
+def test_command_line_reports_errors(tmp_path):
+  proc = subprocess.run([sys.executable, '-m', 'pipeline.inspect_model', str(tmp_path / 'missing')],
+                        capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 2 and 'model not found' in proc.stderr
