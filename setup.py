@@ -12,6 +12,7 @@ setuptools.setup(
         'apache-beam[gcp]>=2.60',
         'tensorflow>=2.16',
         'tensorflow-hub>=0.16',
+        'ai-edge-litert>=1.2',
         'pyarrow>=14',
         'pillow>=10',
         'numpy>=1.26',
