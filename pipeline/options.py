@@ -30,8 +30,8 @@ def add_model_arguments(parser, model_flag: bool = True) -> None:
                       'Dataflow job labels.')
   parser.add_argument('--top_k', type=int, default=5, help='How many classes to keep per image.')
   parser.add_argument('--image_size', type=int, default=None,
-                      help=f'Input size for models that accept any size (default {models.base.DEFAULT_IMAGE_SIZE}); '
-                      'must equal the size of fixed-size models.')
+                      help='Input size for models that accept any size (default '
+                      f'{models.base.DEFAULT_IMAGE_SIZE}); must equal the size of fixed-size models.')
   parser.add_argument('--classes_output', default=None,
                       help='The output giving class scores: a signature or output name, a Keras layer, a TFLite '
                       'tensor (default: the format\'s usual one, see README).')

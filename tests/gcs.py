@@ -34,10 +34,9 @@ def emulator() -> Iterator[str]:
   proc = subprocess.Popen([sys.executable, '-m', 'gcp_storage_emulator', 'start', '--host', 'localhost', '--port',
                            str(port), '--in-memory', '--quiet'], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
   previous = {name: os.environ.get(name) for name in _ENV}
-  credentials = tempfile.NamedTemporaryFile('w', suffix='.json', delete=False)  # pylint: disable=consider-using-with
-  json.dump({'type': 'authorized_user', 'client_id': 'emulator', 'client_secret': 'emulator',
-             'refresh_token': 'unused', 'token': 'emulator', 'expiry': '2099-01-01T00:00:00Z'}, credentials)
-  credentials.close()
+  with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as credentials:
+    json.dump({'type': 'authorized_user', 'client_id': 'emulator', 'client_secret': 'emulator',
+               'refresh_token': 'unused', 'token': 'emulator', 'expiry': '2099-01-01T00:00:00Z'}, credentials)
   try:
     deadline = time.monotonic() + 60
     while True:

@@ -25,7 +25,8 @@ def test_1000_line_labels_name_a_1001_class_model(tmp_path, capsys):
   labels = tmp_path / 'labels_1000.txt'
   labels.write_text('\n'.join(datagen.LABELS.read_text().splitlines()[1:]))
   photo = datagen.photo_named('bird')
-  assert inspect_model.main([datagen.HUB_CLASSIFIER, str(photo), '--labels_file', str(labels), '--top_k', '1']) == 0
+  args = [datagen.HUB_CLASSIFIER, str(photo), '--labels_file', str(labels), '--top_k', '1']
+  assert inspect_model.main(args) == 0
   expected = datagen.golden()[photo.name]['pil_bilinear'][0]
   assert f'class {expected["index"]}  {expected["label"]}' in capsys.readouterr().out
 

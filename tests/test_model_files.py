@@ -1,4 +1,5 @@
 """Remote models are copied to local disk once per process, through Beam's filesystems."""
+import dataclasses
 import filecmp
 import os
 
@@ -34,7 +35,8 @@ def test_single_file_copy_keeps_its_name(tmp_path):
   assert filecmp.cmp(local, datagen.TFLITE_QUANT, shallow=False)
 
 
-def test_gs_models_load_from_the_emulator(gcs_emulator, tmp_path, monkeypatch):  # pylint: disable=unused-argument
+@pytest.mark.usefixtures('gcs_emulator')
+def test_gs_models_load_from_the_emulator(tmp_path, monkeypatch):
   monkeypatch.setenv(model_files.CACHE_ENV, str(tmp_path / 'cache'))
   tflite = gcs.upload('models', datagen.TFLITE_QUANT, 'tflite/mobilenet.tflite')
   saved = gcs.upload('models', datagen.SAVED_MODEL_FLOAT, 'saved_model/mobilenet_float')
@@ -42,14 +44,15 @@ def test_gs_models_load_from_the_emulator(gcs_emulator, tmp_path, monkeypatch): 
   for location, local in ((tflite, datagen.TFLITE_QUANT), (saved, datagen.SAVED_MODEL_FLOAT)):
     spec = models.ModelSpec(location, models.BOTH, image_size=160, num_threads=1)
     remote = model_files.load(spec).predict(images)
-    expected = models.load(models.ModelSpec(str(local), models.BOTH, image_size=160, num_threads=1)).predict(images)
+    expected = models.load(dataclasses.replace(spec, location=str(local))).predict(images)
     assert np.array_equal(remote.probabilities, expected.probabilities)
     assert np.array_equal(remote.embedding, expected.embedding)
   with pytest.raises(models.ModelError, match="model not found: 'gs://models/nothing' matches no files"):
     model_files.load(models.ModelSpec('gs://models/nothing'))
 
 
-def test_pipeline_workers_copy_a_gs_model(gcs_emulator, tmp_path, monkeypatch, run_job):  # pylint: disable=unused-argument
+@pytest.mark.usefixtures('gcs_emulator')
+def test_pipeline_workers_copy_a_gs_model(tmp_path, monkeypatch, run_job):
   monkeypatch.setenv(model_files.CACHE_ENV, str(tmp_path / 'cache'))  # worker processes inherit it
   location = gcs.upload('models', datagen.TFLITE_QUANT, 'job/mobilenet.tflite')
   result = run_job(tmp_path / 'out', ['--input', f'{datagen.PHOTOS}/*', '--model', location, '--task', 'classify'])

@@ -42,5 +42,5 @@ def test_both_outputs_from_one_call_and_outputs_by_name(monkeypatch):
 def test_outputs_that_need_two_passes_or_do_not_exist_are_refused():
   with pytest.raises(models.ModelError, match='no single function gives probabilities and __call__'):
     _load(models.BOTH, embedding_output='__call__')
-  with pytest.raises(models.ModelError, match=r"no output for classification: looked for scores \(--classes_output\)"):
+  with pytest.raises(models.ModelError, match=r'no output for classification: looked for scores \(--classes_'):
     _load(models.CLASSIFY, classes_output='scores')

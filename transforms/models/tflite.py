@@ -131,11 +131,11 @@ class TFLiteModel(base.ArrayModel):
       self._interpreter.resize_tensor_input(self._input, [self._batch, size[0], size[1], 3], strict=True)
     self._interpreter.allocate_tensors()
     self._outputs = wanted
-    self._quantization = [self._interpreter._get_tensor_details(t, 0)['quantization'] for t in wanted]  # pylint: disable=protected-access
+    outputs = {d['index']: d for d in self._interpreter.get_output_details()}  # wanted ones are outputs now
+    self._quantization = [outputs[t]['quantization'] for t in wanted]
     self._wants_classes, self._wants_embedding = spec.wants_classes, spec.wants_embedding
     self._logits = spec.wants_classes and graph.made_by(wanted[0]) != 'SOFTMAX'
-    shapes = [self._interpreter._get_tensor_details(t, 0)['shape'] for t in wanted]  # pylint: disable=protected-access
-    dims = [int(np.prod(s[1:])) for s in shapes]
+    dims = [int(np.prod(outputs[t]['shape'][1:])) for t in wanted]
     ops = [op['op_name'] for op in self._interpreter._get_ops_details()]  # pylint: disable=protected-access
     quant = details['quantization']
     self.info = base.ModelInfo(
