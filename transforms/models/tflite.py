@@ -19,6 +19,7 @@ chunk kept to copying in and out; models with a dynamic batch run a whole
 batch per invoke.
 """
 import os
+import threading
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -130,6 +131,7 @@ class TFLiteModel(base.ArrayModel):
     if self._dynamic_batch or height < 0 or width < 0:
       self._interpreter.resize_tensor_input(self._input, [self._batch, size[0], size[1], 3], strict=True)
     self._interpreter.allocate_tensors()
+    self._lock = threading.Lock()
     self._outputs = wanted
     outputs = {d['index']: d for d in self._interpreter.get_output_details()}  # wanted ones are outputs now
     self._quantization = [outputs[t]['quantization'] for t in wanted]
@@ -190,6 +192,11 @@ class TFLiteModel(base.ArrayModel):
     self._interpreter.invoke()
 
   def _raw(self, images: np.ndarray) -> List[np.ndarray]:
+    # RunInference shares one model between a worker's threads; an interpreter runs one invoke at a time.
+    with self._lock:
+      return self._raw_locked(images)
+
+  def _raw_locked(self, images: np.ndarray) -> List[np.ndarray]:
     count = len(images)
     if self._dynamic_batch and count != self._batch:
       self._resize(count)
