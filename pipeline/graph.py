@@ -7,19 +7,20 @@ from transforms.decode import DecodeImages
 from transforms.format import FormatRows
 from transforms.inference import ImageModelHandler, Infer
 from transforms.models import ModelInfo
-from transforms.read import ReadImageFiles
+from transforms.read import InputPlan, ReadImages
 
 
-def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo) -> None:
+def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPlan) -> None:
   spec = config.model
-  read = p | 'Read' >> ReadImageFiles(config.inputs)
-  decoded = read.images | 'Decode' >> beam.ParDo(DecodeImages(info.input_size, config.resize_method)).with_outputs(
+  read = p | 'Read' >> ReadImages(inputs)
+  decoded = read['images'] | 'Decode' >> beam.ParDo(DecodeImages(info.input_size, config.resize_method)).with_outputs(
       records.ERRORS_TAG, main='images')
   handler = ImageModelHandler(spec, config.min_batch_size, config.max_batch_size)
   inferred = decoded.images | 'Infer' >> Infer(handler)
   rows = inferred['predictions'] | 'Format' >> beam.ParDo(FormatRows(spec.location, config.top_k, config.labels,
                                                                        config.progress_seconds, info.num_classes))
-  schema = write.prediction_schema(spec.wants_classes, spec.wants_embedding, bool(config.labels))
+  schema = write.prediction_schema(spec.wants_classes, spec.wants_embedding, bool(config.labels),
+                                   [(c.name, c.arrow_type) for c in inputs.settings.columns])
   _ = rows | 'WritePredictions' >> write.WriteParquet(config.output, write.PREDICTIONS_DIR, schema,
                                                       config.num_shards)
   errors = ((read[records.ERRORS_TAG], decoded[records.ERRORS_TAG], inferred[records.ERRORS_TAG])

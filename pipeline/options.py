@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence, Tuple
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from transforms import decode, models
+from transforms import decode, inputs, models, passthrough, read, tf_example, write
 
 
 class OptionsError(ValueError):
@@ -46,7 +46,24 @@ class ImageOptions(PipelineOptions):
 
   @classmethod
   def _add_argparse_args(cls, parser):
-    parser.add_argument('--input', help='Image files: a glob, or several separated by commas (local or gs://).')
+    parser.add_argument('--input', help='Globs or .txt lists of URIs, separated by commas (local or gs://): image '
+                        'files, TFRecord shards of tf.Example or WebDataset tar shards.')
+    parser.add_argument('--input_format', default=read.AUTO,
+                        help=f'{"|".join((read.AUTO,) + read.FORMATS)}: auto detects each input\'s format from '
+                        'its first file (by extension, else by content).')
+    parser.add_argument('--compression', default='auto',
+                        help='Of TFRecord files: auto (GZIP when the name ends in .gz), none or gzip. Tar shards '
+                        'are decompressed by content.')
+    parser.add_argument('--image_key', default=None,
+                        help=f'tf.Example feature holding the image bytes (default {tf_example.IMAGE_KEY}), or '
+                        'tar member extension (default: the first of jpg, jpeg, png, webp, bmp, gif, ...).')
+    parser.add_argument('--id_key', default=None,
+                        help=f'tf.Example feature holding the id (default {tf_example.ID_KEY}, then '
+                        f'{tf_example.FILENAME_KEY} without extension, then the record\'s location).')
+    parser.add_argument('--passthrough_keys', default=None,
+                        help='Comma-separated tf.Example features, tar member extensions or KEY.json fields copied '
+                        'into output columns, each optionally typed as NAME:TYPE '
+                        f'({", ".join(passthrough.TYPES)}); untyped ones are typed from the first records.')
     parser.add_argument('--output', help='Output prefix (directory or gs:// path): predictions/, errors/ and '
                         'summary.json are written under it.')
     add_model_arguments(parser)
@@ -64,6 +81,9 @@ class ImageOptions(PipelineOptions):
 @dataclasses.dataclass(frozen=True)
 class JobConfig:
   inputs: Tuple[str, ...]
+  input_format: str
+  read_settings: inputs.ReadSettings
+  passthrough_keys: Tuple[Tuple[str, Optional[str]], ...]  # (name, declared type or None)
   output: str
   model: models.ModelSpec
   labels: Optional[str]
@@ -165,7 +185,7 @@ def parse_inspect(argv: Sequence[str]) -> InspectConfig:
 def validate(options: PipelineOptions) -> JobConfig:
   """Checks what can be checked without data; raises OptionsError."""
   o = options.view_as(ImageOptions)
-  inputs = tuple(_split(_require(o.input, '--input')))
+  patterns = tuple(_split(_require(o.input, '--input')))
   output = _require(o.output, '--output').rstrip('/')
   _require(o.model, '--model')
   _check_resize(o.resize_method)
@@ -176,9 +196,16 @@ def validate(options: PipelineOptions) -> JobConfig:
     raise OptionsError(f'--progress_seconds must be positive, not {o.progress_seconds}')
   if o.num_shards < 0:
     raise OptionsError(f'--num_shards must be 0 or more, not {o.num_shards}')
-  for pattern in inputs:
-    if not FileSystems.match([pattern], limits=[1])[0].metadata_list:
-      raise OptionsError(f'--input matches no files: {pattern}')
+  if o.input_format not in (read.AUTO,) + read.FORMATS:
+    raise OptionsError(f'--input_format must be one of {", ".join((read.AUTO,) + read.FORMATS)}, '
+                       f'not {o.input_format!r}')
+  if o.compression not in inputs.COMPRESSIONS:
+    raise OptionsError(f'--compression must be one of {", ".join(inputs.COMPRESSIONS)}, not {o.compression!r}')
+  try:
+    passthrough_keys = passthrough.parse_keys(o.passthrough_keys, write.prediction_schema(True, True, True).names)
+  except passthrough.PassthroughError as e:
+    raise OptionsError(str(e)) from e
+  settings = inputs.ReadSettings(o.image_key or None, o.id_key or None, o.compression)
   threads = o.model_threads
   if threads is None:
     workers = _local_workers(options)
@@ -186,5 +213,5 @@ def validate(options: PipelineOptions) -> JobConfig:
   elif threads < 1:
     raise OptionsError(f'--model_threads must be positive, not {threads}')
   spec = model_spec(o, threads)
-  return JobConfig(inputs, output, spec, o.labels_file, o.top_k, o.resize_method, o.min_batch_size,
-                   o.max_batch_size, o.num_shards, o.progress_seconds)
+  return JobConfig(patterns, o.input_format, settings, passthrough_keys, output, spec, o.labels_file, o.top_k,
+                   o.resize_method, o.min_batch_size, o.max_batch_size, o.num_shards, o.progress_seconds)

@@ -10,12 +10,11 @@ from typing import List, Optional
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TF's start-up chatter out of the user's logs
 
 import apache_beam as beam  # pylint: disable=wrong-import-position
-from apache_beam.io.filesystems import FileSystems  # pylint: disable=wrong-import-position
 from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=wrong-import-position
 
 from pipeline import graph, options, summary  # pylint: disable=wrong-import-position
 from transforms import labels as labels_lib  # pylint: disable=wrong-import-position
-from transforms import model_files, models, progress  # pylint: disable=wrong-import-position
+from transforms import gcs_auth, model_files, models, progress, read  # pylint: disable=wrong-import-position
 
 # The local runner re-logs every worker message through this logger, as 'Worker: <log entry>'.
 _WORKER_LOGS = 'apache_beam.runners.portability.local_job_service'
@@ -54,13 +53,15 @@ def run(argv: Optional[List[str]] = None) -> dict:
   argv = list(sys.argv[1:] if argv is None else argv)
   pipeline_options = PipelineOptions(argv)
   options.apply_local_defaults(argv, pipeline_options)
-  FileSystems.set_options(pipeline_options)  # gs:// credentials for checks and model copies made here
+  gcs_auth.apply(pipeline_options)  # gs:// access for checks and model copies made here, and on workers
   config = options.validate(pipeline_options)
+  input_plan = read.plan(config.inputs, config.input_format, config.read_settings, config.passthrough_keys)
+  logging.info('inputs: %s', ', '.join(f'{pattern} ({fmt})' for pattern, fmt in input_plan.inputs))
   info = inspect_model(config)
   logging.info('model %s: %s, input %s', config.model.location, info.format, info.input_size)
   start = time.monotonic()
   p = beam.Pipeline(options=pipeline_options)
-  graph.build(p, config, info)
+  graph.build(p, config, info, input_plan)
   result = p.run()
   result.wait_until_finish()
   report = summary.summarize(result, time.monotonic() - start)
@@ -72,7 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   configure_logging()
   try:
     report = run(argv)
-  except (options.OptionsError, models.ModelError) as e:
+  except (options.OptionsError, read.InputError, models.ModelError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
   print(json.dumps(report, indent=2, sort_keys=True))

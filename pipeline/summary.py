@@ -6,7 +6,7 @@ from typing import Dict
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 
-from transforms import write
+from transforms import inputs, write
 
 
 def _counters(result) -> Dict[str, int]:
@@ -22,11 +22,13 @@ def summarize(result, wall_seconds: float) -> dict:
   counters = _counters(result)
   errors = {k.split('/', 1)[1]: v for k, v in counters.items() if k.startswith('errors/')}
   rows = counters.get('images/rows_written', 0)
+  by_worker = sorted((v for k, v in counters.items() if k.startswith(inputs.WORKERS_NAMESPACE + '/')), reverse=True)
   return {
       'records_read': counters.get('images/records_read', 0),
       'rows_written': rows,
       'errors': sum(errors.values()),
       'errors_by_stage': errors,
+      'records_read_by_worker': by_worker,
       'wall_seconds': round(wall_seconds, 3),
       'images_per_second': round(rows / wall_seconds, 2) if wall_seconds > 0 else None,
   }

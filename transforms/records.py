@@ -50,3 +50,15 @@ class ErrorRecord(NamedTuple):
 def error_for(ref: ImageRef, stage: str, exc: BaseException) -> ErrorRecord:
   """An error row for one input; the message is what a user reads first."""
   return ErrorRecord(ref.id, ref.source, stage, type(exc).__name__, str(exc) or repr(exc))
+
+
+class RecordError(Exception):
+  """A failure tied to one input record; carries the record's ref so the error row can locate it."""
+
+  def __init__(self, ref: ImageRef, cause: BaseException):
+    super().__init__(str(cause))
+    self.ref = ref
+    self.cause = cause
+
+  def error(self, stage: str) -> ErrorRecord:
+    return error_for(self.ref, stage, self.cause)
