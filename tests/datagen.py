@@ -4,6 +4,7 @@ Nothing from ../shared is copied into the project; generated images are
 random crops, scales, flips and colour shifts of the shared photos, re-encoded
 as JPEG like an ImageNet-style corpus.
 """
+import io
 import json
 import os
 import pathlib
@@ -95,3 +96,95 @@ def populate_hub_cache(cache_dir: pathlib.Path) -> pathlib.Path:
     if not target.exists():
       shutil.copytree(source, target)
   return cache_dir
+
+
+def _png16(pixels: np.ndarray) -> bytes:
+  """A 16-bit PNG (gray, gray+alpha, RGB or RGBA by channel count): Pillow cannot write the colour ones."""
+  import struct  # pylint: disable=import-outside-toplevel
+  import zlib  # pylint: disable=import-outside-toplevel
+  height, width, channels = pixels.shape
+  color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+  raw = b''.join(b'\x00' + pixels[y].astype('>u2').tobytes() for y in range(height))
+
+  def chunk(kind, data):
+    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
+
+  header = struct.pack('>IIBBBBB', width, height, 16, color_type, 0, 0, 0)
+  return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b'')
+
+
+def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+  buf = io.BytesIO()
+  image.save(buf, fmt, **kwargs)
+  return buf.getvalue()
+
+
+def _over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+  a = alpha.astype(np.float64)[..., None] / 255
+  return np.rint(rgb * a + 255 * (1 - a)).astype(np.uint8)
+
+
+# Display = EXIF_TURNS[n](stored), from the EXIF spec's orientation tags, independent of Pillow.
+EXIF_TURNS = {
+    2: np.fliplr,
+    3: lambda a: np.rot90(a, 2),
+    4: np.flipud,
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def image_variants(seed: int = 0, size=(48, 32)) -> dict:
+  """name -> (encoded bytes, the RGB uint8 pixels a viewer shows, allowed max abs difference).
+
+  References are computed with numpy from the stored samples (palettes looked up, alpha
+  composited over white, 16-bit samples' high byte, CMYK by the standard formula, EXIF
+  orientations turned), not with the code under test. Non-square, so that a wrong turn shows.
+  """
+  rng = np.random.default_rng(seed)
+  photo = Image.open(photo_paths()[seed % len(photo_paths())]).convert('RGB')
+  base = np.asarray(photo.resize(size, Image.Resampling.BILINEAR))
+  height, width = base.shape[:2]
+  alpha = rng.integers(0, 256, (height, width), dtype=np.uint8)
+  alpha[:, :4], alpha[:, -4:] = 0, 255  # fully transparent and fully opaque columns too
+  out = {}
+  for n, turn in EXIF_TURNS.items():
+    exif = Image.Exif()
+    exif[0x0112] = n
+    data = _encode(Image.fromarray(base), 'JPEG', quality=95, exif=exif)
+    stored = np.asarray(Image.open(io.BytesIO(data)).convert('RGB'))  # as coded, orientation ignored
+    out[f'exif_orientation_{n}'] = (data, turn(stored), 0)
+  cmyk = rng.integers(0, 256, (height, width, 4), dtype=np.uint8)
+  data = _encode(Image.fromarray(cmyk, 'CMYK'), 'JPEG', quality=100)
+  stored = np.asarray(Image.open(io.BytesIO(data))).astype(np.float64)  # CMYK samples as coded
+  rgb = np.rint((255 - stored[..., :3]) * (255 - stored[..., 3:]) / 255).astype(np.uint8)
+  out['cmyk_jpeg'] = (data, rgb, 1)
+  gray16 = rng.integers(0, 65536, (height, width), dtype=np.uint16)
+  out['gray_16bit_png'] = (_encode(Image.fromarray(gray16), 'PNG'),
+                           np.repeat((gray16 >> 8).astype(np.uint8)[..., None], 3, axis=2), 0)
+  rgb16 = rng.integers(0, 65536, (height, width, 3), dtype=np.uint16)
+  out['rgb_16bit_png'] = (_png16(rgb16), (rgb16 >> 8).astype(np.uint8), 0)
+  palette = rng.integers(0, 256, (256, 3), dtype=np.uint8)
+  palette_alpha = rng.integers(0, 256, 256, dtype=np.uint8)
+  palette_alpha[0] = 0
+  indices = rng.integers(0, 256, (height, width), dtype=np.uint8)
+  paletted = Image.fromarray(indices, 'P')
+  paletted.putpalette(palette.tobytes())
+  out['palette_alpha_png'] = (_encode(paletted, 'PNG', transparency=palette_alpha.tobytes()),
+                              _over_white(palette[indices], palette_alpha[indices]), 1)
+  out['rgba_png'] = (_encode(Image.fromarray(np.dstack([base, alpha]), 'RGBA'), 'PNG'), _over_white(base, alpha), 1)
+  gray = base[..., 1]
+  out['gray_png'] = (_encode(Image.fromarray(gray, 'L'), 'PNG'), np.repeat(gray[..., None], 3, axis=2), 0)
+  out['gray_alpha_png'] = (_encode(Image.fromarray(np.dstack([gray, alpha]), 'LA'), 'PNG'),
+                           _over_white(np.repeat(gray[..., None], 3, axis=2), alpha), 1)
+  second = Image.fromarray(255 - indices, 'P')
+  second.putpalette(palette.tobytes())
+  out['gif_first_frame'] = (_encode(paletted, 'GIF', save_all=True, append_images=[second], optimize=False),
+                            palette[indices], 0)
+  out['webp_lossless'] = (_encode(Image.fromarray(base), 'WEBP', lossless=True), base, 0)
+  out['webp_alpha'] = (_encode(Image.fromarray(np.dstack([base, alpha]), 'RGBA'), 'WEBP', lossless=True, exact=True),
+                       _over_white(base, alpha), 1)
+  out['bmp'] = (_encode(Image.fromarray(base), 'BMP'), base, 0)
+  return out

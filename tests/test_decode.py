@@ -29,6 +29,29 @@ def test_exif_orientation_applied():
   assert pixels[2, 10, 2] > 200 and pixels[-3, 10, 0] > 200  # blue on top, red below
 
 
+VARIANTS = datagen.image_variants()
+
+
+@pytest.mark.parametrize('name', sorted(VARIANTS))
+def test_each_variant_decodes_to_what_a_viewer_shows(name):
+  """EXIF turns, CMYK, 16-bit, palette and alpha, grayscale, GIF, WebP, BMP against numpy references."""
+  data, expected, tolerance = VARIANTS[name]
+  pixels = np.asarray(decode.to_rgb(decode.open_image(data)))
+  assert pixels.dtype == np.uint8 and pixels.shape == expected.shape
+  assert np.abs(pixels.astype(int) - expected.astype(int)).max() <= tolerance
+
+
+def test_variants_through_the_decode_stage_keep_their_displayed_size():
+  inputs = [records.EncodedImage(records.ImageRef(name, f'mem://{name}'), data)
+            for name, (data, _, _) in sorted(VARIANTS.items())]
+  with TestPipeline() as p:
+    out = (p | beam.Create(inputs)
+           | beam.ParDo(decode.DecodeImages((16, 16))).with_outputs(records.ERRORS_TAG, main='images'))
+    assert_that(out.images | beam.Map(lambda d: (d.ref.id, d.width, d.height, d.pixels.shape)),
+                equal_to([(name, e.shape[1], e.shape[0], (16, 16, 3)) for name, (_, e, _) in VARIANTS.items()]))
+    assert_that(out[records.ERRORS_TAG], equal_to([]), label='no errors')
+
+
 def test_grayscale_becomes_rgb_at_model_size():
   gray = Image.new('L', (30, 50), 128)
   pixels = decode.resize(decode.to_rgb(decode.open_image(_encode(gray))), (16, 24), 'bilinear')

@@ -42,8 +42,32 @@ def open_image(data: bytes) -> Image.Image:
     return image  # a broken EXIF block loses the orientation, not the image
 
 
+BACKGROUND = (255, 255, 255)  # what transparent pixels become
+_ALPHA_MODES = ('RGBA', 'RGBa', 'LA', 'La', 'PA')
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-  return image if image.mode == 'RGB' else image.convert('RGB')
+  """8-bit RGB as a viewer shows the image.
+
+  Transparency is composited over white, as img2dataset does (dropping alpha, as
+  TF's decoders do, would expose whatever colour the encoder left in invisible
+  pixels). 16-bit samples keep their high byte, as Pillow does for 16-bit
+  colour and tf.image.convert_image_dtype for any 16-bit image: scaled, never
+  clipped. Grayscale is replicated, palettes expanded, CMYK converted with the
+  standard formula R = (255 - C)(255 - K) / 255 (embedded ICC profiles are not
+  applied).
+  """
+  mode = image.mode
+  if mode == 'RGB':
+    return image
+  if mode == 'I' or mode.startswith('I;16'):
+    high_byte = np.clip(np.asarray(image).astype(np.int64), 0, 65535) >> 8
+    return Image.fromarray(high_byte.astype(np.uint8), 'L').convert('RGB')
+  if mode in _ALPHA_MODES or (mode in ('P', 'L') and 'transparency' in image.info):
+    rgba = image.convert('RGBA')
+    background = Image.new('RGBA', rgba.size, BACKGROUND + (255,))
+    return Image.alpha_composite(background, rgba).convert('RGB')
+  return image.convert('RGB')
 
 
 def resize(image: Image.Image, size: Tuple[int, int], method: str) -> np.ndarray:
