@@ -215,3 +215,34 @@ def validate(options: PipelineOptions) -> JobConfig:
   spec = model_spec(o, threads)
   return JobConfig(patterns, o.input_format, settings, passthrough_keys, output, spec, o.labels_file, o.top_k,
                    o.resize_method, o.min_batch_size, o.max_batch_size, o.num_shards, o.progress_seconds)
+
+
+@dataclasses.dataclass(frozen=True)
+class PackConfig:
+  inputs: Tuple[str, ...]
+  output: str
+  format: str
+  images_per_shard: int
+  gzip: bool
+  pipeline_options: PipelineOptions  # filesystem options such as --no_auth
+
+
+def parse_pack(argv: Optional[Sequence[str]] = None) -> PackConfig:
+  """Options of the packer (python -m pipeline.pack); Beam filesystem flags such as --no_auth pass through."""
+  parser = argparse.ArgumentParser(prog='python -m pipeline.pack', description='Pack image files into TFRecord '
+                                   'or WebDataset tar shards, keeping the ids the job gives the files.')
+  parser.add_argument('--input', required=True, help='A folder (every image file under it), globs or .txt lists of '
+                      'URIs, separated by commas; local or gs://.')
+  parser.add_argument('--output', required=True, help='Shard path prefix: PREFIX-SSSSS-of-NNNNN.tfrecord or .tar')
+  parser.add_argument('--format', default=read.TFRECORD, help=f'{read.TFRECORD} or {read.TAR}')
+  parser.add_argument('--images_per_shard', type=int, default=1000, help='Images in each shard.')
+  parser.add_argument('--compression', default='none', help='none or gzip')
+  args, rest = parser.parse_known_args(argv)
+  if args.format not in (read.TFRECORD, read.TAR):
+    raise OptionsError(f'--format must be {read.TFRECORD} or {read.TAR}, not {args.format!r}')
+  if args.compression not in ('none', 'gzip'):
+    raise OptionsError(f'--compression must be none or gzip, not {args.compression!r}')
+  if args.images_per_shard < 1:
+    raise OptionsError(f'--images_per_shard must be positive, not {args.images_per_shard}')
+  return PackConfig(tuple(_split(args.input)), args.output, args.format, args.images_per_shard,
+                    args.compression == 'gzip', PipelineOptions(rest))

@@ -1,0 +1,125 @@
+"""Packs image files into TFRecord or WebDataset tar shards (`python -m pipeline.pack`).
+
+The image bytes are copied unchanged and each image keeps the id the job gives
+the file itself (its path under the glob's base, without extension), so a
+packed data set yields the same prediction rows as the files it came from.
+TFRecord shards hold tf.train.Example records with image/encoded, image/id,
+image/filename and image/format; tar shards hold ID.EXT members as img2dataset
+writes them. Shards are named PREFIX-SSSSS-of-NNNNN.tfrecord (or .tar), with
+.gz added when compressed, on any Beam filesystem.
+"""
+import json
+import logging
+import os
+import posixpath
+import sys
+from typing import List, NamedTuple, Optional, Sequence
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline import options
+from transforms import gcs_auth, inputs, read, tf_example, tfrecord, webdataset
+
+_FORMAT_NAMES = {'jpg': 'jpeg', 'tif': 'tiff'}
+
+
+class PackError(ValueError):
+  """Inputs that cannot be packed as asked."""
+
+
+class Packed(NamedTuple):
+  shards: List[str]
+  images: int
+
+
+def _image_files(pattern: str) -> List[inputs.FileRef]:
+  """A folder means every image file under it; a glob or list means exactly what it names."""
+  if not inputs.is_list_file(pattern) and not any(c in pattern for c in '*?[') and _is_folder(pattern):
+    folder = pattern.rstrip('/') + '/'
+    return [f for f in inputs.expand(folder + '**') if f.path.lower().endswith(read.IMAGE_EXTENSIONS)]
+  return list(inputs.expand(pattern))
+
+
+def _is_folder(path: str) -> bool:
+  """A local directory, or an object store prefix (a plain path that is not an object)."""
+  return path.endswith('/') or os.path.isdir(path) or ('://' in path and not FileSystems.exists(path))
+
+
+def collect(patterns: Sequence[str]) -> List[inputs.FileRef]:
+  """The images to pack, sorted by id; ids must be unique (and, for tar keys, free of dots)."""
+  files = {}
+  for pattern in patterns:
+    found = _image_files(pattern)
+    if not found:
+      raise PackError(f'--input matches no image files: {pattern}')
+    for f in found:
+      if f.id in files:
+        raise PackError(f'two inputs have the id {f.id!r}: {files[f.id].path} and {f.path}')
+      files[f.id] = f
+  return [files[i] for i in sorted(files)]
+
+
+def _extension(path: str) -> str:
+  return posixpath.splitext(path)[1].lstrip('.') or 'img'
+
+
+def _shard_paths(output: str, count: int, suffix: str) -> List[str]:
+  return [f'{output}-{i:05d}-of-{count:05d}{suffix}' for i in range(count)]
+
+
+def _read(path: str) -> bytes:
+  with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    return f.read()
+
+
+def _write_tfrecord(path: str, files: Sequence[inputs.FileRef], gzip: bool) -> None:
+  compression = CompressionTypes.GZIP if gzip else CompressionTypes.UNCOMPRESSED
+  with FileSystems.create(path, compression_type=compression) as out:
+    for f in files:
+      ext = _extension(f.path).lower()
+      example = tf_example.make_example(_read(f.path), f.id, posixpath.basename(f.path), _FORMAT_NAMES.get(ext, ext))
+      out.write(tfrecord.encode_record(example))
+
+
+def _write_tar(path: str, files: Sequence[inputs.FileRef], gzip: bool) -> None:
+  with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+    writer = webdataset.ShardWriter(out, gzip)
+    for f in files:
+      writer.add(f.id, {_extension(f.path): _read(f.path)})
+    writer.close()
+
+
+def pack(patterns: Sequence[str], output: str, fmt: str, images_per_shard: int = 1000,
+         gzip: bool = False) -> Packed:
+  """Writes the shards; returns their paths and the number of images packed."""
+  files = collect(patterns)
+  if fmt == read.TAR:
+    dotted = [f.id for f in files if '.' in posixpath.basename(f.id)]
+    if dotted:
+      raise PackError(f'WebDataset keys cannot contain dots (the first dot starts the extension): {dotted[:5]}')
+  count = max(1, -(-len(files) // images_per_shard))
+  suffix = ('.tfrecord' if fmt == read.TFRECORD else '.tar') + ('.gz' if gzip else '')
+  paths = _shard_paths(output, count, suffix)
+  write = _write_tfrecord if fmt == read.TFRECORD else _write_tar
+  for i, path in enumerate(paths):
+    write(path, files[i * images_per_shard:(i + 1) * images_per_shard], gzip)
+    logging.info('wrote %s', path)
+  return Packed(paths, len(files))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
+  try:
+    config = options.parse_pack(argv)
+    gcs_auth.apply(config.pipeline_options)
+    packed = pack(config.inputs, config.output, config.format, config.images_per_shard, config.gzip)
+  except (options.OptionsError, PackError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  print(json.dumps(packed._asdict(), indent=2))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
