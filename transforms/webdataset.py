@@ -66,8 +66,8 @@ def image_extension(sample: Sample, wanted: Optional[str] = None) -> str:
       if ext in lowered:
         return lowered[ext]
   have = ', '.join(sorted(sample.members))
-  want = f'.{wanted}' if wanted else 'an image (' + ', '.join(IMAGE_EXTENSIONS) + ')'
-  raise SampleError(f'sample {sample.key!r} has no {want} member (it has: {have})')
+  want = f'.{wanted} member' if wanted else 'image member (' + ', '.join(IMAGE_EXTENSIONS) + ')'
+  raise SampleError(f'sample {sample.key!r} has no {want}; it has: {have}')
 
 
 def sample_values(sample: Sample) -> Dict[str, passthrough.Values]:

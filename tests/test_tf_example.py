@@ -1,0 +1,56 @@
+"""tf.Example parsing: what TF writes reads back as features, image, id and its fallbacks."""
+import pytest
+import tensorflow as tf
+
+from transforms import tf_example
+from transforms.passthrough import Values
+
+
+def _example(**features):
+  def feature(value):
+    if isinstance(value, list) and value and isinstance(value[0], float):
+      return tf.train.Feature(float_list=tf.train.FloatList(value=value))
+    if isinstance(value, list) and value and isinstance(value[0], int):
+      return tf.train.Feature(int64_list=tf.train.Int64List(value=value))
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=value))
+  return tf.train.Example(features=tf.train.Features(
+      feature={k.replace('__', '/'): feature(v) for k, v in features.items()})).SerializeToString()
+
+
+def test_features_as_tf_wrote_them():
+  found = tf_example.features(_example(image__encoded=[b'\xff\xd8'], image__class__label=[3], weight=[0.5]))
+  assert found['image/encoded'] == Values('bytes', [b'\xff\xd8'])
+  assert found['image/class/label'] == Values('int64', [3])
+  assert found['weight'] == Values('float32', [0.5])
+  assert tf_example.image_bytes(found, 'image/encoded') == b'\xff\xd8'
+
+
+def test_id_falls_back_to_file_name_without_extension():
+  assert tf_example.record_id(tf_example.features(_example(image__id=[b'x/1'], image__filename=[b'a.JPEG'])),
+                              'image/id') == 'x/1'
+  assert tf_example.record_id(tf_example.features(_example(image__filename=[b'n01/a.JPEG'])), 'image/id') == 'n01/a'
+  assert tf_example.record_id(tf_example.features(_example(key=[42])), 'key') == '42'
+  assert tf_example.record_id(tf_example.features(_example(other=[b'1'])), 'image/id') is None
+
+
+@pytest.mark.parametrize('features, words', [
+    ({'image__id': [b'a']}, "no image feature 'image/encoded' \\(features present: image/id\\)"),
+    ({'image__encoded': [1]}, 'holds int64 values, not bytes'),
+    ({'image__encoded': [b'a', b'b']}, 'holds 2 values, not one'),
+])
+def test_unusable_image_feature_says_why(features, words):
+  with pytest.raises(tf_example.ExampleError, match=words):
+    tf_example.image_bytes(tf_example.features(_example(**features)), 'image/encoded')
+
+
+def test_not_an_example():
+  with pytest.raises(tf_example.ExampleError, match='not a tf.train.Example'):
+    tf_example.features(b'\xff\xff\xff garbage')
+
+
+def test_packed_example_parses_with_tensorflow():
+  data = tf_example.make_example(b'JPEGBYTES', 'sub/cat', 'cat.jpg', 'jpeg')
+  parsed = tf.io.parse_single_example(data, {k: tf.io.FixedLenFeature([], tf.string) for k in (
+      'image/encoded', 'image/id', 'image/filename', 'image/format')})
+  assert {k: v.numpy() for k, v in parsed.items()} == {
+      'image/encoded': b'JPEGBYTES', 'image/id': b'sub/cat', 'image/filename': b'cat.jpg', 'image/format': b'jpeg'}
