@@ -188,3 +188,28 @@ def image_variants(seed: int = 0, size=(48, 32)) -> dict:
                        _over_white(base, alpha), 1)
   out['bmp'] = (_encode(Image.fromarray(base), 'BMP'), base, 0)
   return out
+
+
+def example(**features) -> bytes:
+  """A serialized tf.train.Example built by TF itself; `a__b=` names feature 'a/b'. Values: lists of
+  bytes, ints or floats."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  def feature(values):
+    if values and isinstance(values[0], float):
+      return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    if values and isinstance(values[0], int):
+      return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+
+  return tf.train.Example(features=tf.train.Features(
+      feature={k.replace('__', '/'): feature(v) for k, v in features.items()})).SerializeToString()
+
+
+def write_tfrecord(path: pathlib.Path, records, gzip: bool = False) -> pathlib.Path:
+  """Writes serialized records with TF's own writer, so readers are tested against the reference format."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  with tf.io.TFRecordWriter(str(path), options='GZIP' if gzip else None) as writer:
+    for record in records:
+      writer.write(record)
+  return path

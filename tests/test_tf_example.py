@@ -2,23 +2,13 @@
 import pytest
 import tensorflow as tf
 
+from tests import datagen
 from transforms import tf_example
 from transforms.passthrough import Values
 
 
-def _example(**features):
-  def feature(value):
-    if isinstance(value, list) and value and isinstance(value[0], float):
-      return tf.train.Feature(float_list=tf.train.FloatList(value=value))
-    if isinstance(value, list) and value and isinstance(value[0], int):
-      return tf.train.Feature(int64_list=tf.train.Int64List(value=value))
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=value))
-  return tf.train.Example(features=tf.train.Features(
-      feature={k.replace('__', '/'): feature(v) for k, v in features.items()})).SerializeToString()
-
-
 def test_features_as_tf_wrote_them():
-  found = tf_example.features(_example(image__encoded=[b'\xff\xd8'], image__class__label=[3], weight=[0.5]))
+  found = tf_example.features(datagen.example(image__encoded=[b'\xff\xd8'], image__class__label=[3], weight=[0.5]))
   assert found['image/encoded'] == Values('bytes', [b'\xff\xd8'])
   assert found['image/class/label'] == Values('int64', [3])
   assert found['weight'] == Values('float32', [0.5])
@@ -26,11 +16,12 @@ def test_features_as_tf_wrote_them():
 
 
 def test_id_falls_back_to_file_name_without_extension():
-  assert tf_example.record_id(tf_example.features(_example(image__id=[b'x/1'], image__filename=[b'a.JPEG'])),
+  assert tf_example.record_id(tf_example.features(datagen.example(image__id=[b'x/1'], image__filename=[b'a.JPEG'])),
                               'image/id') == 'x/1'
-  assert tf_example.record_id(tf_example.features(_example(image__filename=[b'n01/a.JPEG'])), 'image/id') == 'n01/a'
-  assert tf_example.record_id(tf_example.features(_example(key=[42])), 'key') == '42'
-  assert tf_example.record_id(tf_example.features(_example(other=[b'1'])), 'image/id') is None
+  found = tf_example.features(datagen.example(image__filename=[b'n01/a.JPEG']))
+  assert tf_example.record_id(found, 'image/id') == 'n01/a'
+  assert tf_example.record_id(tf_example.features(datagen.example(key=[42])), 'key') == '42'
+  assert tf_example.record_id(tf_example.features(datagen.example(other=[b'1'])), 'image/id') is None
 
 
 @pytest.mark.parametrize('features, words', [
@@ -40,7 +31,7 @@ def test_id_falls_back_to_file_name_without_extension():
 ])
 def test_unusable_image_feature_says_why(features, words):
   with pytest.raises(tf_example.ExampleError, match=words):
-    tf_example.image_bytes(tf_example.features(_example(**features)), 'image/encoded')
+    tf_example.image_bytes(tf_example.features(datagen.example(**features)), 'image/encoded')
 
 
 def test_not_an_example():
