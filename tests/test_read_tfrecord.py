@@ -8,18 +8,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests import datagen
+from tests import checks, datagen
 from transforms import gcs_auth, inputs, passthrough, read_tfrecord, records, tfrecord
-
-
-def _errors_like(expected):
-  """Matches error tuples (id, source, stage, message) against (id, source, stage, words in message)."""
-  def check(actual):
-    actual, want = sorted(actual), sorted(expected)
-    assert [a[:3] for a in actual] == [w[:3] for w in want], actual
-    for a, w in zip(actual, want):
-      assert w[3] in a[3], (a, w)
-  return check
 
 
 def _run(patterns, images, errors=(), settings=inputs.ReadSettings(), split_bytes=None, argv=()):
@@ -31,7 +21,7 @@ def _run(patterns, images, errors=(), settings=inputs.ReadSettings(), split_byte
     got = read['images'] | 'Images' >> beam.Map(lambda e: (e.ref.id, e.data, e.ref.source, e.ref.extra))
     assert_that(got, equal_to(images))
     got_errors = read[records.ERRORS_TAG] | 'Errors' >> beam.Map(lambda e: (e.id, e.source, e.stage, e.message))
-    assert_that(got_errors, _errors_like(errors), label='errors')
+    assert_that(got_errors, checks.errors_like(errors), label='errors')
 
 
 def _photo_like_examples(count):
