@@ -78,6 +78,8 @@ def make_jpegs(directory: pathlib.Path, count: int, seed: int = 0, quality: int 
   directory.mkdir(parents=True, exist_ok=True)
   rng = np.random.default_rng(seed)
   photos = [Image.open(p).convert('RGB') for p in photo_paths()]
+  for photo in photos:
+    photo.thumbnail((size[0] * 2, size[1] * 2))  # small variants need no full-size crops (and come fast)
   paths = []
   for i in range(count):
     path = directory / f'img_{i:06d}.jpg'
