@@ -43,3 +43,21 @@ def test_labels_count_mismatch_fails_before_reading(tmp_path):
   assert proc.returncode == 2
   assert 'has 10 names, but the model has 1001 classes' in proc.stderr
   assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--input_format', 'zip'], '--input_format must be one of'),
+    (['--compression', 'lz4'], '--compression must be one of'),
+    (['--passthrough_keys', 'id'], "'id' is already an output column"),
+    (['--passthrough_keys', 'label:int'], "unknown type 'int'"),
+    (['--passthrough_keys', 'label'], 'not to image files'),
+    (['--id_key', 'key'], '--id_key applies to TFRecord inputs only'),
+    (['--input', str(datagen.MODELS / 'README.md')], 'cannot tell the format'),
+])
+def test_bad_input_option_fails_fast_in_process(tmp_path, capsys, args, message):
+  """The input options' checks, through the same entry point without a process start each."""
+  from pipeline import run  # pylint: disable=import-outside-toplevel
+  argv = ['--input', f'{datagen.PHOTOS}/*', '--model', '/no/such/model', '--output', str(tmp_path / 'out')] + args
+  assert run.main(argv) == 2
+  assert message in capsys.readouterr().err  # reported before the (missing) model is even looked at
+  assert not (tmp_path / 'out').exists()
