@@ -13,8 +13,8 @@ from transforms.read import InputPlan, ReadImages
 def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPlan) -> None:
   spec = config.model
   read = p | 'Read' >> ReadImages(inputs)
-  decoded = read['images'] | 'Decode' >> beam.ParDo(DecodeImages(info.input_size, config.resize_method)).with_outputs(
-      records.ERRORS_TAG, main='images')
+  decode = DecodeImages(info.input_size, config.resize_method)
+  decoded = read['images'] | 'Decode' >> beam.ParDo(decode).with_outputs(records.ERRORS_TAG, main='images')
   handler = ImageModelHandler(spec, config.min_batch_size, config.max_batch_size)
   inferred = decoded.images | 'Infer' >> Infer(handler)
   rows = inferred['predictions'] | 'Format' >> beam.ParDo(FormatRows(spec.location, config.top_k, config.labels,

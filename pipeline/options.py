@@ -46,8 +46,8 @@ class ImageOptions(PipelineOptions):
 
   @classmethod
   def _add_argparse_args(cls, parser):
-    parser.add_argument('--input', help='Globs or .txt lists of URIs, separated by commas (local or gs://): image '
-                        'files, TFRecord shards of tf.Example or WebDataset tar shards.')
+    parser.add_argument('--input', help='Globs or .txt lists of URIs, separated by commas (local or gs://): '
+                        'image files, TFRecord shards of tf.Example or WebDataset tar shards.')
     parser.add_argument('--input_format', default=read.AUTO,
                         help=f'{"|".join((read.AUTO,) + read.FORMATS)}: auto detects each input\'s format from '
                         'its first file (by extension, else by content).')
@@ -61,8 +61,8 @@ class ImageOptions(PipelineOptions):
                         help=f'tf.Example feature holding the id (default {tf_example.ID_KEY}, then '
                         f'{tf_example.FILENAME_KEY} without extension, then the record\'s location).')
     parser.add_argument('--passthrough_keys', default=None,
-                        help='Comma-separated tf.Example features, tar member extensions or KEY.json fields copied '
-                        'into output columns, each optionally typed as NAME:TYPE '
+                        help='Comma-separated tf.Example features, tar member extensions or KEY.json fields '
+                        'copied into output columns, each optionally typed as NAME:TYPE '
                         f'({", ".join(passthrough.TYPES)}); untyped ones are typed from the first records.')
     parser.add_argument('--output', help='Output prefix (directory or gs:// path): predictions/, errors/ and '
                         'summary.json are written under it.')
@@ -231,8 +231,8 @@ def parse_pack(argv: Optional[Sequence[str]] = None) -> PackConfig:
   """Options of the packer (python -m pipeline.pack); Beam filesystem flags such as --no_auth pass through."""
   parser = argparse.ArgumentParser(prog='python -m pipeline.pack', description='Pack image files into TFRecord '
                                    'or WebDataset tar shards, keeping the ids the job gives the files.')
-  parser.add_argument('--input', required=True, help='A folder (every image file under it), globs or .txt lists of '
-                      'URIs, separated by commas; local or gs://.')
+  parser.add_argument('--input', required=True, help='A folder (every image file under it), globs or .txt lists '
+                      'of URIs, separated by commas; local or gs://.')
   parser.add_argument('--output', required=True, help='Shard path prefix: PREFIX-SSSSS-of-NNNNN.tfrecord or .tar')
   parser.add_argument('--format', default=read.TFRECORD, help=f'{read.TFRECORD} or {read.TAR}')
   parser.add_argument('--images_per_shard', type=int, default=1000, help='Images in each shard.')

@@ -78,7 +78,8 @@ def _write_tfrecord(path: str, files: Sequence[inputs.FileRef], gzip: bool) -> N
   with FileSystems.create(path, compression_type=compression) as out:
     for f in files:
       ext = _extension(f.path).lower()
-      example = tf_example.make_example(_read(f.path), f.id, posixpath.basename(f.path), _FORMAT_NAMES.get(ext, ext))
+      image_format = _FORMAT_NAMES.get(ext, ext)
+      example = tf_example.make_example(_read(f.path), f.id, posixpath.basename(f.path), image_format)
       out.write(tfrecord.encode_record(example))
 
 

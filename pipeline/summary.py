@@ -22,7 +22,8 @@ def summarize(result, wall_seconds: float) -> dict:
   counters = _counters(result)
   errors = {k.split('/', 1)[1]: v for k, v in counters.items() if k.startswith('errors/')}
   rows = counters.get('images/rows_written', 0)
-  by_worker = sorted((v for k, v in counters.items() if k.startswith(inputs.WORKERS_NAMESPACE + '/')), reverse=True)
+  worker_prefix = inputs.WORKERS_NAMESPACE + '/'
+  by_worker = sorted((v for k, v in counters.items() if k.startswith(worker_prefix)), reverse=True)
   return {
       'records_read': counters.get('images/records_read', 0),
       'rows_written': rows,

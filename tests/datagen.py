@@ -176,7 +176,8 @@ def image_variants(seed: int = 0, size=(48, 32)) -> dict:
   paletted.putpalette(palette.tobytes())
   out['palette_alpha_png'] = (_encode(paletted, 'PNG', transparency=palette_alpha.tobytes()),
                               _over_white(palette[indices], palette_alpha[indices]), 1)
-  out['rgba_png'] = (_encode(Image.fromarray(np.dstack([base, alpha]), 'RGBA'), 'PNG'), _over_white(base, alpha), 1)
+  rgba = Image.fromarray(np.dstack([base, alpha]), 'RGBA')
+  out['rgba_png'] = (_encode(rgba, 'PNG'), _over_white(base, alpha), 1)
   gray = base[..., 1]
   out['gray_png'] = (_encode(Image.fromarray(gray, 'L'), 'PNG'), np.repeat(gray[..., None], 3, axis=2), 0)
   out['gray_alpha_png'] = (_encode(Image.fromarray(np.dstack([gray, alpha]), 'LA'), 'PNG'),
@@ -186,8 +187,7 @@ def image_variants(seed: int = 0, size=(48, 32)) -> dict:
   out['gif_first_frame'] = (_encode(paletted, 'GIF', save_all=True, append_images=[second], optimize=False),
                             palette[indices], 0)
   out['webp_lossless'] = (_encode(Image.fromarray(base), 'WEBP', lossless=True), base, 0)
-  out['webp_alpha'] = (_encode(Image.fromarray(np.dstack([base, alpha]), 'RGBA'), 'WEBP', lossless=True, exact=True),
-                       _over_white(base, alpha), 1)
+  out['webp_alpha'] = (_encode(rgba, 'WEBP', lossless=True, exact=True), _over_white(base, alpha), 1)
   out['bmp'] = (_encode(Image.fromarray(base), 'BMP'), base, 0)
   return out
 

@@ -27,6 +27,7 @@ def test_workers_get_it_as_a_beam_plugin():
   gcs_auth.apply(plain)
   assert not plain.view_as(SetupOptions).beam_plugins
   # A worker imports its plugins at start-up; the import alone installs the behaviour.
-  proc = subprocess.run([sys.executable, '-c', 'import transforms.gcs_auth; from apache_beam.io.gcp import gcsio; '
-                         'print(gcsio.create_storage_client.__module__)'], capture_output=True, text=True, check=True)
+  code = ('import transforms.gcs_auth; from apache_beam.io.gcp import gcsio; '
+          'print(gcsio.create_storage_client.__module__)')
+  proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
   assert proc.stdout.strip() == 'transforms.gcs_auth'

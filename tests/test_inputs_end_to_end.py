@@ -26,7 +26,8 @@ def _assert_same_rows(got, want):
   for key, row in got.items():
     expected = want[key]
     for column in ('top_scores', 'embedding'):
-      np.testing.assert_allclose(row.pop(column), expected[column], rtol=1e-5, atol=1e-6, err_msg=f'{key} {column}')
+      np.testing.assert_allclose(row.pop(column), expected[column], rtol=1e-5, atol=1e-6,
+                                 err_msg=f'{key} {column}')
     assert row == {k: v for k, v in expected.items() if k not in ('top_scores', 'embedding')}, key
 
 
@@ -41,7 +42,8 @@ def files_run_fixture(tmp_path_factory):
 
 @pytest.mark.parametrize('fmt, gzip, extension', [('tfrecord', False, '.tfrecord'), ('tar', True, '.tar.gz')])
 def test_packed_photos_give_the_same_rows_as_the_files(tmp_path, run_job, files_run, fmt, gzip, extension):
-  shards = pack.pack([str(datagen.PHOTOS)], str(tmp_path / 'shards' / 'photos'), fmt, images_per_shard=4, gzip=gzip)
+  shards = pack.pack([str(datagen.PHOTOS)], str(tmp_path / 'shards' / 'photos'), fmt, images_per_shard=4,
+                     gzip=gzip)
   assert shards.images == 6 and len(shards.shards) == 2 and all(s.endswith(extension) for s in shards.shards)
   result = run_job(tmp_path / 'out', ['--input', f'{tmp_path}/shards/*'] + JOB)
   assert result.errors.num_rows == 0
@@ -73,11 +75,13 @@ def test_gcs_round_trip_through_the_emulator(tmp_path, run_job, files_run, gcs):
 def test_one_large_tfrecord_file_is_read_by_both_workers(tmp_path, run_job):
   count = 2000
   datagen.make_jpegs(tmp_path / 'small', count, size=(64, 64))
-  packed = pack.pack([str(tmp_path / 'small')], str(tmp_path / 'one' / 'images'), 'tfrecord', images_per_shard=count)
+  packed = pack.pack([str(tmp_path / 'small')], str(tmp_path / 'one' / 'images'), 'tfrecord',
+                     images_per_shard=count)
   assert len(packed.shards) == 1
-  result = run_job(tmp_path / 'out', ['--input', packed.shards[0], '--model', datagen.HUB_FEATURES, '--task', 'embed',
-                                      '--max_batch_size', '128'],
-                   ['--direct_num_workers', '2', '--direct_running_mode', 'multi_processing'])
+  job = ['--input', packed.shards[0], '--model', datagen.HUB_FEATURES, '--task', 'embed',
+         '--max_batch_size', '128']
+  two_workers = ['--direct_num_workers', '2', '--direct_running_mode', 'multi_processing']
+  result = run_job(tmp_path / 'out', job, two_workers)
   by_worker = result.summary['records_read_by_worker']
   assert len(by_worker) == 2 and sum(by_worker) == count, by_worker
   assert min(by_worker) >= count // 5, by_worker  # the file's byte ranges were shared, not one worker's job

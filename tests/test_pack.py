@@ -46,7 +46,8 @@ def test_command_line_packs_a_folder_into_gzip_tfrecord_shards(tmp_path, folder)
   for record in tf.data.TFRecordDataset(printed['shards'], compression_type='GZIP'):
     example = tf.io.parse_single_example(record, spec)
     found[example['image/id'].numpy().decode()] = example['image/encoded'].numpy()
-    assert example['image/filename'].numpy().decode().startswith(example['image/id'].numpy().decode().split('/')[-1])
+    name, image_id = example['image/filename'].numpy().decode(), example['image/id'].numpy().decode()
+    assert name.startswith(image_id.split('/')[-1] + '.')
   assert found == _expected(folder)
   assert 'sub/hot_dog' in found
 

@@ -62,7 +62,8 @@ def test_plan_detects_each_input_and_types_passthrough_columns(corpus):
   patterns = [f'{corpus}/imgs/*', f'{corpus}/train-*', f'{corpus}/*.tar']
   plan = read.plan(patterns[:1])
   assert plan.inputs == ((patterns[0], 'images'),)
-  plan = read.plan(patterns[1:], passthrough_keys=(('label', None), ('url', None), ('txt', None), ('w', 'float32')))
+  keys = (('label', None), ('url', None), ('txt', None), ('w', 'float32'))
+  plan = read.plan(patterns[1:], passthrough_keys=keys)
   assert plan.inputs == ((patterns[1], 'tfrecord'), (patterns[2], 'tar'))
   assert plan.settings.columns == (passthrough.Column('label', 'int64'), passthrough.Column('url', 'string'),
                                    passthrough.Column('txt', 'string'), passthrough.Column('w', 'float32'))

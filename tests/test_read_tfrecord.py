@@ -25,8 +25,11 @@ def _run(patterns, images, errors=(), settings=inputs.ReadSettings(), split_byte
 
 
 def _photo_like_examples(count):
-  return [datagen.example(image__encoded=[f'image {i} '.encode() * (i % 50 + 1)], image__id=[f'id{i:04d}'.encode()])
-          for i in range(count)]
+  return [datagen.example(image__encoded=[_image(i)], image__id=[f'id{i:04d}'.encode()]) for i in range(count)]
+
+
+def _image(i):
+  return f'image {i} '.encode() * (i % 50 + 1)
 
 
 def _offsets(examples):
@@ -39,7 +42,7 @@ def _offsets(examples):
 
 def _expected(path, examples, indices):
   offsets = _offsets(examples)
-  return [(f'id{i:04d}', f'image {i} '.encode() * (i % 50 + 1), f'{path}#offset={offsets[i]}', None) for i in indices]
+  return [(f'id{i:04d}', _image(i), f'{path}#offset={offsets[i]}', None) for i in indices]
 
 
 def test_many_small_ranges_yield_each_record_once(tmp_path):
@@ -63,7 +66,8 @@ def test_foreign_examples_ids_keys_and_unusable_records(tmp_path):
   columns = (passthrough.Column('label', 'int64'), passthrough.Column('url', 'string'))
   at = [f'{path}#offset={o}' for o in _offsets(examples)]
   _run([f'{tmp_path}/foreign-*'],
-       [('b-id', b'B', at[1], {'label': 4, 'url': None}), ('n01/a', b'A', at[0], {'label': 3, 'url': 'http://a'})],
+       [('b-id', b'B', at[1], {'label': 4, 'url': None}),
+        ('n01/a', b'A', at[0], {'label': 3, 'url': 'http://a'})],
        [('c', at[2], 'read', "no image feature 'img'"), ('d', at[3], 'read', 'holds int64 values'),
         (at[4], at[4], 'read', 'not a tf.train.Example')],
        inputs.ReadSettings('img', 'key', 'auto', columns))
@@ -98,4 +102,5 @@ def test_ranges_over_gcs(tmp_path, gcs):
   path = datagen.write_tfrecord(tmp_path / 'remote.tfrecord', examples)
   bucket = gcs.new_bucket()
   uri = gcs.upload(path, f'{bucket}/shards/remote.tfrecord')
-  _run([f'{bucket}/shards/*.tfrecord'], _expected(uri, examples, range(120)), split_bytes=2000, argv=['--no_auth'])
+  _run([f'{bucket}/shards/*.tfrecord'], _expected(uri, examples, range(120)), split_bytes=2000,
+       argv=['--no_auth'])

@@ -8,7 +8,8 @@ from transforms.passthrough import Values
 
 
 def test_features_as_tf_wrote_them():
-  found = tf_example.features(datagen.example(image__encoded=[b'\xff\xd8'], image__class__label=[3], weight=[0.5]))
+  data = datagen.example(image__encoded=[b'\xff\xd8'], image__class__label=[3], weight=[0.5])
+  found = tf_example.features(data)
   assert found['image/encoded'] == Values('bytes', [b'\xff\xd8'])
   assert found['image/class/label'] == Values('int64', [3])
   assert found['weight'] == Values('float32', [0.5])
@@ -16,8 +17,8 @@ def test_features_as_tf_wrote_them():
 
 
 def test_id_falls_back_to_file_name_without_extension():
-  assert tf_example.record_id(tf_example.features(datagen.example(image__id=[b'x/1'], image__filename=[b'a.JPEG'])),
-                              'image/id') == 'x/1'
+  found = tf_example.features(datagen.example(image__id=[b'x/1'], image__filename=[b'a.JPEG']))
+  assert tf_example.record_id(found, 'image/id') == 'x/1'
   found = tf_example.features(datagen.example(image__filename=[b'n01/a.JPEG']))
   assert tf_example.record_id(found, 'image/id') == 'n01/a'
   assert tf_example.record_id(tf_example.features(datagen.example(key=[42])), 'key') == '42'
@@ -44,4 +45,5 @@ def test_packed_example_parses_with_tensorflow():
   parsed = tf.io.parse_single_example(data, {k: tf.io.FixedLenFeature([], tf.string) for k in (
       'image/encoded', 'image/id', 'image/filename', 'image/format')})
   assert {k: v.numpy() for k, v in parsed.items()} == {
-      'image/encoded': b'JPEGBYTES', 'image/id': b'sub/cat', 'image/filename': b'cat.jpg', 'image/format': b'jpeg'}
+      'image/encoded': b'JPEGBYTES', 'image/id': b'sub/cat', 'image/filename': b'cat.jpg',
+      'image/format': b'jpeg'}

@@ -57,7 +57,8 @@ def test_writer_output_reads_back():
   writer.add('b', {'png': b'B'})
   writer.close()
   samples = list(webdataset.samples(io.BytesIO(buf.getvalue())))
-  assert [(s.key, s.members) for s in samples] == [('sub/a', {'jpg': b'A', 'txt': b'caption'}), ('b', {'png': b'B'})]
+  assert [(s.key, s.members) for s in samples] == [('sub/a', {'jpg': b'A', 'txt': b'caption'}),
+                                                   ('b', {'png': b'B'})]
 
 
 def test_bad_json_is_a_sample_error():

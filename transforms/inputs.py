@@ -11,13 +11,13 @@ import dataclasses
 import os
 import posixpath
 import socket
-from typing import Iterable, Iterator, NamedTuple, Optional, Tuple
+from typing import Callable, Iterable, Iterator, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from transforms import passthrough
+from transforms import passthrough, records
 
 _WILDCARDS = '*?['
 LIST_EXTENSION = '.txt'
@@ -118,3 +118,18 @@ class ReadCounter:
       self._worker = Metrics.counter(WORKERS_NAMESPACE, f'{socket.gethostname()}:{os.getpid()}')
     self._total.inc(n)
     self._worker.inc(n)
+
+
+def image_or_error(make_image: Callable[[], records.EncodedImage]):
+  """The image a reader makes of one record, or the read error row for it on the errors output."""
+  try:
+    return make_image()
+  except records.RecordError as e:
+    return beam.pvalue.TaggedOutput(records.ERRORS_TAG, e.error(records.READ))
+
+
+def rest_of_file_lost(counter: ReadCounter, where: str, exc: BaseException, context: str):
+  """The error row for what is left of a file that failed part-way, counted as one input; its id is where."""
+  counter.inc()
+  error = records.ErrorRecord(where, where, records.READ, type(exc).__name__, f'{context}: {exc}')
+  return beam.pvalue.TaggedOutput(records.ERRORS_TAG, error)

@@ -9,7 +9,7 @@ record whose value does not fit its column becomes an error row that says so, ne
 changed value.
 """
 import json
-from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Type
 
 import pyarrow as pa
 
@@ -142,6 +142,20 @@ def from_json(value) -> Optional[Values]:
   if all(isinstance(v, (int, float)) for v in items):
     return Values(FLOAT64, items)
   return Values(TEXT, [v if isinstance(v, str) else json.dumps(v, sort_keys=True) for v in items])
+
+
+def first_samples(items: Iterable, parse: Callable[[Any], Dict[str, Values]], unusable: Type[Exception],
+                  count: int) -> List[Dict[str, Values]]:
+  """parse(item) for the first `count` items it can parse (those raising `unusable` are passed over)."""
+  out = []
+  for item in items:
+    try:
+      out.append(parse(item))
+    except unusable:
+      continue
+    if len(out) >= count:
+      break
+  return out
 
 
 def resolve(keys: Sequence[Tuple[str, Optional[str]]], samples: List[dict], where: str) -> Tuple[Column, ...]:

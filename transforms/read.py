@@ -82,7 +82,8 @@ def detect_format(pattern: str, path: str) -> str:
 
 
 def _check_compression(path: str, fmt: str, compression: str) -> None:
-  if fmt == TFRECORD and compression == AUTO and not path.lower().endswith('.gz') and _head(path, 2) == b'\x1f\x8b':
+  unnamed_gzip = not path.lower().endswith('.gz') and _head(path, 2) == b'\x1f\x8b'
+  if fmt == TFRECORD and compression == AUTO and unnamed_gzip:
     raise InputError(f'{path} is GZIP-compressed but has no .gz extension: pass --compression gzip')
 
 

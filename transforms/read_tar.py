@@ -37,16 +37,9 @@ def to_image(path: str, sample: webdataset.Sample, settings: inputs.ReadSettings
 
 def sample(path: str, count: int) -> List[Dict[str, passthrough.Values]]:
   """Passthrough values of the shard's first `count` samples (for typing passthrough columns)."""
-  out = []
   with FileSystems.open(path, compression_type='uncompressed') as f:
-    for item in webdataset.samples(f):
-      try:
-        out.append(webdataset.sample_values(item))
-      except webdataset.SampleError:
-        continue
-      if len(out) >= count:
-        break
-  return out
+    return passthrough.first_samples(webdataset.samples(f), webdataset.sample_values, webdataset.SampleError,
+                                     count)
 
 
 class _ReadShards(beam.DoFn):
@@ -62,17 +55,11 @@ class _ReadShards(beam.DoFn):
         for item in webdataset.samples(f):
           self._read.inc()
           last = item.names[next(reversed(item.names))]
-          try:
-            yield to_image(file.path, item, self._settings)
-          except records.RecordError as e:
-            yield beam.pvalue.TaggedOutput(records.ERRORS_TAG, e.error(records.READ))
+          yield inputs.image_or_error(lambda item=item: to_image(file.path, item, self._settings))
     except Exception as e:  # pylint: disable=broad-except
-      # The shard itself failed (gone, truncated, not a tar): the rest of it is lost, and says so.
-      self._read.inc()
+      # The shard itself failed (gone, truncated, not a tar).
       where = source(file.path, last)
-      error = records.ErrorRecord(where, where, records.READ, type(e).__name__,
-                                  f'shard unreadable after member {last}: {e}')
-      yield beam.pvalue.TaggedOutput(records.ERRORS_TAG, error)
+      yield inputs.rest_of_file_lost(self._read, where, e, f'shard unreadable after member {last}')
 
 
 class ReadTarShards(beam.PTransform):
@@ -88,5 +75,6 @@ class ReadTarShards(beam.PTransform):
             | 'Patterns' >> beam.Create(self._patterns)
             | 'Expand' >> beam.ParDo(inputs.ExpandInputs())
             | 'Spread' >> beam.Reshuffle()
-            | 'ReadShards' >> beam.ParDo(_ReadShards(self._settings)).with_outputs(records.ERRORS_TAG, main='images'))
+            | 'ReadShards' >> beam.ParDo(_ReadShards(self._settings)).with_outputs(records.ERRORS_TAG,
+                                                                                 main='images'))
     return {'images': read.images, records.ERRORS_TAG: read[records.ERRORS_TAG]}

@@ -61,18 +61,10 @@ def to_image(path: str, record: tfrecord.Record, settings: inputs.ReadSettings) 
 
 def sample(path: str, settings: inputs.ReadSettings, count: int) -> List[Dict[str, passthrough.Values]]:
   """The features of the file's first `count` readable Examples (for typing passthrough columns)."""
-  out = []
-  size = None if is_gzip(path, settings.compression) else FileSystems.match([path])[0].metadata_list[0].size_in_bytes
-  reader = open_records(path, is_gzip(path, settings.compression), size)
-  for item in reader.records():
-    if isinstance(item, tfrecord.Record):
-      try:
-        out.append(tf_example.features(item.data))
-      except tf_example.ExampleError:
-        continue
-      if len(out) >= count:
-        break
-  return out
+  gzip = is_gzip(path, settings.compression)
+  size = None if gzip else FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+  found = (item.data for item in open_records(path, gzip, size).records() if isinstance(item, tfrecord.Record))
+  return passthrough.first_samples(found, tf_example.features, tf_example.ExampleError, count)
 
 
 class _PlanRanges(beam.DoFn):
@@ -118,16 +110,11 @@ class _ReadRanges(beam.DoFn):
           yield beam.pvalue.TaggedOutput(records.ERRORS_TAG, error)
           continue
         position = item.offset + len(item.data) + tfrecord.OVERHEAD
-        try:
-          yield to_image(rng.path, item, self._settings)
-        except records.RecordError as e:
-          yield beam.pvalue.TaggedOutput(records.ERRORS_TAG, e.error(records.READ))
+        yield inputs.image_or_error(lambda item=item: to_image(rng.path, item, self._settings))
     except Exception as e:  # pylint: disable=broad-except
-      # The file itself failed (gone, unreadable, bad GZIP): what is left of the range is lost, and says so.
-      self._read.inc()
+      # The file itself failed (gone, unreadable, bad GZIP).
       where = source(rng.path, position)
-      yield beam.pvalue.TaggedOutput(records.ERRORS_TAG, records.error_for(records.ImageRef(where, where),
-                                                                           records.READ, e))
+      yield inputs.rest_of_file_lost(self._read, where, e, f'reading stopped at byte {position}')
 
 
 class ReadTFRecords(beam.PTransform):
@@ -140,13 +127,14 @@ class ReadTFRecords(beam.PTransform):
     self._split_bytes = split_bytes  # fixed range size instead of the automatic one (tests)
 
   def expand(self, pbegin):
+    plan = _PlanRanges(self._settings.compression, self._split_bytes)
     ranges = (pbegin
               | 'Patterns' >> beam.Create(self._patterns)
               | 'Expand' >> beam.ParDo(inputs.ExpandInputs())
-              | 'PlanRanges' >> beam.ParDo(_PlanRanges(self._settings.compression, self._split_bytes)).with_outputs(
-                  records.ERRORS_TAG, main='ranges'))
+              | 'PlanRanges' >> beam.ParDo(plan).with_outputs(records.ERRORS_TAG, main='ranges'))
     read = (ranges.ranges
             | 'Spread' >> beam.Reshuffle()
-            | 'ReadRanges' >> beam.ParDo(_ReadRanges(self._settings)).with_outputs(records.ERRORS_TAG, main='images'))
+            | 'ReadRanges' >> beam.ParDo(_ReadRanges(self._settings)).with_outputs(records.ERRORS_TAG,
+                                                                                 main='images'))
     errors = (ranges[records.ERRORS_TAG], read[records.ERRORS_TAG]) | 'Errors' >> beam.Flatten()
     return {'images': read.images, records.ERRORS_TAG: errors}

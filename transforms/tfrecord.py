@@ -48,7 +48,8 @@ def masked_crc32c(data: bytes) -> int:
 
 def encode_record(data: bytes) -> bytes:
   length = struct.pack('<Q', len(data))
-  return b''.join((length, struct.pack('<I', masked_crc32c(length)), data, struct.pack('<I', masked_crc32c(data))))
+  crcs = struct.pack('<I', masked_crc32c(length)), struct.pack('<I', masked_crc32c(data))
+  return b''.join((length, crcs[0], data, crcs[1]))
 
 
 def split_ranges(size: int, min_bytes: int = MIN_SPLIT_BYTES, max_bytes: int = MAX_SPLIT_BYTES,
