@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests import datagen, gcs, gcs_emulator, keras_models
+from tests import datagen, gcs, keras_models
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -59,13 +59,3 @@ def run_job(output: pathlib.Path, args: List[str], runner_args: Optional[List[st
 @pytest.fixture(name='run_job')
 def run_job_fixture():
   return run_job
-
-
-@pytest.fixture(scope='session')
-def gcs() -> gcs_emulator.GcsEmulator:
-  """A real GCS emulator for the session; gs:// paths in this process and in job workers go to it.
-
-  Make a fresh bucket per test with gcs.new_bucket(); run jobs against it with --no_auth.
-  """
-  with gcs_emulator.running() as emulator:
-    yield emulator

@@ -5,18 +5,20 @@ $STORAGE_EMULATOR_HOST when it is set. Beam's filesystem always asks for
 application default credentials (its --no_auth only affects Dataflow's API
 client) and retries for about 30 s per process before going anonymous, so the
 emulator comes with a credentials file holding a ready access token that never
-needs refreshing; the emulator ignores it.
+needs refreshing; the emulator ignores it. (The job's own --no_auth, see
+transforms/gcs_auth.py, makes clients anonymous without any such file.)
 """
 import contextlib
 import json
 import os
-import tempfile
 import pathlib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from typing import Iterator
+import uuid
+from typing import Iterator, List
 
 _ENV = ('STORAGE_EMULATOR_HOST', 'GOOGLE_APPLICATION_CREDENTIALS', 'GOOGLE_CLOUD_PROJECT')
 
@@ -62,13 +64,45 @@ def emulator() -> Iterator[str]:
     proc.wait(timeout=30)
 
 
+def _client():
+  from google.cloud import storage  # pylint: disable=import-outside-toplevel
+  return storage.Client.create_anonymous_client()  # the endpoint comes from $STORAGE_EMULATOR_HOST
+
+
+def _split(uri: str):
+  bucket, _, name = uri[len('gs://'):].partition('/')
+  return bucket, name
+
+
+def new_bucket(prefix: str = 'test') -> str:
+  """A fresh, empty bucket's name, so that tests sharing the session's emulator never see each other's files."""
+  name = f'{prefix}-{uuid.uuid4().hex[:12]}'
+  _client().create_bucket(name)
+  return name
+
+
 def upload(bucket_name: str, source: pathlib.Path, prefix: str) -> str:
   """Uploads a file or a directory tree to gs://bucket_name/prefix; returns that URI."""
-  from google.cloud import storage  # pylint: disable=import-outside-toplevel
-  client = storage.Client.create_anonymous_client()
+  client = _client()
   bucket = client.lookup_bucket(bucket_name) or client.create_bucket(bucket_name)
   files = [source] if source.is_file() else sorted(p for p in source.rglob('*') if p.is_file())
   for path in files:
     name = prefix if path == source else f'{prefix}/{path.relative_to(source).as_posix()}'
     bucket.blob(name).upload_from_filename(str(path))
   return f'gs://{bucket_name}/{prefix}'
+
+
+def list_uris(prefix: str) -> List[str]:
+  """The URIs of the objects under a gs:// prefix, sorted."""
+  bucket, name = _split(prefix)
+  return sorted(f'gs://{bucket}/{b.name}' for b in _client().list_blobs(bucket, prefix=name))
+
+
+def download(prefix: str, local_dir: pathlib.Path) -> pathlib.Path:
+  """Every object under a gs:// prefix into local_dir, at the same relative paths."""
+  bucket, name = _split(prefix.rstrip('/') + '/')
+  for blob in _client().list_blobs(bucket, prefix=name):
+    target = local_dir / blob.name[len(name):]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    blob.download_to_filename(str(target))
+  return local_dir

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline import pack
-from tests import datagen
+from tests import datagen, gcs
 from tests.conftest import read_dataset
 
 JOB = ['--model', datagen.HUB_CLASSIFIER, '--task', 'both', '--labels_file', str(datagen.LABELS), '--top_k', '5']
@@ -53,21 +53,22 @@ def test_packed_photos_give_the_same_rows_as_the_files(tmp_path, run_job, files_
   assert result.summary['records_read'] == 6 and result.summary['rows_written'] == 6
 
 
-def test_gcs_round_trip_through_the_emulator(tmp_path, run_job, files_run, gcs):
+@pytest.mark.usefixtures('gcs_emulator')
+def test_gcs_round_trip_through_the_emulator(tmp_path, files_run):
   bucket = gcs.new_bucket()
-  uploaded = [gcs.upload(path, f'{bucket}/photos/{path.name}') for path in datagen.photo_paths()]
-  output = f'{bucket}/runs/first'
+  photos = gcs.upload(bucket, datagen.PHOTOS, 'photos')
+  output = f'gs://{bucket}/runs/first'
   from pipeline import run  # pylint: disable=import-outside-toplevel
-  summary = run.run(['--input', f'{bucket}/photos/*', '--output', output, '--no_auth'] + JOB)
-  written = gcs.list(output + '/')
+  summary = run.run(['--input', f'{photos}/*', '--output', output, '--no_auth'] + JOB)
+  written = gcs.list_uris(output + '/')
   assert f'{output}/summary.json' in written
   assert any(w.startswith(f'{output}/predictions/part-') for w in written)
   assert any(w.startswith(f'{output}/errors/part-') for w in written)
-  local = gcs.download_dir(output, tmp_path / 'downloaded')
+  local = gcs.download(output, tmp_path / 'downloaded')
   predictions = read_dataset(local / 'predictions')
   assert read_dataset(local / 'errors').num_rows == 0
   _assert_same_rows(_rows(predictions), _rows(files_run.predictions))
-  assert sorted(predictions.column('source').to_pylist()) == sorted(uploaded)
+  assert sorted(predictions.column('source').to_pylist()) == [f'{photos}/{p.name}' for p in datagen.photo_paths()]
   assert json.loads((local / 'summary.json').read_text()) == summary
   assert summary['rows_written'] == 6
 

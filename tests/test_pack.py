@@ -10,7 +10,7 @@ import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import pack
-from tests import datagen
+from tests import datagen, gcs
 from transforms import gcs_auth
 
 
@@ -81,9 +81,10 @@ def test_bad_option_exits_2(tmp_path, folder):
   assert proc.returncode == 2 and '--format must be tfrecord or tar' in proc.stderr
 
 
-def test_packs_to_gcs(folder, gcs):
+@pytest.mark.usefixtures('gcs_emulator')
+def test_packs_to_gcs(folder):
   gcs_auth.apply(PipelineOptions(['--no_auth']))
   bucket = gcs.new_bucket()
-  packed = pack.pack([str(folder)], f'{bucket}/shards/photos', 'tar', images_per_shard=3)
-  assert gcs.list(f'{bucket}/shards/') == packed.shards == [
-      f'{bucket}/shards/photos-0000{i}-of-00002.tar' for i in range(2)]
+  packed = pack.pack([str(folder)], f'gs://{bucket}/shards/photos', 'tar', images_per_shard=3)
+  assert gcs.list_uris(f'gs://{bucket}/shards/') == packed.shards == [
+      f'gs://{bucket}/shards/photos-0000{i}-of-00002.tar' for i in range(2)]

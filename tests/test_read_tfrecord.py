@@ -4,11 +4,12 @@ import gzip
 import shutil
 
 import apache_beam as beam
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests import checks, datagen
+from tests import checks, datagen, gcs
 from transforms import gcs_auth, inputs, passthrough, read_tfrecord, records, tfrecord
 
 
@@ -97,10 +98,10 @@ def test_gzip_by_option_for_a_file_without_extension(tmp_path):
        settings=inputs.ReadSettings(compression='gzip'))
 
 
-def test_ranges_over_gcs(tmp_path, gcs):
+@pytest.mark.usefixtures('gcs_emulator')
+def test_ranges_over_gcs(tmp_path):
   examples = _photo_like_examples(120)
   path = datagen.write_tfrecord(tmp_path / 'remote.tfrecord', examples)
-  bucket = gcs.new_bucket()
-  uri = gcs.upload(path, f'{bucket}/shards/remote.tfrecord')
-  _run([f'{bucket}/shards/*.tfrecord'], _expected(uri, examples, range(120)), split_bytes=2000,
+  uri = gcs.upload(gcs.new_bucket(), path, 'shards/remote.tfrecord')
+  _run([uri.replace('remote', '*')], _expected(uri, examples, range(120)), split_bytes=2000,
        argv=['--no_auth'])
