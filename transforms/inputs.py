@@ -23,8 +23,6 @@ _WILDCARDS = '*?['
 LIST_EXTENSION = '.txt'
 NAMESPACE = 'images'
 WORKERS_NAMESPACE = 'records_read_by_worker'
-
-
 COMPRESSIONS = ('auto', 'none', 'gzip')
 
 
