@@ -10,7 +10,7 @@ from typing import List, Optional
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TF's start-up chatter out of the user's logs
 
 import apache_beam as beam  # pylint: disable=wrong-import-position
-from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=wrong-import-position
+from apache_beam.options.pipeline_options import PipelineOptions, TestOptions  # pylint: disable=wrong-import-position
 
 from pipeline import graph, options, summary  # pylint: disable=wrong-import-position
 from transforms import labels as labels_lib  # pylint: disable=wrong-import-position
@@ -19,6 +19,10 @@ from transforms import gcs_auth, model_files, models, progress, read  # pylint: 
 # The local runner re-logs every worker message through this logger, as 'Worker: <log entry>'.
 _WORKER_LOGS = 'apache_beam.runners.portability.local_job_service'
 _WORKER_MESSAGE = re.compile(r'message: "(' + re.escape(progress.MARK) + r'[^"]*)"')
+# The Flink runner re-logs each line its Java job server prints through this logger, all at INFO.
+_JOB_SERVER_LOGS = 'FlinkJarJobServer'
+_JOB_SERVER_LEVEL = re.compile(r'^\[[^\]]*\] (TRACE|DEBUG|INFO|WARN|ERROR) ')
+_JOB_SERVER_MILESTONE = re.compile(r'Submitting job|Execution finished')
 
 
 def _worker_log_filter(record: logging.LogRecord) -> bool:
@@ -31,6 +35,25 @@ def _worker_log_filter(record: logging.LogRecord) -> bool:
   return bool(match)
 
 
+class _JobServerLogFilter(logging.Filter):
+  """Lets the job server's warnings and errors through (stack traces included), and the lines that say
+  which Flink job runs; drops the rest, such as its dump of every metric at the end."""
+
+  def __init__(self):
+    super().__init__()
+    self._level = 'INFO'  # a line without a level (a stack trace's) continues the previous one
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    line = record.getMessage()
+    match = _JOB_SERVER_LEVEL.match(line)
+    if match:
+      self._level = match.group(1)
+    if self._level in ('WARN', 'ERROR'):
+      record.levelno, record.levelname = logging.WARNING, 'WARNING'
+      return True
+    return bool(match and _JOB_SERVER_MILESTONE.search(line))
+
+
 def configure_logging() -> None:
   """Our messages and worker progress at INFO; Beam's own chatter only from WARNING up."""
   logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
@@ -38,6 +61,7 @@ def configure_logging() -> None:
   worker_logs = logging.getLogger(_WORKER_LOGS)
   worker_logs.setLevel(logging.INFO)
   worker_logs.addFilter(_worker_log_filter)
+  logging.getLogger(_JOB_SERVER_LOGS).addFilter(_JobServerLogFilter())
 
 
 def inspect_model(config: options.JobConfig) -> models.ModelInfo:
@@ -63,6 +87,8 @@ def run(argv: Optional[List[str]] = None) -> dict:
   p = beam.Pipeline(options=pipeline_options)
   graph.build(p, config, info, input_plan)
   result = p.run()
+  if pipeline_options.view_as(TestOptions).dry_run:  # translated for the runner, nothing submitted
+    return {'dry_run': True, 'runner': type(p.runner).__name__}
   result.wait_until_finish()
   report = summary.summarize(result, time.monotonic() - start)
   summary.write_summary(config.output, report)
