@@ -5,7 +5,7 @@ import os
 import re
 import sys
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TF's start-up chatter out of the user's logs
 
@@ -72,9 +72,8 @@ def inspect_model(config: options.JobConfig) -> models.ModelInfo:
   return info
 
 
-def run(argv: Optional[List[str]] = None) -> dict:
-  """Runs the job to completion and returns its summary; raises OptionsError/ModelError on bad input."""
-  argv = list(sys.argv[1:] if argv is None else argv)
+def prepare(argv: List[str]) -> Tuple[beam.Pipeline, options.JobConfig]:
+  """Everything before submission: options checked, inputs planned, model inspected, the job built."""
   pipeline_options = PipelineOptions(argv)
   options.apply_local_defaults(argv, pipeline_options)
   gcs_auth.apply(pipeline_options)  # gs:// access for checks and model copies made here, and on workers
@@ -83,11 +82,17 @@ def run(argv: Optional[List[str]] = None) -> dict:
   logging.info('inputs: %s', ', '.join(f'{pattern} ({fmt})' for pattern, fmt in input_plan.inputs))
   info = inspect_model(config)
   logging.info('model %s: %s, input %s', config.model.location, info.format, info.input_size)
-  start = time.monotonic()
   p = beam.Pipeline(options=pipeline_options)
   graph.build(p, config, info, input_plan)
+  return p, config
+
+
+def run(argv: Optional[List[str]] = None) -> dict:
+  """Runs the job to completion and returns its summary; raises OptionsError/ModelError on bad input."""
+  p, config = prepare(list(sys.argv[1:] if argv is None else argv))
+  start = time.monotonic()
   result = p.run()
-  if pipeline_options.view_as(TestOptions).dry_run:  # translated for the runner, nothing submitted
+  if p.options.view_as(TestOptions).dry_run:  # translated for the runner, nothing submitted
     return {'dry_run': True, 'runner': type(p.runner).__name__}
   result.wait_until_finish()
   report = summary.summarize(result, time.monotonic() - start)

@@ -6,7 +6,6 @@ import pathlib
 import re
 import tarfile
 
-import apache_beam as beam
 import pytest
 import yaml
 from apache_beam.internal import pickler
@@ -14,9 +13,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.portability import common_urns
 from apache_beam.portability.api import beam_runner_api_pb2
 
-from pipeline import graph, options, run
+from pipeline import options, run
 from tests import datagen
-from transforms import decode, format as format_rows, inference, models, read, write
+from transforms import decode, format as format_rows, inference, inputs, models, read, write
 
 TEMPLATE = datagen.ROOT / 'templates' / 'dataflow'
 CLASSIFIER = str(datagen.HUB_DIRS[datagen.HUB_CLASSIFIER])
@@ -58,7 +57,9 @@ def test_parameter_is_described_and_its_default_agrees(name):
     assert all(p.fullmatch(str(action.default)) for p in patterns)
 
 
-@pytest.mark.parametrize('name, allowed', [('task', models.TASKS), ('resize_method', decode.RESIZE_METHODS)])
+@pytest.mark.parametrize('name, allowed', [('task', models.TASKS), ('resize_method', decode.RESIZE_METHODS),
+                                           ('input_format', (read.AUTO,) + read.FORMATS),
+                                           ('compression', inputs.COMPRESSIONS)])
 def test_choices_regex_accepts_exactly_the_allowed_values(name, allowed):
   pattern = re.compile(_parameters()[name]['regexes'][0])
   assert all(pattern.fullmatch(value) for value in allowed)
@@ -125,12 +126,8 @@ def translated_fixture(tmp_path_factory):
   """The job translated by DataflowRunner, offline: its portable pipeline proto."""
   args = ['--input', f'{datagen.PHOTOS}/*', '--output', 'gs://placeholder-bucket/out', '--model', CLASSIFIER,
           '--labels_file', str(datagen.LABELS), '--task', 'both'] + DATAFLOW
-  pipeline_options = PipelineOptions(args)
-  config = options.validate(pipeline_options)
-  p = beam.Pipeline(options=pipeline_options)
-  graph.build(p, config, run.inspect_model(config))
-  result = p.run()
-  return result.job.proto_pipeline
+  p, _ = run.prepare(args)
+  return p.run().job.proto_pipeline
 
 
 def test_entry_point_dry_run_submits_nothing(tmp_path):
@@ -146,8 +143,8 @@ def test_translated_dofns_and_model_handler_unpickle(translated):
       payload = beam_runner_api_pb2.ParDoPayload.FromString(transform.spec.payload)
       fns.append(pickler.loads(payload.do_fn.payload)[0])
   kinds = {type(fn) for fn in fns}
-  assert {read._ExpandPattern, read._ReadFile, decode.DecodeImages, format_rows.FormatRows,  # pylint: disable=protected-access
-          write.CountErrors} <= kinds
+  assert {inputs.ExpandInputs, decode.DecodeImages, format_rows.FormatRows, write.CountErrors} <= kinds
+  assert any(kind.__module__.startswith('transforms.read') for kind in kinds)  # the reader of image files
   handlers = [fn._model_handler for fn in fns if hasattr(fn, '_model_handler')]  # pylint: disable=protected-access
   assert len(handlers) == 1 and isinstance(handlers[0], inference.ImageModelHandler)
   model = handlers[0].load_model()  # what each Dataflow worker does with its copy
