@@ -75,6 +75,7 @@ EOF
   [[ -x "$FLINK_HOME.tmp/bin/jobmanager.sh" && -n "$(ls "$FLINK_HOME.tmp"/lib/flink-dist-*.jar)" ]] \
     || die "the downloaded apache-flink packages hold no Flink distribution"
   mv "$FLINK_HOME.tmp" "$FLINK_HOME"
+  rm -rf "$CACHE/downloads"  # 230 MB; pip's own cache keeps them for a rebuild
 }
 
 beam_version() {
