@@ -1,0 +1,188 @@
+"""templates/airflow/ in a real Airflow, installed in its own virtualenv, with a SQLite metadata DB.
+
+The Beam DAG really runs the job (`airflow dags test`, DirectRunner, the interpreter of this project's venv);
+the Dataflow DAG imports cleanly and renders its launch body for a given logical date.
+"""
+import argparse
+import ast
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from typing import Dict, List, NamedTuple
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import options as pipeline_options
+from tests import airflow_env, datagen
+
+DAG_FILE = airflow_env.TEMPLATE / 'image_inference_dags.py'
+BEAM_DAG, DATAFLOW_DAG = 'image_inference_beam', 'image_inference_dataflow'
+LOGICAL_DATE = '2024-06-01'  # the renders' (tasks render takes the params of a run of that date, if any)
+RUN_DATE = '2024-06-02'  # the runs'
+MODEL = datagen.HUB_DIRS[datagen.HUB_CLASSIFIER]
+
+
+class Airflow(NamedTuple):
+  bin: pathlib.Path
+  env: Dict[str, str]
+  home: pathlib.Path
+
+  def run(self, args: List[str], timeout: float = 600, **settings: str) -> subprocess.CompletedProcess:
+    """Runs an airflow command; settings become IMAGE_INFERENCE_* variables. Kills its tree on timeout."""
+    env = dict(self.env, **{f'IMAGE_INFERENCE_{k.upper()}': v for k, v in settings.items()})
+    proc = subprocess.Popen([str(self.bin / 'airflow')] + args, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+      out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      os.killpg(proc.pid, signal.SIGKILL)
+      out, _ = proc.communicate()
+      pytest.fail(f'airflow {" ".join(args)} still running after {timeout}s:\n{out[-5000:]}')
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out)
+
+  def python(self, code: str, **settings: str) -> str:
+    """Runs Python in Airflow's environment, the DAG file's folder on sys.path; returns the last line it
+    printed (Airflow logs to stdout too)."""
+    env = dict(self.env, PYTHONPATH=str(self.home / 'dags'),
+               **{f'IMAGE_INFERENCE_{k.upper()}': v for k, v in settings.items()})
+    proc = subprocess.run([str(self.bin / 'python'), '-c', code], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(name='airflow', scope='module')
+def airflow_fixture(tmp_path_factory) -> Airflow:
+  """A fresh AIRFLOW_HOME with a migrated SQLite DB and the DAG file dropped into its dags folder."""
+  bin_dir = airflow_env.ensure()
+  home = tmp_path_factory.mktemp('airflow_home')
+  (home / 'dags').mkdir()
+  shutil.copy(DAG_FILE, home / 'dags')
+  env = {k: v for k, v in os.environ.items() if not k.startswith(('AIRFLOW', 'IMAGE_INFERENCE_'))}
+  env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(home / 'dags'),
+             AIRFLOW__CORE__LOAD_EXAMPLES='False')
+  airflow = Airflow(bin_dir, env, home)
+  for args in (['db', 'migrate'], ['dags', 'reserialize']):
+    proc = airflow.run(args)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+  return airflow
+
+
+def test_dags_import_cleanly(airflow):
+  found = json.loads(airflow.python(
+      'import json\n'
+      'from airflow.dag_processing.dagbag import DagBag\n'
+      f'bag = DagBag({str(airflow.home / "dags")!r})\n'
+      'print(json.dumps({"dags": sorted(bag.dag_ids), "errors": bag.import_errors}))\n'))
+  assert found == {'dags': [BEAM_DAG, DATAFLOW_DAG], 'errors': {}}
+  listed = airflow.run(['dags', 'list', '-o', 'json'])
+  assert listed.returncode == 0, listed.stdout[-3000:]
+  assert {BEAM_DAG, DATAFLOW_DAG} <= set(re.findall(r'"dag_id": "([^"]+)"', listed.stdout))
+
+
+def test_beam_dag_runs_the_job_on_the_direct_runner(airflow, tmp_path):
+  conf = {'input': f'{datagen.PHOTOS}/*', 'output': str(tmp_path / 'out'), 'model': str(MODEL),
+          'labels_file': str(datagen.LABELS), 'task': 'both'}
+  proc = airflow.run(['dags', 'test', BEAM_DAG, RUN_DATE, '-c', json.dumps(conf)], python=sys.executable,
+                     retries='0')
+  assert proc.returncode == 0, proc.stdout[-5000:]
+  assert 'state=success' in proc.stdout
+  out = tmp_path / 'out' / RUN_DATE  # date-partitioned by {{ ds }}
+  predictions = pq.read_table(out / 'predictions').to_pylist()
+  errors = pq.read_table(out / 'errors')
+  golden = datagen.golden()
+  assert sorted(r['source'].rsplit('/', 1)[1] for r in predictions) == sorted(golden) == sorted(
+      p.name for p in datagen.photo_paths())
+  assert errors.num_rows == 0 and errors.column_names[:3] == ['id', 'source', 'stage']
+  for row in predictions:
+    expected = golden[row['source'].rsplit('/', 1)[1]]['pil_bilinear'][0]
+    if row['id'] in ('bird', 'cat', 'hot_dog'):
+      assert (row['top_classes'][0], row['top_labels'][0]) == (expected['index'], expected['label'])
+    assert len(row['embedding']) == 512 and len(row['top_labels']) == 5
+    assert row['model'] == str(MODEL)
+  summary = json.loads((out / 'summary.json').read_text())
+  assert summary['records_read'] == summary['rows_written'] == len(golden) and summary['errors'] == 0
+
+
+def test_beam_dag_timeout_stops_the_pipeline(airflow, tmp_path):
+  out = tmp_path / 'out'
+  conf = {'input': f'{datagen.PHOTOS}/*', 'output': str(out), 'model': str(MODEL), 'task': 'embed'}
+  proc = airflow.run(['dags', 'test', BEAM_DAG, RUN_DATE, '-c', json.dumps(conf)], python=sys.executable,
+                     retries='0', timeout_minutes='0.15')
+  assert proc.returncode != 0 and 'AirflowTaskTimeout' in proc.stdout, proc.stdout[-5000:]
+  left = [cmd for cmd in _command_lines() if str(out) in cmd]
+  assert not left, f'pipeline processes left running: {left}'
+  assert "stopped the pipeline's processes" in proc.stdout
+  assert not list(out.glob('*/predictions/*.parquet'))
+
+
+def _command_lines() -> List[str]:
+  lines = []
+  for cmdline in pathlib.Path('/proc').glob('[0-9]*/cmdline'):
+    try:
+      lines.append(cmdline.read_bytes().replace(b'\0', b' ').decode(errors='replace'))
+    except OSError:  # the process ended meanwhile
+      pass
+  return lines
+
+
+def _rendered(airflow: Airflow, dag_id: str, task_id: str, **settings: str) -> Dict[str, object]:
+  """The task's template fields rendered for LOGICAL_DATE by `airflow tasks render`."""
+  proc = airflow.run(['tasks', 'render', dag_id, task_id, LOGICAL_DATE], **settings)
+  assert proc.returncode == 0, proc.stdout[-5000:]
+  fields = re.findall(r'# property: (\w+)\n# -+\n(.*?)(?=\n# -{10}|\Z)', proc.stdout, re.S)
+  return {name: value.strip() for name, value in fields}
+
+
+def _image_option_names() -> set:
+  parser = argparse.ArgumentParser()
+  pipeline_options.ImageOptions._add_argparse_args(parser)  # pylint: disable=protected-access
+  return {action.dest for action in parser._actions} - {'help'}  # pylint: disable=protected-access
+
+
+def test_dataflow_dag_renders_the_launch_body(airflow):
+  settings = dict(template='gs://bucket/templates/image-inference.json', project='my-project',
+                  region='europe-west4', input='gs://bucket/drops/{ds}/*.jpg', output='gs://bucket/results/',
+                  model=datagen.HUB_CLASSIFIER,
+                  labels_file='gs://bucket/imagenet_labels.txt', task='classify',
+                  template_parameters='{"top_k": 3, "max_batch_size": 32}',
+                  environment='{"tempLocation": "gs://bucket/tmp", "maxWorkers": 4}')
+  fields = _rendered(airflow, DATAFLOW_DAG, 'launch_flex_template', **settings)
+  assert (fields['project_id'], fields['location']) == ('my-project', 'europe-west4')
+  launch = ast.literal_eval(fields['body'])['launchParameter']
+  assert launch['containerSpecGcsPath'] == 'gs://bucket/templates/image-inference.json'
+  assert launch['jobName'] == 'image-inference-dataflow-20240601'
+  assert launch['environment'] == {'tempLocation': 'gs://bucket/tmp', 'maxWorkers': 4}
+  assert launch['parameters'] == {
+      'input': 'gs://bucket/drops/2024-06-01/*.jpg', 'output': f'gs://bucket/results/{LOGICAL_DATE}',
+      'model': datagen.HUB_CLASSIFIER, 'task': 'classify', 'labels_file': 'gs://bucket/imagenet_labels.txt',
+      'top_k': '3', 'max_batch_size': '32'}
+  assert set(launch['parameters']) <= _image_option_names()  # the Flex Template's parameters are our options
+
+
+def test_beam_dag_renders_runner_options(airflow):
+  fields = _rendered(airflow, BEAM_DAG, 'run_pipeline', input='/data/{ds}/*', output='/results',
+                     model='/models/m', beam_options='{"direct_num_workers": 2}')
+  assert fields['runner'] == 'DirectRunner' and fields['py_file'] == 'pipeline'
+  assert ast.literal_eval(fields['pipeline_options']) == {
+      'input': '/data/2024-06-01/*', 'output': f'/results/{LOGICAL_DATE}', 'model': '/models/m',
+      'task': 'both', 'direct_num_workers': 2}
+  flink = json.loads(airflow.python(
+      'import json, image_inference_dags as d\n'
+      'params = d.image_inference_beam.params.dump()\n'
+      'params.update(runner="FlinkRunner", flink_master="flink-jm:8081")\n'
+      'options = d.image_inference_beam.user_defined_macros["beam_job_options"]\n'
+      'print(json.dumps(options(params, "2024-06-01")))\n',
+      input='/data/*', output='/results', model='/models/m', flink_options='{"environment_type": "EXTERNAL", '
+      '"environment_config": "pool:50000", "flink_version": "1.19"}'))
+  assert flink == {'input': '/data/*', 'output': '/results/2024-06-01', 'model': '/models/m', 'task': 'both',
+                   'flink_master': 'flink-jm:8081', 'environment_type': 'EXTERNAL',
+                   'environment_config': 'pool:50000', 'flink_version': '1.19'}
+  assert set(flink) - {'flink_master', 'environment_type', 'environment_config', 'flink_version'} <= \
+      _image_option_names()
