@@ -1,4 +1,5 @@
-"""Shared fixtures: a TF-Hub cache holding the shared modules, a GCS emulator, and a way to run the job."""
+"""Shared fixtures: a TF-Hub cache holding the shared modules, a GCS emulator, a Flink cluster, and a way
+to run the job."""
 import os
 import pathlib
 from typing import List, NamedTuple, Optional
@@ -7,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests import datagen, gcs, keras_models
+from tests import datagen, flink, gcs, keras_models
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -36,6 +37,13 @@ def gcs_emulator():
   """A GCS emulator for the session; gs:// paths of this process and its children go to it."""
   with gcs.emulator() as host:
     yield host
+
+
+@pytest.fixture(scope='session')
+def flink_flags(hub_cache, tmp_path_factory) -> List[str]:
+  """A standalone Flink cluster for the session (tests/flink.py); the flags that run the job on it."""
+  with flink.cluster(tmp_path_factory.mktemp('flink_run'), hub_cache) as flags:
+    yield flags
 
 
 class JobResult(NamedTuple):

@@ -23,7 +23,7 @@ from typing import Iterator, List
 _ENV = ('STORAGE_EMULATOR_HOST', 'GOOGLE_APPLICATION_CREDENTIALS', 'GOOGLE_CLOUD_PROJECT')
 
 
-def _free_port() -> int:
+def free_port() -> int:
   with socket.socket() as s:
     s.bind(('localhost', 0))
     return s.getsockname()[1]
@@ -32,7 +32,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def emulator() -> Iterator[str]:
   """Starts the emulator, points STORAGE_EMULATOR_HOST at it (children inherit it), stops it after."""
-  port = _free_port()
+  port = free_port()
   proc = subprocess.Popen([sys.executable, '-m', 'gcp_storage_emulator', 'start', '--host', 'localhost', '--port',
                            str(port), '--in-memory', '--quiet'], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
   previous = {name: os.environ.get(name) for name in _ENV}

@@ -26,6 +26,7 @@ BEAM_DAG, DATAFLOW_DAG = 'image_inference_beam', 'image_inference_dataflow'
 LOGICAL_DATE = '2024-06-01'  # the renders' (tasks render takes the params of a run of that date, if any)
 RUN_DATE = '2024-06-02'  # the runs'
 MODEL = datagen.HUB_DIRS[datagen.HUB_CLASSIFIER]
+METADATA = datagen.ROOT / 'templates' / 'dataflow' / 'metadata.json'
 
 
 class Airflow(NamedTuple):
@@ -86,14 +87,16 @@ def test_dags_import_cleanly(airflow):
   assert {BEAM_DAG, DATAFLOW_DAG} <= set(re.findall(r'"dag_id": "([^"]+)"', listed.stdout))
 
 
-def test_beam_dag_runs_the_job_on_the_direct_runner(airflow, tmp_path):
-  conf = {'input': f'{datagen.PHOTOS}/*', 'output': str(tmp_path / 'out'), 'model': str(MODEL),
+def _run_beam_dag(airflow: Airflow, out: pathlib.Path, **settings: str) -> str:
+  """Runs the Beam DAG on the shared photos with `airflow dags test`; checks the output; returns the log."""
+  conf = {'input': f'{datagen.PHOTOS}/*', 'output': str(out), 'model': str(MODEL),
           'labels_file': str(datagen.LABELS), 'task': 'both'}
+  conf.update({k: settings.pop(k) for k in ('runner', 'flink_master') if k in settings})
   proc = airflow.run(['dags', 'test', BEAM_DAG, RUN_DATE, '-c', json.dumps(conf)], python=sys.executable,
-                     retries='0')
+                     retries='0', **settings)
   assert proc.returncode == 0, proc.stdout[-5000:]
   assert 'state=success' in proc.stdout
-  out = tmp_path / 'out' / RUN_DATE  # date-partitioned by {{ ds }}
+  out = out / RUN_DATE  # date-partitioned by {{ ds }}
   predictions = pq.read_table(out / 'predictions').to_pylist()
   errors = pq.read_table(out / 'errors')
   golden = datagen.golden()
@@ -108,6 +111,21 @@ def test_beam_dag_runs_the_job_on_the_direct_runner(airflow, tmp_path):
     assert row['model'] == str(MODEL)
   summary = json.loads((out / 'summary.json').read_text())
   assert summary['records_read'] == summary['rows_written'] == len(golden) and summary['errors'] == 0
+  return proc.stdout
+
+
+def test_beam_dag_runs_the_job_on_the_direct_runner(airflow, tmp_path):
+  log = _run_beam_dag(airflow, tmp_path / 'out')
+  assert '--runner=DirectRunner' in log
+
+
+def test_beam_dag_runs_the_job_on_flink(airflow, flink_flags, tmp_path):
+  """The runner param switches the same DAG to a real Flink cluster (the one templates/flink/ starts)."""
+  flags = dict(flag[len('--'):].split('=', 1) for flag in flink_flags)
+  assert flags.pop('runner') == 'FlinkRunner'
+  log = _run_beam_dag(airflow, tmp_path / 'out', runner='FlinkRunner', flink_master=flags.pop('flink_master'),
+                      flink_options=json.dumps(flags))
+  assert '--runner=FlinkRunner' in log and 'Submitting job' in log  # it went to the cluster
 
 
 def test_beam_dag_timeout_stops_the_pipeline(airflow, tmp_path):
@@ -149,9 +167,8 @@ def _image_option_names() -> set:
 def test_dataflow_dag_renders_the_launch_body(airflow):
   settings = dict(template='gs://bucket/templates/image-inference.json', project='my-project',
                   region='europe-west4', input='gs://bucket/drops/{ds}/*.jpg', output='gs://bucket/results/',
-                  model=datagen.HUB_CLASSIFIER,
-                  labels_file='gs://bucket/imagenet_labels.txt', task='classify',
-                  template_parameters='{"top_k": 3, "max_batch_size": 32}',
+                  model=datagen.HUB_CLASSIFIER, labels_file='gs://bucket/labels.txt', task='classify',
+                  template_parameters='{"top_k": 3, "sdk_container_image": "docker.pkg.dev/p/beam/w:1"}',
                   environment='{"tempLocation": "gs://bucket/tmp", "maxWorkers": 4}')
   fields = _rendered(airflow, DATAFLOW_DAG, 'launch_flex_template', **settings)
   assert (fields['project_id'], fields['location']) == ('my-project', 'europe-west4')
@@ -161,9 +178,27 @@ def test_dataflow_dag_renders_the_launch_body(airflow):
   assert launch['environment'] == {'tempLocation': 'gs://bucket/tmp', 'maxWorkers': 4}
   assert launch['parameters'] == {
       'input': 'gs://bucket/drops/2024-06-01/*.jpg', 'output': f'gs://bucket/results/{LOGICAL_DATE}',
-      'model': datagen.HUB_CLASSIFIER, 'task': 'classify', 'labels_file': 'gs://bucket/imagenet_labels.txt',
-      'top_k': '3', 'max_batch_size': '32'}
-  assert set(launch['parameters']) <= _image_option_names()  # the Flex Template's parameters are our options
+      'model': datagen.HUB_CLASSIFIER, 'task': 'classify', 'labels_file': 'gs://bucket/labels.txt',
+      'top_k': '3', 'sdk_container_image': 'docker.pkg.dev/p/beam/w:1'}
+
+
+def test_dataflow_dag_parameters_match_the_flex_template_metadata(airflow):
+  """Each parameter the DAG sets is one of templates/dataflow/metadata.json and passes its regexes; the
+  template's required parameters are always set."""
+  metadata = {p['name']: p for p in json.loads(METADATA.read_text())['parameters']}
+  fields = _rendered(airflow, DATAFLOW_DAG, 'launch_flex_template', input='gs://b/in/{ds}/*.jpg,gs://b/x/*',
+                     output='gs://b/out', model='gs://b/models/m', labels_file='gs://b/labels.txt',
+                     task='embed')
+  parameters = ast.literal_eval(fields['body'])['launchParameter']['parameters']
+  assert set(parameters) == {'input', 'output', 'model', 'task', 'labels_file'}
+  assert set(parameters) <= set(metadata)
+  assert {name for name, p in metadata.items() if not p.get('isOptional')} <= set(parameters)
+  for name, value in parameters.items():
+    for regex in metadata[name].get('regexes', []):
+      assert re.match(regex, value), (name, value, regex)
+  choices = json.loads(airflow.python('import json, image_inference_dags as d\n'
+                                      'print(json.dumps(d.TASKS))'))
+  assert choices and all(re.match(metadata['task']['regexes'][0], task) for task in choices)
 
 
 def test_beam_dag_renders_runner_options(airflow):

@@ -5,11 +5,8 @@ JobManager, a TaskManager and the Python SDK worker pool, exactly as templates/f
 the job is then launched with the flags that script prints, as a user would.
 """
 import json
-import os
 import pathlib
-import shlex
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -18,34 +15,7 @@ import pytest
 
 from tests import conftest, datagen
 
-FLINK_SH = datagen.ROOT / 'templates' / 'flink' / 'flink.sh'
 GENERATED = 300
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
-
-
-def _flink_sh(command: str, env: dict, timeout: int) -> str:
-  proc = subprocess.run(['bash', str(FLINK_SH), command], env=env, capture_output=True, text=True,
-                        timeout=timeout, check=False)
-  assert proc.returncode == 0, f'flink.sh {command} failed:\n{proc.stderr[-4000:]}'
-  return proc.stdout
-
-
-@pytest.fixture(scope='module', name='flink_flags')
-def flink_flags_fixture(hub_cache, tmp_path_factory):
-  """A fresh cluster on free ports (a developer's own cluster on 8081 stays untouched); its flags."""
-  env = dict(os.environ, PYTHON=sys.executable, FLINK_RUN_DIR=str(tmp_path_factory.mktemp('flink_run')),
-             FLINK_REST_PORT=str(_free_port()), FLINK_RPC_PORT=str(_free_port()),
-             WORKER_POOL_PORT=str(_free_port()), TFHUB_CACHE_DIR=str(hub_cache))
-  try:
-    _flink_sh('start', env, timeout=1800)  # the first run on a machine downloads and builds
-    yield shlex.split(_flink_sh('flags', env, timeout=600))
-  finally:
-    _flink_sh('stop', env, timeout=120)
 
 
 @pytest.fixture(scope='module', name='images')

@@ -202,8 +202,9 @@ image_inference_beam = beam_dag(
     python=_env('PYTHON', 'python3'),
     flink_master=_env('FLINK_MASTER', 'localhost:8081'),
     beam_options=_env('BEAM_OPTIONS'),
-    flink_options=_env('FLINK_OPTIONS', {
-        'environment_type': 'EXTERNAL',  # the SDK harness as a worker pool beside each TaskManager
+    flink_options=_env('FLINK_OPTIONS', {  # as templates/flink/ runs it: see `flink.sh flags`
+        'flink_version': '1.19',
+        'environment_type': 'EXTERNAL',  # the SDK worker pool beside each TaskManager
         'environment_config': 'localhost:50000',
     }),
     **_common,
