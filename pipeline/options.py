@@ -7,10 +7,12 @@ JobConfig or fails with a message before any work starts.
 import argparse
 import dataclasses
 import multiprocessing
+import uuid
 from typing import List, Optional, Sequence, Tuple
 
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions, PipelineOptions,
+                                                  StandardOptions)
 
 from transforms import decode, inputs, models, passthrough, read, tf_example, write
 
@@ -40,6 +42,9 @@ def add_model_arguments(parser, model_flag: bool = True) -> None:
   parser.add_argument('--input_range', default=None,
                       help='LOW,HIGH: the float values pixels 0 and 255 become, for float models (default 0,1, '
                       'TF-Hub\'s convention; quantized TFLite models declare theirs).')
+
+
+DEFAULT_PCA_DIMS = 64
 
 
 class ImageOptions(PipelineOptions):
@@ -76,6 +81,20 @@ class ImageOptions(PipelineOptions):
     parser.add_argument('--progress_seconds', type=float, default=10.0,
                         help='How often each worker logs images done and images/s.')
     parser.add_argument('--num_shards', type=int, default=0, help='Parquet files per dataset (0: runner decides).')
+    parser.add_argument('--analyze_embeddings', action='store_true',
+                        help='Fit a tf.Transform PCA on all embeddings in this job: export the transform under '
+                        'OUTPUT/transform, add the reduced embedding to every row, put statistics in the summary.')
+    parser.add_argument('--pca_dims', type=int, default=None,
+                        help=f'Components kept by --analyze_embeddings (default {DEFAULT_PCA_DIMS}).')
+    parser.add_argument('--whiten', action='store_true',
+                        help='With --analyze_embeddings, also add the components scaled to unit variance.')
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisConfig:
+  pca_dims: int
+  whiten: bool
+  temp_dir: str  # tf.Transform's scratch space, unique to this run, removed after it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +112,7 @@ class JobConfig:
   max_batch_size: int
   num_shards: int
   progress_seconds: float
+  analysis: Optional[AnalysisConfig] = None
 
 
 def _require(value, flag: str):
@@ -182,6 +202,35 @@ def parse_inspect(argv: Sequence[str]) -> InspectConfig:
   return InspectConfig(model_spec(o), o.labels_file, o.top_k, o.image, o.resize_method, any_task)
 
 
+def _analysis(options: PipelineOptions, output: str, spec: models.ModelSpec,
+              passthrough_keys: Sequence[Tuple[str, Optional[str]]]) -> Optional[AnalysisConfig]:
+  o = options.view_as(ImageOptions)
+  if not o.analyze_embeddings:
+    if o.pca_dims is not None or o.whiten:
+      raise OptionsError('--pca_dims and --whiten need --analyze_embeddings')
+    return None
+  if not spec.wants_embedding:
+    raise OptionsError(f'--analyze_embeddings needs embeddings: --task {models.EMBED} or {models.BOTH}, '
+                       f'not {spec.task}')
+  dims = DEFAULT_PCA_DIMS if o.pca_dims is None else o.pca_dims
+  if dims < 1:
+    raise OptionsError(f'--pca_dims must be positive, not {dims}')
+  from transforms import embedding_stats  # pylint: disable=import-outside-toplevel  # tf.Transform only when asked
+  taken = sorted({name for name, _ in passthrough_keys} & set(embedding_stats.output_columns(o.whiten)))
+  if taken:
+    raise OptionsError(f'--passthrough_keys {", ".join(taken)}: taken by --analyze_embeddings\'s columns')
+  # A shared place every worker can reach: --temp_location when given (gs:// on Dataflow), else the output.
+  temp_root = options.view_as(GoogleCloudOptions).temp_location or output
+  return AnalysisConfig(dims, o.whiten, FileSystems.join(temp_root, f'tft_tmp-{uuid.uuid4().hex}'))
+
+
+def check_model_fit(config: JobConfig, info: models.ModelInfo) -> None:
+  """Checks what needs the model, once it is loaded and before any data is read."""
+  if config.analysis and info.embedding_dim is not None and config.analysis.pca_dims > info.embedding_dim:
+    raise OptionsError(f'--pca_dims {config.analysis.pca_dims} is larger than the embedding size, '
+                       f'{info.embedding_dim} for {config.model.location}')
+
+
 def validate(options: PipelineOptions) -> JobConfig:
   """Checks what can be checked without data; raises OptionsError."""
   o = options.view_as(ImageOptions)
@@ -214,7 +263,8 @@ def validate(options: PipelineOptions) -> JobConfig:
     raise OptionsError(f'--model_threads must be positive, not {threads}')
   spec = model_spec(o, threads)
   return JobConfig(patterns, o.input_format, settings, passthrough_keys, output, spec, o.labels_file, o.top_k,
-                   o.resize_method, o.min_batch_size, o.max_batch_size, o.num_shards, o.progress_seconds)
+                   o.resize_method, o.min_batch_size, o.max_batch_size, o.num_shards, o.progress_seconds,
+                   _analysis(options, output, spec, passthrough_keys))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,7 @@ import apache_beam as beam  # pylint: disable=wrong-import-position
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions  # pylint: disable=wrong-import-position
 
 from pipeline import graph, options, summary  # pylint: disable=wrong-import-position
+from transforms import analyze  # pylint: disable=wrong-import-position
 from transforms import labels as labels_lib  # pylint: disable=wrong-import-position
 from transforms import gcs_auth, model_files, models, progress, read  # pylint: disable=wrong-import-position
 
@@ -67,6 +68,7 @@ def configure_logging() -> None:
 def inspect_model(config: options.JobConfig) -> models.ModelInfo:
   """Loads the model once here so that a wrong model or labels file fails now, not on every worker."""
   info = model_files.load(config.model).info
+  options.check_model_fit(config, info)
   if config.labels:
     labels_lib.load_labels(config.labels, info.num_classes)
   return info
@@ -96,6 +98,12 @@ def run(argv: Optional[List[str]] = None) -> dict:
     return {'dry_run': True, 'runner': type(p.runner).__name__}
   result.wait_until_finish()
   report = summary.summarize(result, time.monotonic() - start)
+  if config.analysis:
+    if FileSystems.exists(config.analysis.temp_dir):
+      FileSystems.delete([config.analysis.temp_dir])
+    report['embedding_analysis'] = dict(analyze.read_statistics(config.output), pca_dims=config.analysis.pca_dims,
+                                        whitened=config.analysis.whiten,
+                                        transform_dir=analyze.transform_dir(config.output))
   summary.write_summary(config.output, report)
   return report
 

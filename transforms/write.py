@@ -3,6 +3,7 @@
 Layout under --output:
   predictions/part-SSSSS-of-NNNNN.parquet   one row per image that got a prediction
   errors/part-SSSSS-of-NNNNN.parquet        one row per input that did not
+  transform/                                with --analyze_embeddings: the tf.Transform output (analyze.py)
   summary.json                              written by the driver after the run
 """
 from typing import Optional, Sequence, Tuple
@@ -28,7 +29,7 @@ ERROR_SCHEMA = pa.schema([
 
 
 def prediction_schema(classify: bool, embed: bool, labels: bool,
-                      passthrough: Sequence[Tuple[str, pa.DataType]] = ()) -> pa.Schema:
+                      passthrough: Sequence[Tuple[str, pa.DataType]] = (), reduced: Sequence[str] = ()) -> pa.Schema:
   """Columns exist only for what the run produces, so readers never see all-null columns."""
   fields = [
       pa.field('id', pa.string()),
@@ -44,6 +45,7 @@ def prediction_schema(classify: bool, embed: bool, labels: bool,
     fields.append(pa.field('top_scores', pa.list_(pa.float32())))
   if embed:
     fields.append(pa.field('embedding', pa.list_(pa.float32())))
+  fields.extend(pa.field(name, pa.list_(pa.float32())) for name in reduced)  # embedding_pca, ...
   fields.extend(pa.field(name, dtype) for name, dtype in passthrough)
   return pa.schema(fields)
 
