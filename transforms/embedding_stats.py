@@ -19,8 +19,9 @@ import numpy as np
 import pyarrow as pa
 import tensorflow as tf
 import tensorflow_transform as tft
+from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
-from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
+from tfx_bsl.tfxio import tensor_adapter
 
 EMBEDDING = 'embedding'  # the raw feature, named like the Parquet column it comes from
 PCA = 'embedding_pca'
@@ -40,10 +41,10 @@ def raw_metadata(dim: int) -> dataset_metadata.DatasetMetadata:
 
 def input_config(dim: int) -> tensor_adapter.TensorAdapterConfig:
   """How tf.Transform reads record_batch() batches: list<float32> column -> dense [batch, dim] tensor."""
-  schema = raw_metadata(dim).schema
-  return tensor_adapter.TensorAdapterConfig(
-      pa.schema([pa.field(EMBEDDING, pa.list_(pa.float32()))]),
-      tensor_representation_util.InferTensorRepresentationsFromSchema(schema))
+  dense = schema_pb2.TensorRepresentation.DenseTensor(
+      column_name=EMBEDDING, shape=schema_pb2.FixedShape(dim=[schema_pb2.FixedShape.Dim(size=dim)]))
+  return tensor_adapter.TensorAdapterConfig(pa.schema([pa.field(EMBEDDING, pa.list_(pa.float32()))]),
+                                            {EMBEDDING: schema_pb2.TensorRepresentation(dense_tensor=dense)})
 
 
 def record_batch(embeddings: np.ndarray) -> pa.RecordBatch:
