@@ -34,3 +34,9 @@ def test_schema_has_only_columns_the_task_produces():
   assert 'top_classes' in classify and 'top_labels' not in classify and 'embedding' not in classify
   assert 'embedding' in embed and 'top_scores' not in embed
   assert write.ERROR_SCHEMA.names == ['id', 'source', 'stage', 'error_type', 'message']
+
+
+def test_reduced_embedding_columns_follow_the_embedding():
+  schema = write.prediction_schema(False, True, False, reduced=('embedding_pca', 'embedding_pca_whitened'))
+  assert schema.names[-3:] == ['embedding', 'embedding_pca', 'embedding_pca_whitened']
+  assert schema.field('embedding_pca').type == pa.list_(pa.float32())

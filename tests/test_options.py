@@ -3,10 +3,13 @@ import subprocess
 import sys
 
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipeline import options
 from tests import datagen
 
 CLASSIFIER = str(datagen.HUB_DIRS[datagen.HUB_CLASSIFIER])
+FEATURES = str(datagen.HUB_DIRS[datagen.HUB_FEATURES])
 
 
 def _run(args, tmp_path):
@@ -27,6 +30,8 @@ def _run(args, tmp_path):
     (['--input', '{photos}'], '--model is required'),
     (['--input', '{photos}', '--model', '/no/such/model'], 'model not found'),
     (['--input', '{photos}', '--model', str(datagen.PHOTOS)], 'not a model'),
+    (['--input', '{photos}', '--model', FEATURES, '--task', 'embed', '--analyze_embeddings', '--pca_dims', '513'],
+     '--pca_dims 513 is larger than the embedding size, 512'),  # checked once the model is loaded
 ])
 def test_bad_option_fails_fast(tmp_path, args, message):
   args = [a.replace('{photos}', f'{datagen.PHOTOS}/*') for a in args]
@@ -53,11 +58,29 @@ def test_labels_count_mismatch_fails_before_reading(tmp_path):
     (['--passthrough_keys', 'label'], 'not to image files'),
     (['--id_key', 'key'], '--id_key applies to TFRecord inputs only'),
     (['--input', str(datagen.MODELS / 'README.md')], 'cannot tell the format'),
+    (['--task', 'classify', '--analyze_embeddings'],
+     '--analyze_embeddings needs embeddings: --task embed or both, not classify'),
+    (['--pca_dims', '8'], '--pca_dims and --whiten need --analyze_embeddings'),
+    (['--whiten'], '--pca_dims and --whiten need --analyze_embeddings'),
+    (['--analyze_embeddings', '--pca_dims', '0'], '--pca_dims must be positive, not 0'),
+    (['--analyze_embeddings', '--pca_dims', '-3'], '--pca_dims must be positive, not -3'),
+    (['--analyze_embeddings', '--whiten', '--passthrough_keys', 'embedding_pca_whitened'],
+     "--passthrough_keys embedding_pca_whitened: taken by --analyze_embeddings's columns"),
 ])
 def test_bad_input_option_fails_fast_in_process(tmp_path, capsys, args, message):
-  """The input options' checks, through the same entry point without a process start each."""
+  """The input and analysis options' checks, through the same entry point without a process start each."""
   from pipeline import run  # pylint: disable=import-outside-toplevel
   argv = ['--input', f'{datagen.PHOTOS}/*', '--model', '/no/such/model', '--output', str(tmp_path / 'out')] + args
   assert run.main(argv) == 2
   assert message in capsys.readouterr().err  # reported before the (missing) model is even looked at
   assert not (tmp_path / 'out').exists()
+
+
+def test_analysis_defaults_and_scratch_space(tmp_path):
+  argv = ['--input', f'{datagen.PHOTOS}/*', '--output', str(tmp_path / 'out'), '--model', FEATURES]
+  analysis = options.validate(PipelineOptions(argv + ['--analyze_embeddings'])).analysis
+  assert (analysis.pca_dims, analysis.whiten) == (options.DEFAULT_PCA_DIMS, False)
+  assert analysis.temp_dir.startswith(str(tmp_path / 'out' / 'tft_tmp-'))
+  elsewhere = options.validate(PipelineOptions(argv + ['--analyze_embeddings', '--temp_location', '/scratch']))
+  assert elsewhere.analysis.temp_dir.startswith('/scratch/tft_tmp-')
+  assert options.validate(PipelineOptions(argv)).analysis is None

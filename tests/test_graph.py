@@ -1,0 +1,22 @@
+"""Graph assembly: the optional analysis is the only difference it makes, and nothing without it."""
+import apache_beam as beam
+
+from pipeline import options, graph
+from transforms import models
+
+
+def _labels(analysis):
+  spec = models.ModelSpec('/models/features', models.EMBED)
+  config = options.JobConfig(('/data/*.jpg',), '/out', spec, None, 5, 'bilinear', 8, 64, 0, 10.0, analysis)
+  info = models.ModelInfo('tf1_hub', (128, 128), (0.0, 1.0), None, 512)
+  p = beam.Pipeline()
+  graph.build(p, config, info)
+  return {t.unique_name for t in p.to_runner_api().components.transforms.values()}
+
+
+def test_analysis_adds_its_own_steps_and_changes_nothing_else(tmp_path):
+  off = _labels(None)
+  on = _labels(options.AnalysisConfig(8, True, str(tmp_path / 'tft_tmp')))
+  assert not any('Analyze' in label for label in off)
+  assert off < on
+  assert all(label.startswith('AnalyzeEmbeddings') for label in on - off)
