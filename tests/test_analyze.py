@@ -66,7 +66,8 @@ def test_pca_matches_numpy(job):
   assert embeddings.shape == (IMAGES, 512)
   centred, variances, vectors = _numpy_pca(embeddings)
   stats = job.summary['embedding_analysis']
-  assert np.allclose(stats['explained_variance_ratio'], variances[:PCA_DIMS] / variances.sum(), rtol=1e-4, atol=1e-7)
+  assert np.allclose(stats['explained_variance_ratio'], variances[:PCA_DIMS] / variances.sum(),
+                     rtol=1e-4, atol=1e-7)
   assert np.allclose(stats['explained_variance'], variances[:PCA_DIMS], rtol=1e-4)
   # The exported transform is affine, T(x) = (x - mean) @ components: probing it with unit steps reads them back.
   transform = embedding_stats.load(str(job.output / analyze.TRANSFORM_DIR))

@@ -2,10 +2,10 @@
 
 Between format and write, in the same job:
 
-  rows -> batches -+-> RecordBatches -> tft_beam.AnalyzeDataset -> WriteTransformFn(OUT/transform) -+
-                   |                                                                               | ready
-                   +-> (waits for ready) the exported transform adds embedding_pca[...] -> rows ----+-> write
-                                                                 +-> moments -> statistics -> OUT/transform/embedding_stats.json
+  rows -> batches -+-> RecordBatches -> tft_beam.AnalyzeDataset -> WriteTransformFn(OUT/transform)
+                   |                                                         | ready (side input)
+                   +-> the exported transform adds embedding_pca[...] <------+ -> rows -> write
+                                              +-> moments -> statistics -> OUT/transform/embedding_stats.json
 
 The rows wait for the full-pass analysis as a side input, then get their
 columns from the exported transform itself, loaded with TFTransformOutput
@@ -19,7 +19,6 @@ import apache_beam as beam
 import numpy as np
 import tensorflow_transform.beam as tft_beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 
 from transforms import embedding_stats
 
@@ -45,7 +44,8 @@ def _stack(rows: List[dict]) -> np.ndarray:
 def moments(embeddings: np.ndarray, reduced: np.ndarray) -> np.ndarray:
   """Sums that add up across batches: count, sum of norms, sums and squares of x and of the reduced x."""
   x, p = embeddings.astype(np.float64), reduced.astype(np.float64)
-  return np.concatenate([[len(x), np.linalg.norm(x, axis=1).sum()], x.sum(0), (x * x).sum(0), p.sum(0), (p * p).sum(0)])
+  return np.concatenate([[len(x), np.linalg.norm(x, axis=1).sum()],
+                         x.sum(0), (x * x).sum(0), p.sum(0), (p * p).sum(0)])
 
 
 def statistics(total, dim: int, pca_dims: int) -> dict:
@@ -64,7 +64,7 @@ def statistics(total, dim: int, pca_dims: int) -> dict:
       'mean_norm': float(mean_norm),
       'total_variance': total_variance,
       'explained_variance': explained.tolist(),
-      'explained_variance_ratio': (explained / total_variance if total_variance > 0 else explained * 0).tolist(),
+      'explained_variance_ratio': (explained / total_variance if total_variance > 0 else 0 * explained).tolist(),
   }
 
 
@@ -84,7 +84,6 @@ class _ApplyTransform(beam.DoFn):
   def __init__(self, directory: str):
     self._dir = directory
     self._transform = None
-    self._rows = Metrics.counter('embeddings', 'rows_reduced')
 
   def process(self, batch: List[dict], ready) -> Iterable:
     del ready  # a side input only so that this runs after the transform is exported
@@ -95,7 +94,6 @@ class _ApplyTransform(beam.DoFn):
     yield beam.pvalue.TaggedOutput(_MOMENTS, moments(embeddings, columns[embedding_stats.PCA]))
     for i, row in enumerate(batch):
       yield dict(row, **{name: values[i].tolist() for name, values in columns.items()})
-    self._rows.inc(len(batch))
 
 
 class AnalyzeEmbeddings(beam.PTransform):
@@ -113,7 +111,8 @@ class AnalyzeEmbeddings(beam.PTransform):
   def expand(self, rows):
     directory = transform_dir(self._output)
     batches = rows | 'Batch' >> beam.BatchElements(min_batch_size=_MIN_BATCH, max_batch_size=_MAX_BATCH)
-    record_batches = batches | 'ToRecordBatch' >> beam.Map(lambda batch: embedding_stats.record_batch(_stack(batch)))
+    record_batches = batches | 'ToRecordBatch' >> beam.Map(
+        lambda batch: embedding_stats.record_batch(_stack(batch)))
     with tft_beam.Context(temp_dir=self._temp_dir):
       transform_fn = ((record_batches, embedding_stats.input_config(self._dim))
                       | 'Analyze' >> tft_beam.AnalyzeDataset(
