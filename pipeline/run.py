@@ -13,7 +13,6 @@ import apache_beam as beam  # pylint: disable=wrong-import-position
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions  # pylint: disable=wrong-import-position
 
 from pipeline import graph, options, summary  # pylint: disable=wrong-import-position
-from transforms import analyze  # pylint: disable=wrong-import-position
 from transforms import labels as labels_lib  # pylint: disable=wrong-import-position
 from transforms import gcs_auth, model_files, models, progress, read  # pylint: disable=wrong-import-position
 
@@ -99,11 +98,9 @@ def run(argv: Optional[List[str]] = None) -> dict:
   result.wait_until_finish()
   report = summary.summarize(result, time.monotonic() - start)
   if config.analysis:
-    if FileSystems.exists(config.analysis.temp_dir):
-      FileSystems.delete([config.analysis.temp_dir])
-    report['embedding_analysis'] = dict(analyze.read_statistics(config.output), pca_dims=config.analysis.pca_dims,
-                                        whitened=config.analysis.whiten,
-                                        transform_dir=analyze.transform_dir(config.output))
+    from transforms import analyze  # pylint: disable=import-outside-toplevel  # tf.Transform only when asked
+    report['embedding_analysis'] = analyze.finish(config.output, config.analysis.pca_dims, config.analysis.whiten,
+                                                  config.analysis.temp_dir)
   summary.write_summary(config.output, report)
   return report
 

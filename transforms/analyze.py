@@ -59,12 +59,13 @@ def statistics(total, dim: int, pca_dims: int) -> dict:
   x_mean, x_square, p_mean, p_square = sums
   total_variance = float(np.maximum(x_square - x_mean * x_mean, 0).sum())
   explained = np.maximum(p_square - p_mean * p_mean, 0)
+  ratio = explained / total_variance if total_variance > 0 else np.zeros_like(explained)
   return {
       'count': count,
       'mean_norm': float(mean_norm),
       'total_variance': total_variance,
       'explained_variance': explained.tolist(),
-      'explained_variance_ratio': (explained / total_variance if total_variance > 0 else 0 * explained).tolist(),
+      'explained_variance_ratio': ratio.tolist(),
   }
 
 
@@ -73,9 +74,13 @@ def _write_json(value: dict, path: str) -> None:
     f.write(json.dumps(value, indent=2, sort_keys=True).encode('utf-8'))
 
 
-def read_statistics(output: str) -> dict:
+def finish(output: str, pca_dims: int, whiten: bool, temp_dir: str) -> dict:
+  """After a successful run: removes tf.Transform's scratch space, returns the run summary's part."""
+  if FileSystems.exists(temp_dir):
+    FileSystems.delete([temp_dir])
   with FileSystems.open(stats_path(output), compression_type='uncompressed') as f:
-    return json.loads(f.read().decode('utf-8'))
+    stats = json.loads(f.read().decode('utf-8'))
+  return dict(stats, pca_dims=pca_dims, whitened=whiten, transform_dir=transform_dir(output))
 
 
 class _ApplyTransform(beam.DoFn):
