@@ -1,16 +1,17 @@
 """Graph assembly: the optional analysis is the only difference it makes, and nothing without it."""
 import apache_beam as beam
 
-from pipeline import options, graph
-from transforms import models
+from pipeline import graph, options
+from transforms import inputs, models, read
 
 
 def _labels(analysis):
   spec = models.ModelSpec('/models/features', models.EMBED)
-  config = options.JobConfig(('/data/*.jpg',), '/out', spec, None, 5, 'bilinear', 8, 64, 0, 10.0, analysis)
+  config = options.JobConfig(('/data/*.jpg',), read.AUTO, inputs.ReadSettings(), (), '/out', spec, None, 5,
+                             'bilinear', 8, 64, 0, 10.0, analysis)
   info = models.ModelInfo('tf1_hub', (128, 128), (0.0, 1.0), None, 512)
   p = beam.Pipeline()
-  graph.build(p, config, info)
+  graph.build(p, config, info, read.InputPlan((('/data/*.jpg', read.IMAGES),), inputs.ReadSettings()))
   return {t.unique_name for t in p.to_runner_api().components.transforms.values()}
 
 
