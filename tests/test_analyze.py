@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from tests import conftest, datagen
+from tests import checks, conftest, datagen
 from transforms import analyze, embedding_stats
 
 IMAGES = 500
@@ -49,43 +49,13 @@ def job_fixture(tmp_path_factory, hub_cache):
   ])
 
 
-def _column(table, name) -> np.ndarray:
-  return np.stack(table[name].to_numpy(zero_copy_only=False))
-
-
-def _numpy_pca(embeddings: np.ndarray):
-  """Centred data, eigenvalues (largest first) and eigenvectors of the population covariance."""
-  centred = embeddings.astype(np.float64) - embeddings.mean(axis=0, dtype=np.float64)
-  variances, vectors = np.linalg.eigh(centred.T @ centred / len(centred))
-  order = np.argsort(variances)[::-1]
-  return centred, variances[order], vectors[:, order]
-
-
 def test_pca_matches_numpy(job):
-  embeddings = _column(job.predictions, 'embedding')
-  assert embeddings.shape == (IMAGES, 512)
-  centred, variances, vectors = _numpy_pca(embeddings)
-  stats = job.summary['embedding_analysis']
-  assert np.allclose(stats['explained_variance_ratio'], variances[:PCA_DIMS] / variances.sum(),
-                     rtol=1e-4, atol=1e-7)
-  assert np.allclose(stats['explained_variance'], variances[:PCA_DIMS], rtol=1e-4)
-  # The exported transform is affine, T(x) = (x - mean) @ components: probing it with unit steps reads them back.
-  transform = embedding_stats.load(str(job.output / analyze.TRANSFORM_DIR))
-  origin = embeddings.mean(axis=0)
-  probes = np.vstack([origin, origin + np.eye(512, dtype=np.float32)]).astype(np.float32)
-  outputs = embedding_stats.apply(transform, probes)[embedding_stats.PCA].astype(np.float64)
-  components = outputs[1:] - outputs[0]
-  assert components.shape == (512, PCA_DIMS)
-  signs = np.sign(np.sum(components * vectors[:, :PCA_DIMS], axis=0))
-  assert np.all(signs != 0)
-  assert np.allclose(components * signs, vectors[:, :PCA_DIMS], atol=2e-4)
-  # ... and the Parquet column is the data projected on them.
-  assert np.allclose(_column(job.predictions, embedding_stats.PCA) * signs, centred @ vectors[:, :PCA_DIMS],
-                     atol=1e-4)
+  assert job.predictions.num_rows == IMAGES
+  checks.assert_pca_matches_numpy(job.output, job.predictions, job.summary['embedding_analysis'], PCA_DIMS)
 
 
 def test_summary_and_files(job):
-  embeddings = _column(job.predictions, 'embedding').astype(np.float64)
+  embeddings = checks.column(job.predictions, 'embedding').astype(np.float64)
   assert job.summary['rows_written'] == job.predictions.num_rows == IMAGES and job.errors.num_rows == 0
   stats = job.summary['embedding_analysis']
   assert stats['count'] == IMAGES and stats['pca_dims'] == PCA_DIMS and stats['whitened'] is True
@@ -100,8 +70,6 @@ def test_summary_and_files(job):
     assert (transform / path).is_file(), path
   assert not list(job.output.glob('tft_tmp-*'))  # scratch space removed
   assert job.predictions.column_names[-3:] == ['embedding', embedding_stats.PCA, embedding_stats.WHITENED]
-  whitened = _column(job.predictions, embedding_stats.WHITENED)
-  assert whitened.shape == (IMAGES, PCA_DIMS) and np.allclose(whitened.var(axis=0), 1.0, atol=1e-3)
 
 
 # What a training job does (README, "Training on the output"): load the transform, map it over a tf.data pipeline.
@@ -130,4 +98,4 @@ def test_exported_transform_reproduces_the_columns_in_a_fresh_process(job, tmp_p
   rows = {row_id: i for i, row_id in enumerate(job.predictions['id'].to_pylist())}
   order = [rows[row_id] for row_id in reproduced['id']]
   for name in (embedding_stats.PCA, embedding_stats.WHITENED):
-    assert np.allclose(reproduced[name], _column(job.predictions, name)[order], rtol=1e-5, atol=1e-5), name
+    assert np.allclose(reproduced[name], checks.column(job.predictions, name)[order], rtol=1e-5, atol=1e-5), name

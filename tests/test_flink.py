@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests import conftest, datagen
+from tests import checks, conftest, datagen
 
 GENERATED = 300
 
@@ -65,3 +65,19 @@ def test_flink_output_equals_direct_runner_output(flink_flags, images, tmp_path)
     assert summary[key] == direct.summary[key], key
   assert summary['records_read'] == inputs and summary['rows_written'] == predictions.num_rows
   assert summary['errors_by_stage'] == {'decode': 1}
+
+
+def test_flink_embedding_analysis_matches_numpy(flink_flags, images, tmp_path):
+  """--analyze_embeddings on the cluster: the full-pass tf.Transform analysis, its export and the columns."""
+  out = tmp_path / 'flink_pca'
+  proc = subprocess.run([
+      sys.executable, '-m', 'pipeline', '--output', str(out), '--input', f'{images}/*.*,{images}/generated/*.jpg',
+      '--model', datagen.HUB_FEATURES, '--task', 'embed', '--analyze_embeddings', '--pca_dims', '16', '--whiten'
+  ] + flink_flags, capture_output=True, text=True, timeout=1200, check=False)
+  assert proc.returncode == 0, proc.stderr[-6000:]
+  assert 'Submitting job' in proc.stderr
+  predictions = conftest.read_dataset(out / 'predictions')
+  stats = json.loads(proc.stdout)['embedding_analysis']
+  assert stats['count'] == predictions.num_rows == len(datagen.photo_paths()) + GENERATED
+  checks.assert_pca_matches_numpy(out, predictions, stats, 16)
+  assert not list(out.glob('tft_tmp-*'))  # scratch space removed
