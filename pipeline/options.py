@@ -47,6 +47,15 @@ def add_model_arguments(parser, model_flag: bool = True) -> None:
 DEFAULT_PCA_DIMS = 64
 
 
+def _flag(value: str) -> bool:
+  """A switch given alone (--whiten) or with a value (--whiten=true), as Dataflow's template launcher passes it."""
+  if value.lower() in ('true', 'yes', '1'):
+    return True
+  if value.lower() in ('false', 'no', '0'):
+    return False
+  raise argparse.ArgumentTypeError(f'expected true or false, not {value!r}')
+
+
 class ImageOptions(PipelineOptions):
 
   @classmethod
@@ -81,12 +90,12 @@ class ImageOptions(PipelineOptions):
     parser.add_argument('--progress_seconds', type=float, default=10.0,
                         help='How often each worker logs images done and images/s.')
     parser.add_argument('--num_shards', type=int, default=0, help='Parquet files per dataset (0: runner decides).')
-    parser.add_argument('--analyze_embeddings', action='store_true',
+    parser.add_argument('--analyze_embeddings', nargs='?', const=True, default=False, type=_flag,
                         help='Fit a tf.Transform PCA on all embeddings in this job: export the transform under '
                         'OUTPUT/transform, add the reduced embedding to every row, put statistics in the summary.')
     parser.add_argument('--pca_dims', type=int, default=None,
                         help=f'Components kept by --analyze_embeddings (default {DEFAULT_PCA_DIMS}).')
-    parser.add_argument('--whiten', action='store_true',
+    parser.add_argument('--whiten', nargs='?', const=True, default=False, type=_flag,
                         help='With --analyze_embeddings, also add the components scaled to unit variance.')
 
 

@@ -84,3 +84,7 @@ def test_analysis_defaults_and_scratch_space(tmp_path):
   elsewhere = options.validate(PipelineOptions(argv + ['--analyze_embeddings', '--temp_location', '/scratch']))
   assert elsewhere.analysis.temp_dir.startswith('/scratch/tft_tmp-')
   assert options.validate(PipelineOptions(argv)).analysis is None
+  # Dataflow's template launcher passes switches with a value.
+  templated = options.validate(PipelineOptions(argv + ['--analyze_embeddings=true', '--whiten=true'])).analysis
+  assert templated.whiten is True
+  assert options.validate(PipelineOptions(argv + ['--analyze_embeddings=false', '--whiten=false'])).analysis is None
