@@ -87,4 +87,5 @@ def test_analysis_defaults_and_scratch_space(tmp_path):
   # Dataflow's template launcher passes switches with a value.
   templated = options.validate(PipelineOptions(argv + ['--analyze_embeddings=true', '--whiten=true'])).analysis
   assert templated.whiten is True
-  assert options.validate(PipelineOptions(argv + ['--analyze_embeddings=false', '--whiten=false'])).analysis is None
+  switched_off = options.validate(PipelineOptions(argv + ['--analyze_embeddings=false', '--whiten=false']))
+  assert switched_off.analysis is None
