@@ -5,7 +5,7 @@ inference. The value range is the model's business (models.base.scale), done
 once per batch.
 """
 import io
-from typing import Iterable, Tuple
+from typing import Iterable, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -23,18 +23,32 @@ RESIZE_METHODS = {
 }
 
 
+# Decompression bombs: an image whose header claims more pixels than this is refused before any pixel is
+# decoded, whatever its format. Pillow's own global check (a warning, then an error at twice its limit)
+# is replaced by this one exact limit, which --max_image_pixels sets.
+MAX_IMAGE_PIXELS = 100_000_000
+Image.MAX_IMAGE_PIXELS = None
+
+
 class DecodeError(ValueError):
   """The bytes are not an image we can read."""
 
 
-def open_image(data: bytes) -> Image.Image:
+def open_image(data: bytes, max_pixels: Optional[int] = MAX_IMAGE_PIXELS) -> Image.Image:
   """Decodes fully (Pillow is lazy) and applies EXIF orientation."""
   if not data:
     raise DecodeError('empty file: no image bytes')
   try:
-    image = Image.open(io.BytesIO(data))
-    image.load()
+    image = Image.open(io.BytesIO(data))  # reads the header only
   except Exception as e:  # Pillow raises many types for bad data
+    raise DecodeError(f'not a readable image ({type(e).__name__}: {e})') from e
+  width, height = image.size
+  if max_pixels and width * height > max_pixels:
+    raise DecodeError(f'image too large: {width}x{height} = {width * height:,} pixels, over the limit of '
+                      f'{max_pixels:,} (--max_image_pixels); refused undecoded, as it may be a decompression bomb')
+  try:
+    image.load()
+  except Exception as e:  # pylint: disable=broad-except
     raise DecodeError(f'not a readable image ({type(e).__name__}: {e})') from e
   try:
     return ImageOps.exif_transpose(image)
@@ -61,7 +75,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
   if mode == 'RGB':
     return image
   if mode == 'I' or mode.startswith('I;16'):
-    high_byte = np.clip(np.asarray(image).astype(np.int64), 0, 65535) >> 8
+    high_byte = np.clip(np.asarray(image), 0, 65535) >> 8
     return Image.fromarray(high_byte.astype(np.uint8), 'L').convert('RGB')
   if mode in _ALPHA_MODES or (mode in ('P', 'L') and 'transparency' in image.info):
     rgba = image.convert('RGBA')
@@ -81,15 +95,16 @@ def resize(image: Image.Image, size: Tuple[int, int], method: str) -> np.ndarray
 class DecodeImages(beam.DoFn):
   """EncodedImage -> DecodedImage; failures go to the errors output with their stage."""
 
-  def __init__(self, size: Tuple[int, int], method: str = 'bilinear'):
+  def __init__(self, size: Tuple[int, int], method: str = 'bilinear', max_pixels: int = MAX_IMAGE_PIXELS):
     self._size = tuple(size)
     self._method = method
+    self._max_pixels = max_pixels
     self._decoded = Metrics.counter('images', 'images_decoded')
 
   def process(self, element: records.EncodedImage) -> Iterable:
     ref = element.ref
     try:
-      image = open_image(element.data)
+      image = open_image(element.data, self._max_pixels)
     except Exception as e:  # pylint: disable=broad-except
       yield beam.pvalue.TaggedOutput(records.ERRORS_TAG, records.error_for(ref, records.DECODE, e))
       return
