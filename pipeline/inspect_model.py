@@ -58,8 +58,8 @@ def describe(model: models.ImageModel, location: str) -> List[str]:
 
 def predict_image(model: models.ImageModel, path: str, resize_method: str) -> models.Outputs:
   with FileSystems.open(path, compression_type='uncompressed') as f:
-    image = decode.to_rgb(decode.open_image(f.read()))
-  return model.predict(decode.resize(image, model.info.input_size, resize_method)[np.newaxis])
+    pixels = decode.decode(f.read(), model.info.input_size, resize_method)
+  return model.predict(pixels[np.newaxis])
 
 
 def show_prediction(outputs: models.Outputs, image: str, top_k: int, labels: Optional[List[str]]) -> List[str]:

@@ -14,7 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions, PipelineOptions,
                                                   StandardOptions)
 
-from transforms import decode, inputs, models, passthrough, read, tf_example, write
+from transforms import decode, inputs, models, output, passthrough, read, tf_example, write
 
 
 class OptionsError(ValueError):
@@ -45,6 +45,7 @@ def add_model_arguments(parser, model_flag: bool = True) -> None:
 
 
 DEFAULT_PCA_DIMS = 64
+DEFAULT_CHECKPOINT_ROWS = 2000
 
 
 def _flag(value: str) -> bool:
@@ -90,6 +91,16 @@ class ImageOptions(PipelineOptions):
     parser.add_argument('--progress_seconds', type=float, default=10.0,
                         help='How often each worker logs images done and images/s.')
     parser.add_argument('--num_shards', type=int, default=0, help='Parquet files per dataset (0: runner decides).')
+    parser.add_argument('--overwrite', nargs='?', const=True, default=False, type=_flag,
+                        help='Replace what an earlier job wrote under --output (refused otherwise).')
+    parser.add_argument('--resume', nargs='?', const=True, default=False, type=_flag,
+                        help='Continue an earlier run of the same job under --output: inputs it finished are '
+                        'skipped and its rows kept. Refused if the options or the model changed.')
+    parser.add_argument('--checkpoint_rows', type=int, default=DEFAULT_CHECKPOINT_ROWS,
+                        help='Rows each worker commits at a time for --resume (at most this much work per '
+                        'worker is redone after a crash).')
+    parser.add_argument('--max_image_pixels', type=int, default=decode.MAX_IMAGE_PIXELS,
+                        help='Images whose header claims more pixels are refused undecoded (decompression bombs).')
     parser.add_argument('--analyze_embeddings', nargs='?', const=True, default=False, type=_flag,
                         help='Fit a tf.Transform PCA on all embeddings in this job: export the transform under '
                         'OUTPUT/transform, add the reduced embedding to every row, put statistics in the summary.')
@@ -121,7 +132,27 @@ class JobConfig:
   max_batch_size: int
   num_shards: int
   progress_seconds: float
+  output_mode: str = output.NEW  # new, overwrite or resume
+  checkpoint_rows: int = DEFAULT_CHECKPOINT_ROWS
+  max_image_pixels: int = decode.MAX_IMAGE_PIXELS
   analysis: Optional[AnalysisConfig] = None
+
+  def shaping_options(self) -> dict:
+    """The options that decide what the rows hold: a resumed run must have the same."""
+    spec, settings = self.model, self.read_settings
+    return {
+        'input': ','.join(self.inputs), 'input_format': self.input_format, 'compression': settings.compression,
+        'image_key': settings.image_key, 'id_key': settings.id_key,
+        'passthrough_keys': [list(key) for key in self.passthrough_keys],
+        'model': spec.location, 'task': spec.task, 'image_size': spec.image_size,
+        'classes_output': spec.classes_output, 'embedding_output': spec.embedding_output,
+        'input_range': list(spec.input_range) if spec.input_range else None,
+        'labels_file': self.labels, 'top_k': self.top_k, 'resize_method': self.resize_method,
+        'max_image_pixels': self.max_image_pixels,
+        'analyze_embeddings': self.analysis is not None,
+        'pca_dims': self.analysis.pca_dims if self.analysis else None,
+        'whiten': self.analysis.whiten if self.analysis else None,
+    }
 
 
 def _require(value, flag: str):
@@ -211,7 +242,7 @@ def parse_inspect(argv: Sequence[str]) -> InspectConfig:
   return InspectConfig(model_spec(o), o.labels_file, o.top_k, o.image, o.resize_method, any_task)
 
 
-def _analysis(options: PipelineOptions, output: str, spec: models.ModelSpec,
+def _analysis(options: PipelineOptions, output_prefix: str, spec: models.ModelSpec,
               passthrough_keys: Sequence[Tuple[str, Optional[str]]]) -> Optional[AnalysisConfig]:
   o = options.view_as(ImageOptions)
   if not o.analyze_embeddings:
@@ -229,7 +260,7 @@ def _analysis(options: PipelineOptions, output: str, spec: models.ModelSpec,
   if taken:
     raise OptionsError(f'--passthrough_keys {", ".join(taken)}: taken by --analyze_embeddings\'s columns')
   # A shared place every worker can reach: --temp_location when given (gs:// on Dataflow), else the output.
-  temp_root = options.view_as(GoogleCloudOptions).temp_location or output
+  temp_root = options.view_as(GoogleCloudOptions).temp_location or output_prefix
   return AnalysisConfig(dims, o.whiten, FileSystems.join(temp_root, f'tft_tmp-{uuid.uuid4().hex}'))
 
 
@@ -244,7 +275,7 @@ def validate(options: PipelineOptions) -> JobConfig:
   """Checks what can be checked without data; raises OptionsError."""
   o = options.view_as(ImageOptions)
   patterns = tuple(_split(_require(o.input, '--input')))
-  output = _require(o.output, '--output').rstrip('/')
+  output_prefix = _require(o.output, '--output').rstrip('/')
   _require(o.model, '--model')
   _check_resize(o.resize_method)
   if o.min_batch_size < 1 or o.max_batch_size < o.min_batch_size:
@@ -254,6 +285,12 @@ def validate(options: PipelineOptions) -> JobConfig:
     raise OptionsError(f'--progress_seconds must be positive, not {o.progress_seconds}')
   if o.num_shards < 0:
     raise OptionsError(f'--num_shards must be 0 or more, not {o.num_shards}')
+  if o.overwrite and o.resume:
+    raise OptionsError('--overwrite and --resume exclude each other: start over, or continue')
+  if o.checkpoint_rows < 1:
+    raise OptionsError(f'--checkpoint_rows must be positive, not {o.checkpoint_rows}')
+  if o.max_image_pixels < 1:
+    raise OptionsError(f'--max_image_pixels must be positive, not {o.max_image_pixels}')
   if o.input_format not in (read.AUTO,) + read.FORMATS:
     raise OptionsError(f'--input_format must be one of {", ".join((read.AUTO,) + read.FORMATS)}, '
                        f'not {o.input_format!r}')
@@ -271,9 +308,10 @@ def validate(options: PipelineOptions) -> JobConfig:
   elif threads < 1:
     raise OptionsError(f'--model_threads must be positive, not {threads}')
   spec = model_spec(o, threads)
-  return JobConfig(patterns, o.input_format, settings, passthrough_keys, output, spec, o.labels_file, o.top_k,
-                   o.resize_method, o.min_batch_size, o.max_batch_size, o.num_shards, o.progress_seconds,
-                   _analysis(options, output, spec, passthrough_keys))
+  mode = output.OVERWRITE if o.overwrite else output.RESUME if o.resume else output.NEW
+  return JobConfig(patterns, o.input_format, settings, passthrough_keys, output_prefix, spec, o.labels_file,
+                   o.top_k, o.resize_method, o.min_batch_size, o.max_batch_size, o.num_shards, o.progress_seconds,
+                   mode, o.checkpoint_rows, o.max_image_pixels, _analysis(options, output_prefix, spec, passthrough_keys))
 
 
 @dataclasses.dataclass(frozen=True)

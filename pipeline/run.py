@@ -14,7 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, TestOptions  #
 
 from pipeline import graph, options, summary  # pylint: disable=wrong-import-position
 from transforms import labels as labels_lib  # pylint: disable=wrong-import-position
-from transforms import gcs_auth, model_files, models, progress, read  # pylint: disable=wrong-import-position
+from transforms import gcs_auth, model_files, models, output, progress, read  # pylint: disable=wrong-import-position
 
 # The local runner re-logs every worker message through this logger, as 'Worker: <log entry>'.
 _WORKER_LOGS = 'apache_beam.runners.portability.local_job_service'
@@ -83,8 +83,13 @@ def prepare(argv: List[str]) -> Tuple[beam.Pipeline, options.JobConfig]:
   logging.info('inputs: %s', ', '.join(f'{pattern} ({fmt})' for pattern, fmt in input_plan.inputs))
   info = inspect_model(config)
   logging.info('model %s: %s, input %s', config.model.location, info.format, info.input_size)
+  layout = output.Layout(config.output, output.new_run_id())
+  previous = None
+  if not pipeline_options.view_as(TestOptions).dry_run:  # a dry run writes nothing, not even job.json
+    job = dict(config.shaping_options(), **{output.MODEL_DIGEST: model_files.fingerprint(config.model.location)})
+    previous = output.claim(config.output, config.output_mode, job)
   p = beam.Pipeline(options=pipeline_options)
-  graph.build(p, config, info, input_plan)
+  graph.build(p, config, info, input_plan, layout, previous)
   return p, config
 
 
@@ -96,7 +101,7 @@ def run(argv: Optional[List[str]] = None) -> dict:
   if p.options.view_as(TestOptions).dry_run:  # translated for the runner, nothing submitted
     return {'dry_run': True, 'runner': type(p.runner).__name__}
   result.wait_until_finish()
-  report = summary.summarize(result, time.monotonic() - start)
+  report = summary.complete(config.output, result, time.monotonic() - start)
   if config.analysis:
     from transforms import analyze  # pylint: disable=import-outside-toplevel  # tf.Transform only when asked
     report['embedding_analysis'] = analyze.finish(config.output, config.analysis.pca_dims, config.analysis.whiten,
@@ -109,7 +114,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   configure_logging()
   try:
     report = run(argv)
-  except (options.OptionsError, read.InputError, models.ModelError) as e:
+  except (options.OptionsError, read.InputError, models.ModelError, output.OutputError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
   print(json.dumps(report, indent=2, sort_keys=True))

@@ -1,4 +1,10 @@
-"""The run summary: what came in, what went out, how fast; from the job's Beam metrics."""
+"""The run summary: the job's own exact accounting (written by its commit step) plus how the run went.
+
+The commit step writes summary.json with the counts the job tallied itself
+(transforms/output.py); the launcher, when it waits for the job, adds what
+only it knows (wall time, speed) and what Beam's metrics tell (how reading
+spread over workers).
+"""
 import json
 import logging
 from typing import Dict
@@ -6,7 +12,7 @@ from typing import Dict
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 
-from transforms import inputs, write
+from transforms import inputs, output, write
 
 
 def _counters(result) -> Dict[str, int]:
@@ -18,26 +24,25 @@ def _counters(result) -> Dict[str, int]:
   return totals
 
 
-def summarize(result, wall_seconds: float) -> dict:
+def complete(output_prefix: str, result, wall_seconds: float) -> dict:
+  """summary.json as the job committed it, with the run's speed and the reads per worker added."""
+  report = output.read_json(FileSystems.join(output_prefix, write.SUMMARY_FILE))
+  if report is None:
+    raise RuntimeError(f'the job finished but did not commit {output_prefix}: summary.json is missing')
   counters = _counters(result)
-  errors = {k.split('/', 1)[1]: v for k, v in counters.items() if k.startswith('errors/')}
-  rows = counters.get('images/rows_written', 0)
   worker_prefix = inputs.WORKERS_NAMESPACE + '/'
-  by_worker = sorted((v for k, v in counters.items() if k.startswith(worker_prefix)), reverse=True)
-  return {
-      'records_read': counters.get('images/records_read', 0),
-      'rows_written': rows,
-      'errors': sum(errors.values()),
-      'errors_by_stage': errors,
-      'records_read_by_worker': by_worker,
+  done_here = report['rows_written'] - report.get('resumed', {}).get('carried_rows', 0)
+  report.update({
+      'records_read_by_worker': sorted((v for k, v in counters.items() if k.startswith(worker_prefix)),
+                                       reverse=True),
       'wall_seconds': round(wall_seconds, 3),
-      'images_per_second': round(rows / wall_seconds, 2) if wall_seconds > 0 else None,
-  }
+      'images_per_second': round(done_here / wall_seconds, 2) if wall_seconds > 0 else None,
+  })
+  return report
 
 
-def write_summary(output: str, summary: dict) -> str:
-  path = FileSystems.join(output, write.SUMMARY_FILE)
-  with FileSystems.create(path) as f:
-    f.write(json.dumps(summary, indent=2, sort_keys=True).encode('utf-8'))
+def write_summary(output_prefix: str, summary: dict) -> str:
+  path = FileSystems.join(output_prefix, write.SUMMARY_FILE)
+  output.write_text(path, json.dumps(summary, indent=2, sort_keys=True))
   logging.info('summary written to %s', path)
   return path

@@ -59,7 +59,7 @@ def test_grayscale_becomes_rgb_at_model_size():
   assert np.all(pixels == 128)
 
 
-@pytest.mark.parametrize('data, words', [(b'', 'empty file'), (b'<html>hello</html>', 'not a readable image')])
+@pytest.mark.parametrize('data, words', [(b'', 'empty file'), (b'<html>hello</html>', 'not an image')])
 def test_bad_bytes_raise_decode_error(data, words):
   with pytest.raises(decode.DecodeError, match=words):
     decode.open_image(data)

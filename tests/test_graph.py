@@ -2,16 +2,17 @@
 import apache_beam as beam
 
 from pipeline import graph, options
-from transforms import inputs, models, read
+from transforms import inputs, models, output, read
 
 
 def _labels(analysis):
   spec = models.ModelSpec('/models/features', models.EMBED)
   config = options.JobConfig(('/data/*.jpg',), read.AUTO, inputs.ReadSettings(), (), '/out', spec, None, 5,
-                             'bilinear', 8, 64, 0, 10.0, analysis)
+                             'bilinear', 8, 64, 0, 10.0, analysis=analysis)
   info = models.ModelInfo('tf1_hub', (128, 128), (0.0, 1.0), None, 512)
   p = beam.Pipeline()
-  graph.build(p, config, info, read.InputPlan((('/data/*.jpg', read.IMAGES),), inputs.ReadSettings()))
+  graph.build(p, config, info, read.InputPlan((('/data/*.jpg', read.IMAGES),), inputs.ReadSettings()),
+              output.Layout('/out', 'run'))
   return {t.unique_name for t in p.to_runner_api().components.transforms.values()}
 
 

@@ -62,6 +62,6 @@ def test_writer_output_reads_back():
 
 
 def test_bad_json_is_a_sample_error():
-  sample = webdataset.Sample('k', {'jpg': b'', 'json': b'{nope'}, {'jpg': 'k.jpg', 'json': 'k.json'})
+  sample = webdataset.Sample('k', {'jpg': b'', 'json': b'{nope'}, {'jpg': 'k.jpg', 'json': 'k.json'}, {})
   with pytest.raises(webdataset.SampleError, match='k.json is not valid JSON'):
     webdataset.sample_values(sample)

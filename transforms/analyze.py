@@ -112,6 +112,7 @@ class AnalyzeEmbeddings(beam.PTransform):
     self._whiten = whiten
     self._temp_dir = temp_dir
     self.columns = embedding_stats.output_columns(whiten)
+    self.statistics_written = None  # set by expand: the output's commit waits for it
 
   def expand(self, rows):
     directory = transform_dir(self._output)
@@ -128,9 +129,10 @@ class AnalyzeEmbeddings(beam.PTransform):
                FileSystems.join(directory, embedding_stats.RAW_METADATA_DIR), rows.pipeline))
     reduced = batches | 'Reduce' >> beam.ParDo(_ApplyTransform(directory),
                                                beam.pvalue.AsSingleton(ready)).with_outputs(_MOMENTS, main='rows')
-    _ = (reduced[_MOMENTS]
-         | 'SumMoments' >> beam.CombineGlobally(sum)
-         | 'Statistics' >> beam.Map(statistics, self._dim, self._pca_dims)
-         | 'WriteStatistics' >> beam.Map(_write_json, stats_path(self._output)))
+    self.statistics_written = (
+        reduced[_MOMENTS]
+        | 'SumMoments' >> beam.CombineGlobally(sum)
+        | 'Statistics' >> beam.Map(statistics, self._dim, self._pca_dims)
+        | 'WriteStatistics' >> beam.Map(_write_json, stats_path(self._output)))
     return reduced.rows
 

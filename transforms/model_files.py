@@ -72,6 +72,20 @@ def local_copy(location: str, cache_dir: Optional[str] = None) -> str:
     return _copies[location]
 
 
+def fingerprint(location: str) -> str:
+  """A digest of the model's files: a resumed run compares it to tell a changed model under the same name."""
+  path = local_copy(location) if locate.is_remote(location) else locate.resolve(location)
+  files = [path] if os.path.isfile(path) else sorted(
+      os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names)
+  digest = hashlib.sha256()
+  for file in files:
+    digest.update(os.path.relpath(file, path).encode('utf-8') + b'\0')
+    with open(file, 'rb') as f:
+      for chunk in iter(lambda f=f: f.read(16 << 20), b''):
+        digest.update(chunk)
+  return digest.hexdigest()
+
+
 def load(spec: models.ModelSpec) -> models.ImageModel:
   """models.load for any location: remote paths are copied to local disk first."""
   if locate.is_remote(spec.location):

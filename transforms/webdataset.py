@@ -6,7 +6,8 @@ to the first dot of its file name, the rest is its extension, exactly as the
 `webdataset` library splits them, and members of one sample are adjacent.
 Shards are read as streams (any compression tarfile detects), one member in
 memory at a time; nothing is ever extracted to disk, so member names such as
-`../x.jpg` are only names.
+`../x.jpg` are only names, and links are never followed (a sample whose image
+is a link becomes an error row that says so).
 """
 import io
 import json
@@ -24,6 +25,7 @@ class Sample(NamedTuple):
   key: str
   members: Dict[str, bytes]  # extension (as written) -> bytes
   names: Dict[str, str]  # extension -> member name
+  links: Dict[str, str]  # extension -> link target, for members that are links (never followed)
 
 
 class SampleError(ValueError):
@@ -41,15 +43,18 @@ def samples(f: BinaryIO) -> Iterator[Sample]:
   current: Optional[Sample] = None
   with tarfile.open(fileobj=f, mode='r|*') as tar:
     for member in tar:
-      parts = split_name(member.name) if member.isfile() else None
+      parts = split_name(member.name) if member.isfile() or member.issym() or member.islnk() else None
       if parts is None:
-        continue  # directories, links, names without an extension: not sample members
+        continue  # directories, devices, names without an extension: not sample members
       key, ext = parts
-      if current is None or key != current.key or ext in current.members:
+      if current is None or key != current.key or ext in current.names:
         if current is not None:
           yield current
-        current = Sample(key, {}, {})
-      current.members[ext] = tar.extractfile(member).read()
+        current = Sample(key, {}, {}, {})
+      if member.isfile():
+        current.members[ext] = tar.extractfile(member).read()
+      else:
+        current.links[ext] = member.linkname
       current.names[ext] = member.name
   if current is not None:
     yield current
@@ -57,15 +62,17 @@ def samples(f: BinaryIO) -> Iterator[Sample]:
 
 def image_extension(sample: Sample, wanted: Optional[str] = None) -> str:
   """The member holding the image: `wanted` if given, else the first known image extension."""
+  found = None
   if wanted is not None:
-    if wanted in sample.members:
-      return wanted
+    found = wanted if wanted in sample.names else None
   else:
-    lowered = {ext.lower(): ext for ext in sample.members}
-    for ext in IMAGE_EXTENSIONS:
-      if ext in lowered:
-        return lowered[ext]
-  have = ', '.join(sorted(sample.members))
+    lowered = {ext.lower(): ext for ext in sample.names}
+    found = next((lowered[ext] for ext in IMAGE_EXTENSIONS if ext in lowered), None)
+  if found in sample.links:
+    raise SampleError(f'{sample.names[found]} is a link (to {sample.links[found]!r}); links are not followed')
+  if found is not None:
+    return found
+  have = ', '.join(sorted(sample.names))
   want = f'.{wanted} member' if wanted else 'image member (' + ', '.join(IMAGE_EXTENSIONS) + ')'
   raise SampleError(f'sample {sample.key!r} has no {want}; it has: {have}')
 

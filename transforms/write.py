@@ -1,10 +1,9 @@
-"""Write stage: rows -> Parquet datasets under the output prefix, with explicit schemas.
+"""Write stage: rows -> Parquet datasets, with explicit schemas.
 
-Layout under --output:
-  predictions/part-SSSSS-of-NNNNN.parquet   one row per image that got a prediction
-  errors/part-SSSSS-of-NNNNN.parquet        one row per input that did not
-  transform/                                with --analyze_embeddings: the tf.Transform output (analyze.py)
-  summary.json                              written by the driver after the run
+Each dataset is written with Beam's WriteToParquet into the run's staging
+folder; the job's last step moves the shards into place (transforms/output.py):
+  predictions/part-RUN-SSSSS-of-NNNNN.parquet   one row per image that got a prediction
+  errors/part-RUN-SSSSS-of-NNNNN.parquet        one row per input that did not
 """
 from typing import Optional, Sequence, Tuple
 
@@ -50,16 +49,12 @@ def prediction_schema(classify: bool, embed: bool, labels: bool,
   return pa.schema(fields)
 
 
-def dataset_prefix(output: str, name: str) -> str:
-  return FileSystems.join(output, name, 'part')
-
-
 class WriteParquet(beam.PTransform):
-  """Beam's WriteToParquet into output/name/, shards finalized only when the run succeeds."""
+  """Beam's WriteToParquet into `directory`; returns the paths of the shards once all are finalized."""
 
-  def __init__(self, output: str, name: str, schema: pa.Schema, num_shards: Optional[int] = None):
+  def __init__(self, directory: str, schema: pa.Schema, num_shards: Optional[int] = None, name: str = 'part'):
     super().__init__()
-    self._prefix = dataset_prefix(output, name)
+    self._prefix = FileSystems.join(directory, name)
     self._schema = schema
     self._num_shards = num_shards or 0
 

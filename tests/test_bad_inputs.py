@@ -1,0 +1,108 @@
+"""Broken inputs cost only themselves: every input becomes a row or an error row that says which stage failed,
+why and where; the good images among them still get the golden predictions. On image files, TFRecord
+shards and a WebDataset shard, through the whole job on the local runner."""
+import os
+import pathlib
+import subprocess
+import sys
+from collections import Counter
+
+from tests import badinputs, datagen
+
+JOB = ['--model', str(datagen.TFLITE_QUANT), '--task', 'classify', '--labels_file', str(datagen.LABELS)]
+GOLDEN_TOP1_PHOTOS = ('bird', 'cat', 'hot_dog', 'missvickie_potato_chips')
+
+
+def _check_golden(rows: dict, prefix: str = '') -> None:
+  golden = datagen.golden()
+  for name in GOLDEN_TOP1_PHOTOS:
+    expected = next(v for k, v in golden.items() if k.startswith(name + '.'))['pil_bilinear'][0]
+    assert rows[prefix + name]['top_classes'][0] == expected['index'], name
+
+
+def _check_accounting(result, expected: dict, located=()) -> tuple:
+  """Each expected id is a row or an error row as its case says; located errors (no id of their own) too."""
+  rows = result.predictions.to_pylist()
+  errors = result.errors.to_pylist()
+  summary = result.summary
+  assert summary['accounted'] and summary['records_read'] == len(rows) + len(errors), summary
+  assert summary['rows_written'] == len(rows) and summary['errors'] == len(errors)
+  assert summary['errors_by_stage'] == dict(Counter(e['stage'] for e in errors))
+  row_ids = Counter(r['id'] for r in rows)
+  by_id = {e['id']: e for e in errors if e['id'] != e['source']}
+  for key, case in expected.items():
+    if case.expect == badinputs.ROW:
+      assert key in row_ids and key not in by_id, (key, by_id.get(key))
+    elif case.expect == badinputs.ANY:
+      assert (key in row_ids) != (key in by_id), key
+    else:
+      assert key not in row_ids, key
+      error = by_id[key]
+      assert error['stage'] == case.expect and case.words in error['message'], error
+      assert error['source'] and error['error_type'], error
+  unlisted = set(row_ids) | set(by_id)
+  assert unlisted <= set(expected), unlisted - set(expected)
+  located_errors = [e for e in errors if e['id'] == e['source']]
+  assert len(located_errors) == len(located), located_errors
+  for file_name, words in located:
+    assert any(file_name in e['source'] and '#offset=' in e['source'] and words in e['message']
+               for e in located_errors), (file_name, words, located_errors)
+  return {r['id']: r for r in rows}, by_id
+
+
+def test_image_files_corpus(tmp_path, run_job):
+  expected = badinputs.write_image_files(tmp_path / 'in')
+  assert sum(c.expect not in (badinputs.ROW, badinputs.ANY) for c in expected.values()) >= 10
+  result = run_job(tmp_path / 'out', ['--input', f'{tmp_path}/in/*'] + JOB)
+  rows, errors = _check_accounting(result, expected)
+  assert result.summary['records_read'] == len(expected)
+  _check_golden(rows)
+  assert (rows['exif_rotated']['width'], rows['exif_rotated']['height']) == (32, 48)  # as displayed
+  assert (rows['oversized_exif']['width'], rows['oversized_exif']['height']) == (80, 120)
+  assert (rows['one_pixel']['width'], rows['one_pixel']['height']) == (1, 1)
+  assert errors['bomb_30000x30000']['source'].endswith('bomb_30000x30000.png')
+  assert errors['zero_bytes']['error_type'] == 'DecodeError'
+
+
+def test_tfrecord_corpus(tmp_path, run_job):
+  expected, located = badinputs.write_tfrecords(tmp_path / 'in')
+  result = run_job(tmp_path / 'out', ['--input', f'{tmp_path}/in/*.tfrecord'] + JOB)
+  rows, errors = _check_accounting(result, dict(expected, same_id=badinputs.Case(b'', badinputs.ROW)), located)
+  _check_golden(rows)
+  _check_golden(rows, 'damaged_shard_')  # records after the damage are read
+  # Two records that share an id both get a row, each with its own source, and the summary says so.
+  same = [r for r in result.predictions.to_pylist() if r['id'] == 'same_id']
+  assert len(same) == 2 and len({r['source'] for r in same}) == 2
+  assert result.summary['duplicate_ids'] == 1
+  assert errors['no_image_feature']['source'].split('#offset=')[0].endswith('.tfrecord')
+
+
+def test_tar_corpus_never_writes_or_follows_member_names(tmp_path, run_job):
+  work = tmp_path / 'deep' / 'er'
+  shard = badinputs.write_tar(work / 'in')
+  before = set(tmp_path.rglob('*'))
+  result = run_job(work / 'out', ['--input', str(shard)] + JOB)
+  rows = {r['id']: r for r in result.predictions.to_pylist()}
+  errors = {e['id']: e for e in result.errors.to_pylist()}
+  assert set(rows) == {'good', '../../escaped'} and set(errors) == {'linked', 'caption_only'}
+  assert result.summary['accounted'] and result.summary['records_read'] == 4
+  assert rows['../../escaped']['source'] == f'{shard}#member=../../escaped.jpg'
+  assert 'is a link' in errors['linked']['message'] and 'not followed' in errors['linked']['message']
+  assert errors['caption_only']['stage'] == 'read' and 'no image member' in errors['caption_only']['message']
+  created = set(tmp_path.rglob('*')) - before
+  assert all(work / 'out' in path.parents or path == work / 'out' for path in created), created
+
+
+def _peak_rss_kib(code: str) -> int:
+  script = f'import resource, sys\n{code}\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)'
+  proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, check=True,
+                        cwd=pathlib.Path(__file__).resolve().parents[1], env=dict(os.environ))
+  return int(proc.stdout.split()[-1])
+
+
+def test_decompression_bomb_is_refused_with_bounded_memory():
+  setup = 'from tests import badinputs\nfrom transforms import decode\nbomb = badinputs.png_bomb()\n'
+  baseline = _peak_rss_kib(setup)
+  refused = _peak_rss_kib(setup + 'try:\n  decode.open_image(bomb)\nexcept decode.DecodeError as e:\n'
+                          '  assert "too large" in str(e), e\nelse:\n  sys.exit("not refused")\n')
+  assert refused - baseline < 20 * 1024  # KiB; decoding it would take 30000 * 30000 * 3 bytes = 2.7 GB
