@@ -1,0 +1,83 @@
+"""The benchmark's data set, made once and cached under bench_data/ (git-ignored).
+
+ImageNet-like JPEGs (about 500x375, quality 90) made of real photo content:
+random crops, scales, flips and colour shifts of ../shared/images/photos
+(tests/datagen.variant), re-encoded. Image i depends only on (seed, i), so a
+larger set extends a smaller one and the work splits over all cores. For N
+images the benchmark reads `files-N/` (hard links to the cached JPEGs, so that
+a plain glob names exactly N files, as Beam's MatchFiles needs) and the same
+images packed by the project's packer (pipeline/pack.py) into
+`tfrecord-N/shard-*.tfrecord`.
+"""
+import multiprocessing
+import os
+import pathlib
+from typing import List, NamedTuple
+
+import numpy as np
+from PIL import Image
+
+from pipeline import pack
+from tests import datagen
+
+ROOT = datagen.ROOT / 'bench_data'
+SEED = 2024
+QUALITY = 90
+SIZE = (500, 375)
+IMAGES_PER_SHARD = 1000
+
+_photos: List[Image.Image] = []
+
+
+class DataSet(NamedTuple):
+  count: int
+  files: str  # glob naming exactly `count` JPEG files
+  tfrecord: str  # glob naming the TFRecord shards holding the same images
+
+
+def _load_photos() -> None:
+  _photos.extend(Image.open(p).convert('RGB') for p in datagen.photo_paths())
+
+
+def _make(path: str) -> None:
+  i = int(pathlib.Path(path).stem.rsplit('_', 1)[1])
+  rng = np.random.default_rng([SEED, i])
+  datagen.variant(_photos[i % len(_photos)], rng, SIZE).save(path + '.partial', 'JPEG', quality=QUALITY)
+  os.replace(path + '.partial', path)  # an interrupted run never leaves a truncated JPEG behind
+
+
+def _jpegs(count: int) -> List[pathlib.Path]:
+  """The first `count` cached JPEGs, making the missing ones on all cores."""
+  cache = ROOT / 'jpegs'
+  cache.mkdir(parents=True, exist_ok=True)
+  paths = [cache / f'img_{i:06d}.jpg' for i in range(count)]
+  missing = [str(p) for p in paths if not p.exists()]
+  if missing:
+    with multiprocessing.Pool(initializer=_load_photos) as pool:
+      pool.map(_make, missing, chunksize=64)
+  return paths
+
+
+def _linked(paths: List[pathlib.Path], directory: pathlib.Path) -> None:
+  directory.mkdir(parents=True, exist_ok=True)
+  for path in paths:
+    link = directory / path.name
+    if not link.exists():
+      os.link(path, link)
+
+
+def make(count: int) -> DataSet:
+  """The data set of `count` images, as files and as TFRecord shards; cached, so cheap once made."""
+  datagen.require_shared()
+  paths = _jpegs(count)
+  files = ROOT / f'files-{count}'
+  _linked(paths, files)
+  shards = ROOT / f'tfrecord-{count}'
+  done = shards / 'DONE'
+  if not done.exists():
+    shards.mkdir(parents=True, exist_ok=True)
+    for old in shards.glob('shard-*'):
+      old.unlink()
+    pack.pack([str(files)], str(shards / 'shard'), pack.read.TFRECORD, IMAGES_PER_SHARD)
+    done.write_text(f'{count}\n')
+  return DataSet(count, str(files / '*.jpg'), str(shards / 'shard-*.tfrecord'))
