@@ -46,9 +46,9 @@ def _make(path: str) -> None:
   os.replace(path + '.partial', path)  # an interrupted run never leaves a truncated JPEG behind
 
 
-def _jpegs(count: int) -> List[pathlib.Path]:
+def _jpegs(count: int, root: pathlib.Path) -> List[pathlib.Path]:
   """The first `count` cached JPEGs, making the missing ones on all cores."""
-  cache = ROOT / 'jpegs'
+  cache = root / 'jpegs'
   cache.mkdir(parents=True, exist_ok=True)
   paths = [cache / f'img_{i:06d}.jpg' for i in range(count)]
   missing = [str(p) for p in paths if not p.exists()]
@@ -66,13 +66,13 @@ def _linked(paths: List[pathlib.Path], directory: pathlib.Path) -> None:
       os.link(path, link)
 
 
-def make(count: int) -> DataSet:
-  """The data set of `count` images, as files and as TFRecord shards; cached, so cheap once made."""
+def make(count: int, root: pathlib.Path = ROOT) -> DataSet:
+  """The data set of `count` images, as files and as TFRecord shards; cached under root, so cheap once made."""
   datagen.require_shared()
-  paths = _jpegs(count)
-  files = ROOT / f'files-{count}'
+  paths = _jpegs(count, root)
+  files = root / f'files-{count}'
   _linked(paths, files)
-  shards = ROOT / f'tfrecord-{count}'
+  shards = root / f'tfrecord-{count}'
   done = shards / 'DONE'
   if not done.exists():
     shards.mkdir(parents=True, exist_ok=True)

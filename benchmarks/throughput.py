@@ -1,0 +1,275 @@
+"""Throughput side by side: (a) the limit, (b) this job, (c) the documentation-style baseline.
+
+`python -m benchmarks.throughput [--images 5000] [--repeats 3] [--rss_images 20000]`
+
+Run it alone on the machine (`flock /tmp/cpu.lock ...` where the lock is
+shared). For each configuration (classify with the quantized TFLite model,
+both with the TF1 Hub model) it runs, interleaved and repeated, each variant
+as its own command, the way a user would:
+
+  a           benchmarks.limit: read, decode, run the model in a tight loop, one process per core
+  b           python -m pipeline with its defaults (DirectRunner, one worker process per core), image files
+  b_tfrecord  the same job over the same images packed into TFRecord shards (pipeline/pack.py)
+  c           benchmarks.baseline: MatchFiles + ReadMatches, Pillow in a Map, RunInference, WriteToParquet
+
+Every variant runs on `--images` images and on `--small_images` images, so
+that a start-up (interpreter, imports, model loading, worker processes) is
+told apart from the per-image cost: `images/s` is the marginal rate
+(images - small_images) / (seconds - small seconds), from the medians of the
+repeats; `end to end` is images / seconds of the whole command, start-up
+included; `start-up` is what the two points put at zero images.
+
+Peak RSS: a sampler thread lists the command's descendant processes every
+0.1 s (psutil) and reads each one's VmHWM (the kernel's high-water mark of its
+resident set) from /proc; `worker` is the largest over the processes that do
+the work (the runner's SDK worker processes, the limit's pool processes),
+`launcher` the command's own process. `--rss_images` runs (b) once more on
+that many images to show whether a worker's peak grows with the input.
+
+Prints the table as Markdown and writes everything to `--json`.
+"""
+import argparse
+import json
+import os
+import pathlib
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from importlib import metadata
+from typing import Dict, List, NamedTuple, Optional, Sequence
+
+import psutil
+import pyarrow.parquet as pq
+
+from benchmarks import data
+from tests import datagen
+
+PYTHON = sys.executable
+VARIANTS = ('a', 'b', 'b_tfrecord', 'c')
+CONFIGS = {  # name -> (task, model)
+    'classify_tflite': ('classify', str(datagen.TFLITE_QUANT)),
+    'both_hub': ('both', str(datagen.HUB_DIRS[datagen.HUB_CLASSIFIER])),
+}
+LOCAL_RUNNER = ['--direct_num_workers=0', '--direct_running_mode=multi_processing']  # the job's own defaults
+VERSIONS = ('apache-beam', 'tensorflow', 'tensorflow-hub', 'ai-edge-litert', 'pillow', 'numpy', 'pyarrow')
+SAMPLE_SECONDS = 0.1
+MB = 1 << 20
+
+
+class Run(NamedTuple):
+  images: int  # rows the command produced, checked against the input
+  seconds: float
+  worker_rss_mb: float
+  launcher_rss_mb: float
+
+
+def _hwm(process: psutil.Process) -> int:
+  """The process's peak resident set so far, in bytes (VmHWM; RSS where /proc lacks it)."""
+  try:
+    with open(f'/proc/{process.pid}/status', encoding='ascii') as f:
+      for line in f:
+        if line.startswith('VmHWM:'):
+          return int(line.split()[1]) * 1024
+    return process.memory_info().rss
+  except (OSError, psutil.Error):
+    return 0
+
+
+class _PeakSampler(threading.Thread):
+  """Peak RSS of a command's own process and of each of its descendants, sampled until it exits."""
+
+  def __init__(self, pid: int):
+    super().__init__(daemon=True)
+    self._root = psutil.Process(pid)
+    self.launcher = 0
+    self.children: Dict[int, int] = {}
+    self.done = threading.Event()
+
+  def run(self):
+    while not self.done.is_set():
+      self.launcher = max(self.launcher, _hwm(self._root))
+      try:
+        descendants = self._root.children(recursive=True)
+      except psutil.Error:
+        descendants = []
+      for child in descendants:
+        self.children[child.pid] = max(self.children.get(child.pid, 0), _hwm(child))
+      self.done.wait(SAMPLE_SECONDS)
+
+
+def _command(variant: str, task: str, model: str, dataset: data.DataSet, output: str) -> List[str]:
+  labels = ['--labels_file', str(datagen.LABELS)]
+  if variant == 'a':
+    return [PYTHON, '-m', 'benchmarks.limit', '--input', dataset.files, '--model', model, '--task', task]
+  if variant in ('b', 'b_tfrecord'):
+    source = dataset.files if variant == 'b' else dataset.tfrecord
+    return [PYTHON, '-m', 'pipeline', '--input', source, '--output', output, '--model', model, '--task', task] + labels
+  return ([PYTHON, '-m', 'benchmarks.baseline', '--input', dataset.files, '--output', output, '--model', model,
+           '--task', task] + labels + LOCAL_RUNNER)
+
+
+def _rows(variant: str, output: str, stdout: str) -> int:
+  if variant == 'a':
+    return json.loads(stdout.strip().splitlines()[-1])['images']
+  return pq.ParquetDataset(os.path.join(output, 'predictions')).read(columns=['id']).num_rows
+
+
+def run_once(variant: str, task: str, model: str, dataset: data.DataSet) -> Run:
+  """Runs one variant as its own command; fails unless it produced a row for every image."""
+  scratch = tempfile.mkdtemp(prefix=f'bench_{variant}_')
+  output = os.path.join(scratch, 'out')
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=str(datagen.ROOT))
+  try:
+    with open(os.path.join(scratch, 'stderr'), 'w+', encoding='utf-8') as stderr:
+      start = time.monotonic()
+      proc = subprocess.Popen(_command(variant, task, model, dataset, output), cwd=datagen.ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=stderr, text=True)
+      sampler = _PeakSampler(proc.pid)
+      sampler.start()
+      stdout, _ = proc.communicate()
+      seconds = time.monotonic() - start
+      sampler.done.set()
+      sampler.join()
+      if proc.returncode != 0:
+        stderr.seek(0)
+        raise RuntimeError(f'{variant} failed ({proc.returncode}):\n{stderr.read()[-3000:]}')
+    rows = _rows(variant, output, stdout)
+    if rows != dataset.count:
+      raise RuntimeError(f'{variant} wrote {rows} rows for {dataset.count} images')
+    worker = max(sampler.children.values(), default=0)
+    return Run(rows, round(seconds, 3), round(worker / MB, 1), round(sampler.launcher / MB, 1))
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def summarize(big: Sequence[Run], small: Sequence[Run]) -> dict:
+  """Medians over the repeats: marginal and end-to-end rates, the start-up they imply, peak RSS."""
+  images, small_images = big[0].images, small[0].images
+  seconds, small_seconds = statistics.median(r.seconds for r in big), statistics.median(r.seconds for r in small)
+  marginal = (images - small_images) / (seconds - small_seconds) if seconds > small_seconds else None
+  return {
+      'images_per_second': round(marginal, 1) if marginal else None,
+      'end_to_end_images_per_second': round(images / seconds, 1),
+      'startup_seconds': round(seconds - images / marginal, 2) if marginal else None,
+      'seconds': seconds,
+      'small_seconds': small_seconds,
+      'worker_peak_rss_mb': max(r.worker_rss_mb for r in list(big) + list(small)),
+      'launcher_peak_rss_mb': max(r.launcher_rss_mb for r in list(big) + list(small)),
+      'runs': [r._asdict() for r in big],
+      'small_runs': [r._asdict() for r in small],
+  }
+
+
+def _ratio(results: dict, top: str, bottom: str, key: str) -> Optional[float]:
+  if top not in results or bottom not in results or not results[top][key] or not results[bottom][key]:
+    return None
+  return round(results[top][key] / results[bottom][key], 2)
+
+
+def machine() -> dict:
+  cpu = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo', encoding='ascii')
+              if line.startswith('model name')), platform.processor())
+  return {
+      'cores': os.cpu_count(),
+      'cpu': cpu,
+      'memory_gb': round(psutil.virtual_memory().total / (1 << 30), 1),
+      'python': platform.python_version(),
+      **{name: metadata.version(name) for name in VERSIONS},
+  }
+
+
+def benchmark(images: int, small_images: int, repeats: int, rss_images: Optional[int], configs: Sequence[str],
+              variants: Sequence[str], data_dir: pathlib.Path = data.ROOT, log=print) -> dict:
+  sets = {count: data.make(count, data_dir) for count in {images, small_images} | ({rss_images} if rss_images else set())}
+  runs: Dict[tuple, List[Run]] = {}
+  for repeat in range(repeats):
+    order = list(variants[repeat % len(variants):]) + list(variants[:repeat % len(variants)])  # no fixed order
+    for config in configs:
+      task, model = CONFIGS[config]
+      for variant in order:
+        for count in (images, small_images):
+          run = run_once(variant, task, model, sets[count])
+          runs.setdefault((config, variant, count), []).append(run)
+          log(f'repeat {repeat + 1}/{repeats} {config} {variant} {count} images: {run.seconds:.1f} s, '
+              f'worker {run.worker_rss_mb:.0f} MB')
+  report = {'machine': machine(), 'images': images, 'small_images': small_images, 'repeats': repeats,
+            'configs': {}}
+  for config in configs:
+    results = {v: summarize(runs[(config, v, images)], runs[(config, v, small_images)]) for v in variants}
+    entry = {'task': CONFIGS[config][0], 'model': CONFIGS[config][1], 'variants': results, 'ratios': {
+        f'{top}/{bottom}{suffix}': _ratio(results, top, bottom, key)
+        for top, bottom in (('b', 'a'), ('b', 'c'), ('b_tfrecord', 'a'), ('b_tfrecord', 'c'))
+        for suffix, key in (('', 'images_per_second'), (' end to end', 'end_to_end_images_per_second'))}}
+    if rss_images and 'b' in variants:
+      big = run_once('b', *CONFIGS[config], sets[rss_images])
+      log(f'{config} b {rss_images} images: {big.seconds:.1f} s, worker {big.worker_rss_mb:.0f} MB')
+      entry['rss'] = {'images': [images, rss_images], 'worker_peak_rss_mb': [
+          max(r.worker_rss_mb for r in runs[(config, 'b', images)]), big.worker_rss_mb], 'run': big._asdict()}
+    report['configs'][config] = entry
+  return report
+
+
+def _fmt(value, digits=0) -> str:
+  return '-' if value is None else f'{value:,.{digits}f}'
+
+
+def markdown(report: dict) -> str:
+  """The table BENCHMARKS.md shows."""
+  lines = [f'{report["images"]:,} images ({report["small_images"]:,} for the start-up), median of '
+           f'{report["repeats"]} interleaved runs each; {report["machine"]["cores"]} cores, {report["machine"]["cpu"]}',
+           '',
+           '| configuration | variant | images/s | end to end | start-up s | peak RSS per worker | launcher |',
+           '| --- | --- | ---: | ---: | ---: | ---: | ---: |']
+  for config, entry in report['configs'].items():
+    for variant, r in entry['variants'].items():
+      lines.append(f'| {config} | {variant} | {_fmt(r["images_per_second"])} | '
+                   f'{_fmt(r["end_to_end_images_per_second"])} | {_fmt(r["startup_seconds"], 1)} | '
+                   f'{_fmt(r["worker_peak_rss_mb"])} MB | {_fmt(r["launcher_peak_rss_mb"])} MB |')
+  lines += ['', '| configuration | ' + ' | '.join(next(iter(report['configs'].values()))['ratios']) + ' |',
+            '| --- |' + ' ---: |' * len(next(iter(report['configs'].values()))['ratios'])]
+  for config, entry in report['configs'].items():
+    lines.append(f'| {config} | ' + ' | '.join(_fmt(v, 2) for v in entry['ratios'].values()) + ' |')
+  flat = [(config, entry['rss']) for config, entry in report['configs'].items() if 'rss' in entry]
+  if flat:
+    lines += ['', '| configuration | ' + ' | '.join(f'(b) worker peak RSS, {n:,} images' for n in flat[0][1]['images'])
+              + ' |', '| --- |' + ' ---: |' * len(flat[0][1]['images'])]
+    for config, rss in flat:
+      lines.append(f'| {config} | ' + ' | '.join(f'{_fmt(v)} MB' for v in rss['worker_peak_rss_mb']) + ' |')
+  return '\n'.join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(prog='python -m benchmarks.throughput', description=__doc__.split('\n')[0])
+  parser.add_argument('--images', type=int, default=5000, help='images per measured run')
+  parser.add_argument('--small_images', type=int, default=None,
+                      help='images of the runs that measure start-up (default: images / 10)')
+  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--rss_images', type=int, default=None,
+                      help='also run (b) once on this many images, to compare its workers\' peak RSS')
+  parser.add_argument('--configs', default=','.join(CONFIGS), help=f'comma-separated, of {", ".join(CONFIGS)}')
+  parser.add_argument('--variants', default=','.join(VARIANTS), help=f'comma-separated, of {", ".join(VARIANTS)}')
+  parser.add_argument('--data_dir', default=str(data.ROOT), help='where the generated images are cached')
+  parser.add_argument('--json', default=str(data.ROOT / 'throughput.json'), help='where the full results go')
+  args = parser.parse_args(argv)
+  configs, variants = args.configs.split(','), args.variants.split(',')
+  unknown = sorted(set(configs) - set(CONFIGS) | set(variants) - set(VARIANTS))
+  if unknown:
+    parser.error(f'unknown configurations or variants: {", ".join(unknown)}')
+  small = args.small_images or max(1, args.images // 10)
+  report = benchmark(args.images, small, args.repeats, args.rss_images, configs, variants, pathlib.Path(args.data_dir),
+                     log=lambda line: print(line, file=sys.stderr, flush=True))
+  report['command'] = ' '.join(['python -m benchmarks.throughput'] + list(argv if argv is not None else sys.argv[1:]))
+  os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+  with open(args.json, 'w', encoding='utf-8') as f:
+    json.dump(report, f, indent=2)
+  print(markdown(report))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

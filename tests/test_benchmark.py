@@ -1,0 +1,35 @@
+"""The throughput benchmark's one command, end to end at a tiny size: a complete, sane table (not timed)."""
+import json
+import subprocess
+import sys
+
+from benchmarks import throughput
+from tests import datagen
+
+
+def test_benchmark_command_measures_every_variant_and_configuration(tmp_path):
+  report_path = tmp_path / 'throughput.json'
+  proc = subprocess.run([
+      sys.executable, '-m', 'benchmarks.throughput', '--images', '24', '--small_images', '8', '--repeats', '1',
+      '--rss_images', '32', '--data_dir', str(tmp_path / 'data'), '--json', str(report_path)
+  ], cwd=datagen.ROOT, capture_output=True, text=True, timeout=600, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = json.loads(report_path.read_text())
+  assert report['machine']['cores'] >= 1 and report['machine']['apache-beam'] and report['command']
+  assert (report['images'], report['small_images'], report['repeats']) == (24, 8, 1)
+  assert set(report['configs']) == set(throughput.CONFIGS)
+  for config, entry in report['configs'].items():
+    assert entry['task'] == throughput.CONFIGS[config][0]
+    assert set(entry['variants']) == set(throughput.VARIANTS)
+    for variant, result in entry['variants'].items():
+      runs = result['runs'] + result['small_runs']
+      assert [r['images'] for r in runs] == [24, 8], (config, variant)  # every image got its row
+      assert all(r['seconds'] > 0 and r['launcher_rss_mb'] > 0 for r in runs)
+      assert 0 < result['worker_peak_rss_mb'] < 4096, (config, variant)  # the workers were found and sampled
+      assert result['end_to_end_images_per_second'] > 0
+    assert set(entry['ratios']) >= {'b/a', 'b/c'}
+    assert entry['rss']['images'] == [24, 32] and all(v > 0 for v in entry['rss']['worker_peak_rss_mb'])
+  table = proc.stdout
+  for name in list(throughput.CONFIGS) + ['b/a', 'b/c', 'peak RSS per worker']:
+    assert name in table
+  assert table.count('\n| classify_tflite |') == len(throughput.VARIANTS) + 2  # variants, ratios, RSS rows
