@@ -6,8 +6,6 @@ pipeline wrote reads here as it would there.
 import posixpath
 from typing import Dict, Optional
 
-from tensorflow.core.example import example_pb2  # pylint: disable=no-name-in-module
-
 from transforms import passthrough
 
 IMAGE_KEY = 'image/encoded'
@@ -17,14 +15,22 @@ FORMAT_KEY = 'image/format'
 _KINDS = {'bytes_list': passthrough.BYTES, 'int64_list': passthrough.INT, 'float_list': passthrough.FLOAT32}
 
 
+def _example_class():
+  """TF's Example class, imported on first use: importing it loads all of TensorFlow (2-3 s per process), which
+  jobs that read image files or tar shards never need."""
+  from tensorflow.core.example import example_pb2  # pylint: disable=import-outside-toplevel,no-name-in-module
+  return example_pb2.Example
+
+
 class ExampleError(ValueError):
   """The record is not a usable tf.Example."""
 
 
 def features(data: bytes) -> Dict[str, passthrough.Values]:
   """Every feature of a serialized Example as (kind, values)."""
+  example_class = _example_class()
   try:
-    example = example_pb2.Example.FromString(data)
+    example = example_class.FromString(data)
   except Exception as e:  # protobuf's DecodeError and friends
     raise ExampleError(f'not a tf.train.Example ({type(e).__name__}: {e})') from e
   out = {}
@@ -63,7 +69,7 @@ def record_id(found: Dict[str, passthrough.Values], key: str) -> Optional[str]:
 
 def make_example(image: bytes, image_id: str, filename: str, image_format: str) -> bytes:
   """A serialized Example as the packer writes it: the image bytes unchanged, its id, file name and format."""
-  example = example_pb2.Example()
+  example = _example_class()()
   feature = example.features.feature
   feature[IMAGE_KEY].bytes_list.value.append(image)
   feature[ID_KEY].bytes_list.value.append(image_id.encode('utf-8'))
