@@ -116,7 +116,10 @@ def _run_beam_dag(airflow: Airflow, out: pathlib.Path, **settings: str) -> str:
 
 def test_beam_dag_runs_the_job_on_the_direct_runner(airflow, tmp_path):
   log = _run_beam_dag(airflow, tmp_path / 'out')
-  assert '--runner=DirectRunner' in log
+  assert '--runner=DirectRunner' in log and '--resume' in log
+  _run_beam_dag(airflow, tmp_path / 'out')  # the day again (a cleared task, a retry): resumed, not refused
+  summary = json.loads((tmp_path / 'out' / RUN_DATE / 'summary.json').read_text())
+  assert summary['resumed']['skipped_as_done'] == summary['rows_written'] == len(datagen.golden())
 
 
 def test_beam_dag_runs_the_job_on_flink(airflow, flink_flags, tmp_path):
@@ -179,7 +182,7 @@ def test_dataflow_dag_renders_the_launch_body(airflow):
   assert launch['parameters'] == {
       'input': 'gs://bucket/drops/2024-06-01/*.jpg', 'output': f'gs://bucket/results/{LOGICAL_DATE}',
       'model': datagen.HUB_CLASSIFIER, 'task': 'classify', 'labels_file': 'gs://bucket/labels.txt',
-      'top_k': '3', 'sdk_container_image': 'docker.pkg.dev/p/beam/w:1'}
+      'top_k': '3', 'sdk_container_image': 'docker.pkg.dev/p/beam/w:1', 'resume': 'True'}
 
 
 def test_dataflow_dag_parameters_match_the_flex_template_metadata(airflow):
@@ -190,7 +193,7 @@ def test_dataflow_dag_parameters_match_the_flex_template_metadata(airflow):
                      output='gs://b/out', model='gs://b/models/m', labels_file='gs://b/labels.txt',
                      task='embed')
   parameters = ast.literal_eval(fields['body'])['launchParameter']['parameters']
-  assert set(parameters) == {'input', 'output', 'model', 'task', 'labels_file'}
+  assert set(parameters) == {'input', 'output', 'model', 'task', 'labels_file', 'resume'}
   assert set(parameters) <= set(metadata)
   assert {name for name, p in metadata.items() if not p.get('isOptional')} <= set(parameters)
   for name, value in parameters.items():

@@ -20,9 +20,9 @@ import numpy as np
 import tensorflow_transform.beam as tft_beam
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import embedding_stats
+from transforms import embedding_stats, write
 
-TRANSFORM_DIR = 'transform'
+TRANSFORM_DIR = write.TRANSFORM_DIR
 STATS_FILE = 'embedding_stats.json'
 _MOMENTS = 'moments'
 # Rows per batch for both the analyzers and the transform: big enough to amortize TF calls.

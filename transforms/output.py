@@ -112,10 +112,6 @@ class Layout(NamedTuple):
   def summary(self) -> str:
     return join(self.output, write.SUMMARY_FILE)
 
-  @property
-  def job(self) -> str:
-    return join(self.output, JOB_FILE)
-
 
 def previous_files(output: str) -> Dict[str, List[str]]:
   """Every finished Parquet file earlier runs left, per dataset: committed shards, shards staged by a run that
@@ -165,7 +161,7 @@ def claim(output: str, mode: str, job: dict) -> Dict[str, List[str]]:
     carried = previous_files(output)
   if used and mode in (OVERWRITE, RESUME):
     delete_files([join(output, write.SUMMARY_FILE)])  # first: from here on the output reads as incomplete
-    delete_tree(join(output, 'transform'))  # analysis results are recomputed over all rows
+    delete_tree(join(output, write.TRANSFORM_DIR))  # analysis results are recomputed over all rows
   if mode == OVERWRITE:
     for name in DATASETS + (STAGING_DIR, CHECKPOINTS_DIR):
       delete_tree(join(output, name))

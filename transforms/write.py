@@ -16,6 +16,7 @@ from transforms import records
 
 PREDICTIONS_DIR = 'predictions'
 ERRORS_DIR = 'errors'
+TRANSFORM_DIR = 'transform'  # with --analyze_embeddings (analyze.py)
 SUMMARY_FILE = 'summary.json'
 
 ERROR_SCHEMA = pa.schema([

@@ -27,10 +27,14 @@ DS = '{ds}'  # in the input param, replaced by the run's logical date (YYYY-MM-D
 
 def job_options(params: Mapping[str, Any], ds: str, extra: Optional[Mapping[str, Any]] = None
                ) -> Dict[str, Any]:
-  """The pipeline's options for one run, named as in pipeline/options.py; an unset labels_file is left out."""
+  """The pipeline's options for one run, named as in pipeline/options.py; an unset labels_file is left out.
+
+  resume: a retry continues what a failed attempt finished, and a cleared day reruns over its own output
+  instead of being refused (the job refuses a resume with other options or another model).
+  """
   options = dict(extra or {})
   options.update(input=params['input'].replace(DS, ds), output=f'{params["output"].rstrip("/")}/{ds}',
-                 model=params['model'], task=params['task'])
+                 model=params['model'], task=params['task'], resume=True)
   if params.get('labels_file'):
     options['labels_file'] = params['labels_file']
   return options
