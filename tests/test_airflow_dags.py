@@ -210,7 +210,7 @@ def test_beam_dag_renders_runner_options(airflow):
   assert fields['runner'] == 'DirectRunner' and fields['py_file'] == 'pipeline'
   assert ast.literal_eval(fields['pipeline_options']) == {
       'input': '/data/2024-06-01/*', 'output': f'/results/{LOGICAL_DATE}', 'model': '/models/m',
-      'task': 'both', 'direct_num_workers': 2}
+      'task': 'both', 'resume': True, 'direct_num_workers': 2}
   flink = json.loads(airflow.python(
       'import json, image_inference_dags as d\n'
       'params = d.image_inference_beam.params.dump()\n'
