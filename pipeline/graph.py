@@ -54,7 +54,8 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
   _ = errors | 'CheckpointErrors' >> beam.ParDo(
       resume.Checkpoint(layout.checkpoints(write.ERRORS_DIR), write.ERROR_SCHEMA, config.checkpoint_rows))
   if earlier:
-    tallies += [output.count_as(pcoll, f'TallyCarried_{name}', f'{output.CARRIED}/{name}') for name, pcoll in earlier.items()]
+    tallies += [output.count_as(pcoll, f'TallyCarried_{name}', f'{output.CARRIED}/{name}')
+                for name, pcoll in earlier.items()]
     rows = (rows, earlier[write.PREDICTIONS_DIR]) | 'WithEarlierRows' >> beam.Flatten()
     errors = (errors, earlier[write.ERRORS_DIR]) | 'WithEarlierErrors' >> beam.Flatten()
   after = []

@@ -311,7 +311,8 @@ def validate(options: PipelineOptions) -> JobConfig:
   mode = output.OVERWRITE if o.overwrite else output.RESUME if o.resume else output.NEW
   return JobConfig(patterns, o.input_format, settings, passthrough_keys, output_prefix, spec, o.labels_file,
                    o.top_k, o.resize_method, o.min_batch_size, o.max_batch_size, o.num_shards, o.progress_seconds,
-                   mode, o.checkpoint_rows, o.max_image_pixels, _analysis(options, output_prefix, spec, passthrough_keys))
+                   mode, o.checkpoint_rows, o.max_image_pixels,
+                   _analysis(options, output_prefix, spec, passthrough_keys))
 
 
 @dataclasses.dataclass(frozen=True)

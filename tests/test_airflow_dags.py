@@ -220,7 +220,7 @@ def test_beam_dag_renders_runner_options(airflow):
       input='/data/*', output='/results', model='/models/m', flink_options='{"environment_type": "EXTERNAL", '
       '"environment_config": "pool:50000", "flink_version": "1.19"}'))
   assert flink == {'input': '/data/*', 'output': '/results/2024-06-01', 'model': '/models/m', 'task': 'both',
-                   'flink_master': 'flink-jm:8081', 'environment_type': 'EXTERNAL',
+                   'resume': True, 'flink_master': 'flink-jm:8081', 'environment_type': 'EXTERNAL',
                    'environment_config': 'pool:50000', 'flink_version': '1.19'}
   assert set(flink) - {'flink_master', 'environment_type', 'environment_config', 'flink_version'} <= \
       _image_option_names()

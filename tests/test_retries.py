@@ -72,10 +72,11 @@ def _rows(table):
 
 @pytest.mark.parametrize('stage', ['read', 'format', 'parquet_write'])
 def test_retried_bundle_leaves_no_duplicate_and_loses_nothing(stage, photos, clean, tmp_path, run_job, monkeypatch):
+  # pylint: disable=protected-access
   owner, method, nth = {
-      'read': (read_files._ReadFile, 'process', 5),  # pylint: disable=protected-access
+      'read': (read_files._ReadFile, 'process', 5),
       'format': (format_stage.FormatRows, 'process', 5),
-      'parquet_write': (parquetio._ParquetSink, 'write_record', 1),  # a table of rows per call  # pylint: disable=protected-access
+      'parquet_write': (parquetio._ParquetSink, 'write_record', 1),  # called with a table of rows
   }[stage]
   injected = FailOnce(nth)
   monkeypatch.setattr(owner, method, injected.after(getattr(owner, method)))
