@@ -1,4 +1,5 @@
-"""Inputs -> files and ids: glob bases, list files, and the per-worker read counter."""
+"""Inputs -> files and ids: glob bases, list files, the per-worker read counter, each file read once."""
+from tests import datagen
 from transforms import inputs
 
 
@@ -36,3 +37,12 @@ def test_list_file_names_files_relative_to_itself_or_absolute(tmp_path):
   assert inputs.first_file(str(listing)) == str(tmp_path / 'imgs' / 'cat.jpg')
   assert inputs.first_file(str(tmp_path / 'missing.txt')) is None
   assert inputs.first_file(f'{tmp_path}/nothing/*') is None
+
+
+def test_a_file_named_by_several_inputs_is_read_once(tmp_path, run_job):
+  result = run_job(tmp_path / 'out', ['--input', f'{datagen.PHOTOS}/*,{datagen.photo_named("cat")},'
+                                      f'{datagen.PHOTOS}/c*', '--model', str(datagen.TFLITE_QUANT),
+                                      '--task', 'classify'])
+  ids = [r['id'] for r in result.predictions.to_pylist()]
+  assert sorted(ids) == sorted(p.stem for p in datagen.photo_paths())
+  assert result.summary['records_read'] == len(ids) and result.summary['accounted']

@@ -8,6 +8,7 @@ line, named by a plain path ending in `.txt`. Ids of image files:
     file's directory.
 """
 import dataclasses
+import logging
 import os
 import posixpath
 import socket
@@ -102,6 +103,28 @@ class ExpandInputs(beam.DoFn):
 
   def process(self, pattern: str) -> Iterable[FileRef]:
     yield from expand(pattern)
+
+
+def _once(path: str, refs: Iterable[FileRef]) -> FileRef:
+  refs = sorted(refs, key=lambda ref: ref.id)
+  if len(refs) > 1:
+    logging.warning('%s is named by %d inputs; it is read once, with id %r', path, len(refs), refs[0].id)
+  return refs[0]
+
+
+class EachFileOnce(beam.PTransform):
+  """FileRefs -> one per path, spread over the workers.
+
+  A file that several inputs name (overlapping globs, a list and a glob) would
+  otherwise be read, and written, twice. Grouping by path is also the shuffle
+  that spreads the reading, and the stages fused after it, over all workers.
+  """
+
+  def expand(self, files):
+    return (files
+            | 'ByPath' >> beam.Map(lambda ref: (ref.path, ref))
+            | 'Group' >> beam.GroupByKey()
+            | 'Once' >> beam.MapTuple(_once))
 
 
 class ReadCounter:

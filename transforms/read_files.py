@@ -1,8 +1,9 @@
 """Image files by glob or list -> EncodedImage(ref, bytes), plus read errors.
 
 Inputs are expanded on a worker, then the file names (not their bytes) are
-reshuffled, so that reading and all later fused stages spread over every
-worker instead of running where the single pattern element landed.
+grouped by path (inputs.EachFileOnce), so that each file is read once and
+reading and all later fused stages spread over every worker instead of
+running where the single pattern element landed.
 """
 from typing import Iterable, Sequence
 
@@ -40,6 +41,6 @@ class ReadImageFiles(beam.PTransform):
     read = (pbegin
             | 'Patterns' >> beam.Create(self._patterns)
             | 'Expand' >> beam.ParDo(inputs.ExpandInputs())
-            | 'Spread' >> beam.Reshuffle()
+            | 'EachFileOnce' >> inputs.EachFileOnce()
             | 'ReadFiles' >> beam.ParDo(_ReadFile()).with_outputs(records.ERRORS_TAG, main='images'))
     return {'images': read.images, records.ERRORS_TAG: read[records.ERRORS_TAG]}

@@ -2,7 +2,7 @@
 
 A tar has no index to cut it by, so the unit of parallel work is the shard:
 a worker expands the inputs and the shard names (not their bytes) are
-reshuffled, which spreads the shards, and the decoding and inference fused
+grouped by path (each shard read once), which spreads the shards, and the decoding and inference fused
 after the read, over all workers. Large jobs have many shards, as img2dataset
 writes them.
 """
@@ -74,7 +74,7 @@ class ReadTarShards(beam.PTransform):
     read = (pbegin
             | 'Patterns' >> beam.Create(self._patterns)
             | 'Expand' >> beam.ParDo(inputs.ExpandInputs())
-            | 'Spread' >> beam.Reshuffle()
+            | 'EachFileOnce' >> inputs.EachFileOnce()
             | 'ReadShards' >> beam.ParDo(_ReadShards(self._settings)).with_outputs(records.ERRORS_TAG,
                                                                                  main='images'))
     return {'images': read.images, records.ERRORS_TAG: read[records.ERRORS_TAG]}

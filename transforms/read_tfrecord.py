@@ -131,6 +131,7 @@ class ReadTFRecords(beam.PTransform):
     ranges = (pbegin
               | 'Patterns' >> beam.Create(self._patterns)
               | 'Expand' >> beam.ParDo(inputs.ExpandInputs())
+              | 'EachFileOnce' >> inputs.EachFileOnce()
               | 'PlanRanges' >> beam.ParDo(plan).with_outputs(records.ERRORS_TAG, main='ranges'))
     read = (ranges.ranges
             | 'Spread' >> beam.Reshuffle()
