@@ -110,6 +110,8 @@ class BaselineOptions(PipelineOptions):
     parser.add_argument('--model', required=True)
     parser.add_argument('--task', default='classify')
     parser.add_argument('--labels_file', required=True)
+    parser.add_argument('--reshuffle', action='store_true',
+                        help='not in the documentation: spread the matched files over the workers (see BENCHMARKS.md)')
 
 
 def run(argv: Optional[Sequence[str]] = None) -> None:
@@ -119,8 +121,10 @@ def run(argv: Optional[Sequence[str]] = None) -> None:
     labels = f.read().splitlines()
   handler = TFLiteHandler(args.model) if args.model.endswith('.tflite') else HubHandler(args.model, args.task)
   with beam.Pipeline(options=options) as p:
-    _ = (p
-         | fileio.MatchFiles(args.input)
+    matched = p | fileio.MatchFiles(args.input)
+    if args.reshuffle:
+      matched = matched | beam.Reshuffle()
+    _ = (matched
          | fileio.ReadMatches()
          | 'Preprocess' >> beam.Map(preprocess)
          | RunInference(KeyedModelHandler(handler))

@@ -24,7 +24,9 @@ Peak RSS: a sampler thread lists the command's descendant processes every
 resident set) from /proc; `worker` is the largest over the processes that do
 the work (the runner's SDK worker processes, the limit's pool processes),
 `launcher` the command's own process. `--rss_images` runs (b) once more on
-that many images to show whether a worker's peak grows with the input.
+that many images to show whether a worker's peak grows with the input. The
+same sampler reads each process's CPU time, which the JSON gives per image
+(marginal, as the rate) for the workers and the launcher: where the cores went.
 
 Prints the table as Markdown and writes everything to `--json`.
 """
@@ -66,6 +68,16 @@ class Run(NamedTuple):
   seconds: float
   worker_rss_mb: float
   launcher_rss_mb: float
+  worker_cpu_seconds: float  # user + system, all worker processes together
+  launcher_cpu_seconds: float
+
+
+def _cpu(process: psutil.Process) -> float:
+  try:
+    times = process.cpu_times()
+    return times.user + times.system
+  except psutil.Error:
+    return 0.0
 
 
 def _hwm(process: psutil.Process) -> int:
@@ -81,24 +93,28 @@ def _hwm(process: psutil.Process) -> int:
 
 
 class _PeakSampler(threading.Thread):
-  """Peak RSS of a command's own process and of each of its descendants, sampled until it exits."""
+  """Peak RSS and CPU time of a command's own process and of each of its descendants, sampled until it exits."""
 
   def __init__(self, pid: int):
     super().__init__(daemon=True)
     self._root = psutil.Process(pid)
     self.launcher = 0
     self.children: Dict[int, int] = {}
+    self.launcher_cpu = 0.0
+    self.children_cpu: Dict[int, float] = {}
     self.done = threading.Event()
 
   def run(self):
     while not self.done.is_set():
       self.launcher = max(self.launcher, _hwm(self._root))
+      self.launcher_cpu = max(self.launcher_cpu, _cpu(self._root))
       try:
         descendants = self._root.children(recursive=True)
       except psutil.Error:
         descendants = []
       for child in descendants:
         self.children[child.pid] = max(self.children.get(child.pid, 0), _hwm(child))
+        self.children_cpu[child.pid] = max(self.children_cpu.get(child.pid, 0.0), _cpu(child))
       self.done.wait(SAMPLE_SECONDS)
 
 
@@ -142,7 +158,8 @@ def run_once(variant: str, task: str, model: str, dataset: data.DataSet) -> Run:
     if rows != dataset.count:
       raise RuntimeError(f'{variant} wrote {rows} rows for {dataset.count} images')
     worker = max(sampler.children.values(), default=0)
-    return Run(rows, round(seconds, 3), round(worker / MB, 1), round(sampler.launcher / MB, 1))
+    return Run(rows, round(seconds, 3), round(worker / MB, 1), round(sampler.launcher / MB, 1),
+               round(sum(sampler.children_cpu.values()), 2), round(sampler.launcher_cpu, 2))
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
 
@@ -152,10 +169,17 @@ def summarize(big: Sequence[Run], small: Sequence[Run]) -> dict:
   images, small_images = big[0].images, small[0].images
   seconds, small_seconds = statistics.median(r.seconds for r in big), statistics.median(r.seconds for r in small)
   marginal = (images - small_images) / (seconds - small_seconds) if seconds > small_seconds else None
+
+  def cpu_ms(field: str) -> float:
+    spent = statistics.median(getattr(r, field) for r in big) - statistics.median(getattr(r, field) for r in small)
+    return round(1000 * spent / (images - small_images), 3)
+
   return {
       'images_per_second': round(marginal, 1) if marginal else None,
       'end_to_end_images_per_second': round(images / seconds, 1),
       'startup_seconds': round(seconds - images / marginal, 2) if marginal else None,
+      'worker_cpu_ms_per_image': cpu_ms('worker_cpu_seconds'),
+      'launcher_cpu_ms_per_image': cpu_ms('launcher_cpu_seconds'),
       'seconds': seconds,
       'small_seconds': small_seconds,
       'worker_peak_rss_mb': max(r.worker_rss_mb for r in list(big) + list(small)),
@@ -166,7 +190,7 @@ def summarize(big: Sequence[Run], small: Sequence[Run]) -> dict:
 
 
 def _ratio(results: dict, top: str, bottom: str, key: str) -> Optional[float]:
-  if top not in results or bottom not in results or not results[top][key] or not results[bottom][key]:
+  if not results[top][key] or not results[bottom][key]:
     return None
   return round(results[top][key] / results[bottom][key], 2)
 
@@ -204,6 +228,7 @@ def benchmark(images: int, small_images: int, repeats: int, rss_images: Optional
     entry = {'task': CONFIGS[config][0], 'model': CONFIGS[config][1], 'variants': results, 'ratios': {
         f'{top}/{bottom}{suffix}': _ratio(results, top, bottom, key)
         for top, bottom in (('b', 'a'), ('b', 'c'), ('b_tfrecord', 'a'), ('b_tfrecord', 'c'))
+        if top in results and bottom in results
         for suffix, key in (('', 'images_per_second'), (' end to end', 'end_to_end_images_per_second'))}}
     if rss_images and 'b' in variants:
       big = run_once('b', *CONFIGS[config], sets[rss_images])
