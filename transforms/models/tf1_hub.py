@@ -59,7 +59,10 @@ class TF1HubModel(base.ArrayModel):
     if channels != 3:
       raise base.ModelError(f'{path}: expected images [N, H, W, 3], got {images.shape}')
     fetches = [tensor for _, tensor in chosen]
-    self._fn = module.prune(feeds=[images.name], fetches=[t.name for t in fetches])
+    # With its input signature declared, a call binds the batch at once; without, TF first tries the structured
+    # signature and formats the whole batch into the TypeError it then catches (about 5 ms per 64 images).
+    self._fn = module.prune(feeds=[images.name], fetches=[t.name for t in fetches],
+                            input_signature=((tf.TensorSpec(images.shape, images.dtype),), {}))
     self._module = module  # keeps the variables alive
     self._tf = tf
     dims = [int(t.shape[-1]) for t in fetches]
