@@ -23,7 +23,8 @@ import apache_beam as beam  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 import pyarrow as pa  # pylint: disable=wrong-import-position
 from apache_beam.io import fileio  # pylint: disable=wrong-import-position
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference  # pylint: disable=wrong-import-position
+from apache_beam.ml.inference.base import (  # pylint: disable=wrong-import-position
+    KeyedModelHandler, ModelHandler, RunInference)
 from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=wrong-import-position
 
 SIZE = 160  # both models take 160x160

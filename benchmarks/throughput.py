@@ -209,7 +209,8 @@ def machine() -> dict:
 
 def benchmark(images: int, small_images: int, repeats: int, rss_images: Optional[int], configs: Sequence[str],
               variants: Sequence[str], data_dir: pathlib.Path = data.ROOT, log=print) -> dict:
-  sets = {count: data.make(count, data_dir) for count in {images, small_images} | ({rss_images} if rss_images else set())}
+  counts = {images, small_images} | ({rss_images} if rss_images else set())
+  sets = {count: data.make(count, data_dir) for count in counts}
   runs: Dict[tuple, List[Run]] = {}
   for repeat in range(repeats):
     order = list(variants[repeat % len(variants):]) + list(variants[:repeat % len(variants)])  # no fixed order
