@@ -1,4 +1,8 @@
 """tf.Example parsing: what TF writes reads back as features, image, id and its fallbacks."""
+import pathlib
+import subprocess
+import sys
+
 import pytest
 import tensorflow as tf
 
@@ -47,3 +51,26 @@ def test_packed_example_parses_with_tensorflow():
   assert {k: v.numpy() for k, v in parsed.items()} == {
       'image/encoded': b'JPEGBYTES', 'image/id': b'sub/cat', 'image/filename': b'cat.jpg',
       'image/format': b'jpeg'}
+
+
+def test_parses_as_tensorflow_parses():
+  """Every kind, empty and negative values, float32 precision and non-ASCII keys read as TF's own class reads them."""
+  data = datagen.example(a=[b'', b'\x00\xff'], b=[-(2 ** 63), 0, 2 ** 63 - 1], c=[0.1, -1e30, 3.0], d__é=[b'x'],
+                         empty=[])
+  theirs = tf.train.Example.FromString(data).features.feature
+  ours = tf_example.features(data)
+  assert set(ours) == set(theirs)
+  for key, feature in theirs.items():
+    kind = feature.WhichOneof('kind')
+    assert ours[key].values == list(getattr(feature, kind).value if kind else []), key
+
+
+def test_reading_examples_does_not_import_tensorflow():
+  data = datagen.example(image__encoded=[b'\xff\xd8'], image__id=[b'x'])
+  code = ('import sys; from transforms import tf_example; '
+          f'found = tf_example.features({data!r}); '
+          'assert tf_example.image_bytes(found, "image/encoded") == b"\\xff\\xd8"; '
+          'print(sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow"))')
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
+                       cwd=pathlib.Path(__file__).parent.parent)
+  assert out.stdout.strip() == '[]', out.stdout
