@@ -1,6 +1,6 @@
 """Throughput side by side: (a) the limit, (b) this job, (c) the documentation-style baseline.
 
-`python -m benchmarks.throughput [--images 5000] [--repeats 3] [--rss_images 20000]`
+`python -m benchmarks.throughput [--images 5000] [--repeats 3] [--large_images 20000]`
 
 Run it alone on the machine (`flock /tmp/cpu.lock ...` where the lock is
 shared). For each configuration (classify with the quantized TFLite model,
@@ -23,8 +23,9 @@ Peak RSS: a sampler thread lists the command's descendant processes every
 0.1 s (psutil) and reads each one's VmHWM (the kernel's high-water mark of its
 resident set) from /proc; `worker` is the largest over the processes that do
 the work (the runner's SDK worker processes, the limit's pool processes),
-`launcher` the command's own process. `--rss_images` runs (b) once more on
-that many images to show whether a worker's peak grows with the input. The
+`launcher` the command's own process. `--large_images` runs every variant
+once more on that many images: the end-to-end rates of a larger job, measured
+rather than extrapolated, and whether a worker's peak grows with the input. The
 same sampler reads each process's CPU time, which the JSON gives per image
 (marginal, as the rate) for the workers and the launcher: where the cores went.
 
@@ -189,12 +190,6 @@ def summarize(big: Sequence[Run], small: Sequence[Run]) -> dict:
   }
 
 
-def _ratio(results: dict, top: str, bottom: str, key: str) -> Optional[float]:
-  if not results[top][key] or not results[bottom][key]:
-    return None
-  return round(results[top][key] / results[bottom][key], 2)
-
-
 def machine() -> dict:
   cpu = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo', encoding='ascii')
               if line.startswith('model name')), platform.processor())
@@ -207,9 +202,17 @@ def machine() -> dict:
   }
 
 
-def benchmark(images: int, small_images: int, repeats: int, rss_images: Optional[int], configs: Sequence[str],
+PAIRS = (('b', 'a'), ('b', 'c'), ('b_tfrecord', 'a'), ('b_tfrecord', 'c'))
+
+
+def _ratios(rates: Dict[str, Optional[float]], suffix: str) -> Dict[str, Optional[float]]:
+  return {f'{top}/{bottom}{suffix}': round(rates[top] / rates[bottom], 2) if rates[top] and rates[bottom] else None
+          for top, bottom in PAIRS if top in rates and bottom in rates}
+
+
+def benchmark(images: int, small_images: int, repeats: int, large_images: Optional[int], configs: Sequence[str],
               variants: Sequence[str], data_dir: pathlib.Path = data.ROOT, log=print) -> dict:
-  counts = {images, small_images} | ({rss_images} if rss_images else set())
+  counts = {images, small_images} | ({large_images} if large_images else set())
   sets = {count: data.make(count, data_dir) for count in counts}
   runs: Dict[tuple, List[Run]] = {}
   for repeat in range(repeats):
@@ -226,16 +229,22 @@ def benchmark(images: int, small_images: int, repeats: int, rss_images: Optional
             'configs': {}}
   for config in configs:
     results = {v: summarize(runs[(config, v, images)], runs[(config, v, small_images)]) for v in variants}
-    entry = {'task': CONFIGS[config][0], 'model': CONFIGS[config][1], 'variants': results, 'ratios': {
-        f'{top}/{bottom}{suffix}': _ratio(results, top, bottom, key)
-        for top, bottom in (('b', 'a'), ('b', 'c'), ('b_tfrecord', 'a'), ('b_tfrecord', 'c'))
-        if top in results and bottom in results
-        for suffix, key in (('', 'images_per_second'), (' end to end', 'end_to_end_images_per_second'))}}
-    if rss_images and 'b' in variants:
-      big = run_once('b', *CONFIGS[config], sets[rss_images])
-      log(f'{config} b {rss_images} images: {big.seconds:.1f} s, worker {big.worker_rss_mb:.0f} MB')
-      entry['rss'] = {'images': [images, rss_images], 'worker_peak_rss_mb': [
-          max(r.worker_rss_mb for r in runs[(config, 'b', images)]), big.worker_rss_mb], 'run': big._asdict()}
+    ratios = {**_ratios({v: r['images_per_second'] for v, r in results.items()}, ''),
+              **_ratios({v: r['end_to_end_images_per_second'] for v, r in results.items()}, ' end to end')}
+    entry = {'task': CONFIGS[config][0], 'model': CONFIGS[config][1], 'variants': results, 'ratios': ratios}
+    if large_images:
+      large = {}
+      for variant in variants:
+        large[variant] = run_once(variant, *CONFIGS[config], sets[large_images])
+        log(f'{config} {variant} {large_images} images: {large[variant].seconds:.1f} s, '
+            f'worker {large[variant].worker_rss_mb:.0f} MB')
+      entry['large'] = {
+          'images': large_images,
+          'end_to_end_images_per_second': {v: round(large_images / r.seconds, 1) for v, r in large.items()},
+          'ratios': _ratios({v: large_images / r.seconds for v, r in large.items()}, ' end to end'),
+          'worker_peak_rss_mb': {v: [max(r.worker_rss_mb for r in runs[(config, v, images)]), large[v].worker_rss_mb]
+                                 for v in variants},
+          'runs': {v: r._asdict() for v, r in large.items()}}
     report['configs'][config] = entry
   return report
 
@@ -260,12 +269,21 @@ def markdown(report: dict) -> str:
             '| --- |' + ' ---: |' * len(next(iter(report['configs'].values()))['ratios'])]
   for config, entry in report['configs'].items():
     lines.append(f'| {config} | ' + ' | '.join(_fmt(v, 2) for v in entry['ratios'].values()) + ' |')
-  flat = [(config, entry['rss']) for config, entry in report['configs'].items() if 'rss' in entry]
-  if flat:
-    lines += ['', '| configuration | ' + ' | '.join(f'(b) worker peak RSS, {n:,} images' for n in flat[0][1]['images'])
-              + ' |', '| --- |' + ' ---: |' * len(flat[0][1]['images'])]
-    for config, rss in flat:
-      lines.append(f'| {config} | ' + ' | '.join(f'{_fmt(v)} MB' for v in rss['worker_peak_rss_mb']) + ' |')
+  large = {config: entry['large'] for config, entry in report['configs'].items() if 'large' in entry}
+  if large:
+    n = next(iter(large.values()))['images']
+    lines += ['', f'{n:,} images, one run each:', '',
+              f'| configuration | variant | end to end | peak RSS per worker, {report["images"]:,} images | '
+              f'peak RSS per worker, {n:,} images |', '| --- | --- | ---: | ---: | ---: |']
+    for config, entry in large.items():
+      for variant, rate in entry['end_to_end_images_per_second'].items():
+        peaks = entry['worker_peak_rss_mb'][variant]
+        lines.append(f'| {config} | {variant} | {_fmt(rate)} | {_fmt(peaks[0])} MB | {_fmt(peaks[1])} MB |')
+    names = list(next(iter(large.values()))['ratios'])
+    lines += ['', '| configuration | ' + ' | '.join(f'{name}, {n:,} images' for name in names) + ' |',
+              '| --- |' + ' ---: |' * len(names)]
+    for config, entry in large.items():
+      lines.append(f'| {config} | ' + ' | '.join(_fmt(v, 2) for v in entry['ratios'].values()) + ' |')
   return '\n'.join(lines)
 
 
@@ -275,8 +293,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument('--small_images', type=int, default=None,
                       help='images of the runs that measure start-up (default: images / 10)')
   parser.add_argument('--repeats', type=int, default=3)
-  parser.add_argument('--rss_images', type=int, default=None,
-                      help='also run (b) once on this many images, to compare its workers\' peak RSS')
+  parser.add_argument('--large_images', type=int, default=None,
+                      help='also run every variant once on this many images: end-to-end rates and workers\' peak RSS '
+                      'at a larger size')
   parser.add_argument('--configs', default=','.join(CONFIGS), help=f'comma-separated, of {", ".join(CONFIGS)}')
   parser.add_argument('--variants', default=','.join(VARIANTS), help=f'comma-separated, of {", ".join(VARIANTS)}')
   parser.add_argument('--data_dir', default=str(data.ROOT), help='where the generated images are cached')
@@ -287,7 +306,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if unknown:
     parser.error(f'unknown configurations or variants: {", ".join(unknown)}')
   small = args.small_images or max(1, args.images // 10)
-  report = benchmark(args.images, small, args.repeats, args.rss_images, configs, variants, pathlib.Path(args.data_dir),
+  report = benchmark(args.images, small, args.repeats, args.large_images, configs, variants, pathlib.Path(args.data_dir),
                      log=lambda line: print(line, file=sys.stderr, flush=True))
   report['command'] = ' '.join(['python -m benchmarks.throughput'] + list(argv if argv is not None else sys.argv[1:]))
   os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

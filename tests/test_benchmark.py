@@ -11,7 +11,7 @@ def test_benchmark_command_measures_every_variant_and_configuration(tmp_path):
   report_path = tmp_path / 'throughput.json'
   proc = subprocess.run([
       sys.executable, '-m', 'benchmarks.throughput', '--images', '24', '--small_images', '8', '--repeats', '1',
-      '--rss_images', '32', '--variants', 'a,b,c', '--data_dir', str(tmp_path / 'data'), '--json', str(report_path)
+      '--large_images', '32', '--variants', 'a,b,c', '--data_dir', str(tmp_path / 'data'), '--json', str(report_path)
   ], cwd=datagen.ROOT, capture_output=True, text=True, timeout=600, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   report = json.loads(report_path.read_text())
@@ -29,8 +29,13 @@ def test_benchmark_command_measures_every_variant_and_configuration(tmp_path):
       assert result['end_to_end_images_per_second'] > 0
     assert set(entry['ratios']) == {'b/a', 'b/c', 'b/a end to end', 'b/c end to end'}
     assert entry['ratios']['b/a end to end'] > 0 and entry['ratios']['b/c end to end'] > 0  # marginal: noise here
-    assert entry['rss']['images'] == [24, 32] and all(v > 0 for v in entry['rss']['worker_peak_rss_mb'])
+    large = entry['large']
+    assert large['images'] == 32 and set(large['runs']) == {'a', 'b', 'c'}
+    assert all(r['images'] == 32 for r in large['runs'].values())  # every image got its row at the larger size too
+    assert all(0 < v < 4096 for peaks in large['worker_peak_rss_mb'].values() for v in peaks)
+    assert set(large['ratios']) == {'b/a end to end', 'b/c end to end'} and all(large['ratios'].values())
   table = proc.stdout
   for name in list(throughput.CONFIGS) + ['b/a', 'b/c', 'peak RSS per worker']:
     assert name in table
-  assert table.count('\n| classify_tflite |') == 3 + 2  # a row per variant, the ratios, RSS at two sizes
+  # a row per variant and the ratios, then per variant at the larger size, and its ratios
+  assert table.count('\n| classify_tflite |') == 3 + 1 + 3 + 1
