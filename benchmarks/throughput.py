@@ -26,8 +26,10 @@ the work (the runner's SDK worker processes, the limit's pool processes),
 `launcher` the command's own process. `--large_images` runs every variant
 once more on that many images: the end-to-end rates of a larger job, measured
 rather than extrapolated, and whether a worker's peak grows with the input. The
-same sampler reads each process's CPU time, which the JSON gives per image
-(marginal, as the rate) for the workers and the launcher: where the cores went.
+same sampler reads each process's CPU time: `worker CPU ms per image` (marginal,
+as the rate) says where the cores went, and the `per core` ratios compare
+images per second of worker CPU, which a busy shared host moves far less than
+the wall clock (and which shows how much of a lead comes from using every core).
 
 Prints the table as Markdown and writes everything to `--json`.
 """
@@ -210,6 +212,16 @@ def _ratios(rates: Dict[str, Optional[float]], suffix: str) -> Dict[str, Optiona
           for top, bottom in PAIRS if top in rates and bottom in rates}
 
 
+def variant_ratios(results: Dict[str, dict]) -> Dict[str, Optional[float]]:
+  """Marginal, end-to-end and per-core ratios; per core = images per second of worker CPU, which contention on a
+  shared host moves far less than the wall clock."""
+  per_core = {v: 1000 / r['worker_cpu_ms_per_image'] if r['worker_cpu_ms_per_image'] > 0 else None
+              for v, r in results.items()}
+  return {**_ratios({v: r['images_per_second'] for v, r in results.items()}, ''),
+          **_ratios({v: r['end_to_end_images_per_second'] for v, r in results.items()}, ' end to end'),
+          **_ratios(per_core, ' per core')}
+
+
 def benchmark(images: int, small_images: int, repeats: int, large_images: Optional[int], configs: Sequence[str],
               variants: Sequence[str], data_dir: pathlib.Path = data.ROOT, log=print) -> dict:
   counts = {images, small_images} | ({large_images} if large_images else set())
@@ -229,9 +241,8 @@ def benchmark(images: int, small_images: int, repeats: int, large_images: Option
             'configs': {}}
   for config in configs:
     results = {v: summarize(runs[(config, v, images)], runs[(config, v, small_images)]) for v in variants}
-    ratios = {**_ratios({v: r['images_per_second'] for v, r in results.items()}, ''),
-              **_ratios({v: r['end_to_end_images_per_second'] for v, r in results.items()}, ' end to end')}
-    entry = {'task': CONFIGS[config][0], 'model': CONFIGS[config][1], 'variants': results, 'ratios': ratios}
+    entry = {'task': CONFIGS[config][0], 'model': CONFIGS[config][1], 'variants': results,
+             'ratios': variant_ratios(results)}
     if large_images:
       large = {}
       for variant in variants:
@@ -241,7 +252,8 @@ def benchmark(images: int, small_images: int, repeats: int, large_images: Option
       entry['large'] = {
           'images': large_images,
           'end_to_end_images_per_second': {v: round(large_images / r.seconds, 1) for v, r in large.items()},
-          'ratios': _ratios({v: large_images / r.seconds for v, r in large.items()}, ' end to end'),
+          'ratios': {**_ratios({v: large_images / r.seconds for v, r in large.items()}, ' end to end'),
+                     **_ratios({v: large_images / r.worker_cpu_seconds for v, r in large.items()}, ' per core')},
           'worker_peak_rss_mb': {v: [max(r.worker_rss_mb for r in runs[(config, v, images)]), large[v].worker_rss_mb]
                                  for v in variants},
           'runs': {v: r._asdict() for v, r in large.items()}}
@@ -253,37 +265,44 @@ def _fmt(value, digits=0) -> str:
   return '-' if value is None else f'{value:,.{digits}f}'
 
 
+def _ratio_table(entries: Dict[str, dict], suffix: str = '') -> List[str]:
+  """One row per ratio, one column per configuration."""
+  names = list(next(iter(entries.values()))['ratios'])
+  lines = ['| ratio | ' + ' | '.join(entries) + ' |', '| --- |' + ' ---: |' * len(entries)]
+  for name in names:
+    lines.append(f'| {name}{suffix} | ' + ' | '.join(_fmt(e['ratios'].get(name), 2) for e in entries.values()) + ' |')
+  return lines
+
+
 def markdown(report: dict) -> str:
-  """The table BENCHMARKS.md shows."""
+  """The tables BENCHMARKS.md shows."""
   lines = [f'{report["images"]:,} images ({report["small_images"]:,} for the start-up), median of '
            f'{report["repeats"]} interleaved runs each; {report["machine"]["cores"]} cores, {report["machine"]["cpu"]}',
            '',
-           '| configuration | variant | images/s | end to end | start-up s | peak RSS per worker | launcher |',
-           '| --- | --- | ---: | ---: | ---: | ---: | ---: |']
+           '| configuration | variant | images/s | end to end | start-up s | worker CPU ms per image '
+           '| peak RSS per worker | launcher |',
+           '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |']
   for config, entry in report['configs'].items():
     for variant, r in entry['variants'].items():
       lines.append(f'| {config} | {variant} | {_fmt(r["images_per_second"])} | '
                    f'{_fmt(r["end_to_end_images_per_second"])} | {_fmt(r["startup_seconds"], 1)} | '
+                   f'{_fmt(r["worker_cpu_ms_per_image"], 2)} | '
                    f'{_fmt(r["worker_peak_rss_mb"])} MB | {_fmt(r["launcher_peak_rss_mb"])} MB |')
-  lines += ['', '| configuration | ' + ' | '.join(next(iter(report['configs'].values()))['ratios']) + ' |',
-            '| --- |' + ' ---: |' * len(next(iter(report['configs'].values()))['ratios'])]
-  for config, entry in report['configs'].items():
-    lines.append(f'| {config} | ' + ' | '.join(_fmt(v, 2) for v in entry['ratios'].values()) + ' |')
+  lines += [''] + _ratio_table(report['configs'])
   large = {config: entry['large'] for config, entry in report['configs'].items() if 'large' in entry}
   if large:
     n = next(iter(large.values()))['images']
     lines += ['', f'{n:,} images, one run each:', '',
-              f'| configuration | variant | end to end | peak RSS per worker, {report["images"]:,} images | '
-              f'peak RSS per worker, {n:,} images |', '| --- | --- | ---: | ---: | ---: |']
+              f'| configuration | variant | end to end | worker CPU ms per image | peak RSS per worker, '
+              f'{report["images"]:,} images | peak RSS per worker, {n:,} images |',
+              '| --- | --- | ---: | ---: | ---: | ---: |']
     for config, entry in large.items():
       for variant, rate in entry['end_to_end_images_per_second'].items():
         peaks = entry['worker_peak_rss_mb'][variant]
-        lines.append(f'| {config} | {variant} | {_fmt(rate)} | {_fmt(peaks[0])} MB | {_fmt(peaks[1])} MB |')
-    names = list(next(iter(large.values()))['ratios'])
-    lines += ['', '| configuration | ' + ' | '.join(f'{name}, {n:,} images' for name in names) + ' |',
-              '| --- |' + ' ---: |' * len(names)]
-    for config, entry in large.items():
-      lines.append(f'| {config} | ' + ' | '.join(_fmt(v, 2) for v in entry['ratios'].values()) + ' |')
+        cpu_ms = 1000 * entry['runs'][variant]['worker_cpu_seconds'] / n
+        lines.append(f'| {config} | {variant} | {_fmt(rate)} | {_fmt(cpu_ms, 2)} | {_fmt(peaks[0])} MB | '
+                     f'{_fmt(peaks[1])} MB |')
+    lines += [''] + _ratio_table(large, f', {n:,} images')
   return '\n'.join(lines)
 
 

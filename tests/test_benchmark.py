@@ -27,15 +27,16 @@ def test_benchmark_command_measures_every_variant_and_configuration(tmp_path):
       assert all(r['seconds'] > 0 and r['launcher_rss_mb'] > 0 for r in runs)
       assert 0 < result['worker_peak_rss_mb'] < 4096, (config, variant)  # the workers were found and sampled
       assert result['end_to_end_images_per_second'] > 0
-    assert set(entry['ratios']) == {'b/a', 'b/c', 'b/a end to end', 'b/c end to end'}
+    assert set(entry['ratios']) == {f'b/{x}{kind}' for x in 'ac' for kind in ('', ' end to end', ' per core')}
     assert entry['ratios']['b/a end to end'] > 0 and entry['ratios']['b/c end to end'] > 0  # marginal: noise here
     large = entry['large']
     assert large['images'] == 32 and set(large['runs']) == {'a', 'b', 'c'}
     assert all(r['images'] == 32 for r in large['runs'].values())  # every image got its row at the larger size too
     assert all(0 < v < 4096 for peaks in large['worker_peak_rss_mb'].values() for v in peaks)
-    assert set(large['ratios']) == {'b/a end to end', 'b/c end to end'} and all(large['ratios'].values())
+    assert set(large['ratios']) == {f'b/{x}{kind}' for x in 'ac' for kind in (' end to end', ' per core')}
+    assert all(large['ratios'].values())
   table = proc.stdout
   for name in list(throughput.CONFIGS) + ['b/a', 'b/c', 'peak RSS per worker']:
     assert name in table
-  # a row per variant and the ratios, then per variant at the larger size, and its ratios
-  assert table.count('\n| classify_tflite |') == 3 + 1 + 3 + 1
+  assert table.count('\n| classify_tflite |') == 3 + 3  # a row per variant, at both sizes
+  assert table.count('\n| b/a') == 3 + 2  # ratio rows: marginal, end to end, per core; at the larger size two
