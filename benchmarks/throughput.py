@@ -139,14 +139,21 @@ def _rows(variant: str, output: str, stdout: str) -> int:
   return pq.ParquetDataset(os.path.join(output, 'predictions')).read(columns=['id']).num_rows
 
 
+def _library_files() -> List[str]:
+  """The installed files of the libraries every variant loads (TensorFlow's shared objects are most of them)."""
+  located = (f.locate() for name in VERSIONS for f in metadata.distribution(name).files or ())
+  return [str(path) for path in located if path.is_file()]
+
+
 def _warm(variant: str, model: str, dataset: data.DataSet) -> None:
-  """Reads the variant's input and the model files, so that every run starts with them in the page cache.
+  """Reads the variant's input, the model and the libraries, so that every run starts with them in the page cache.
 
   Hosts that page out memory left idle for a while (DAMON reclaim, ballooning) otherwise hand a run whichever
-  part of its input the last minutes left cached, and a CPU benchmark measures the disk instead.
+  part of its files the last minutes left cached, and a CPU benchmark measures the disk instead.
   """
   paths = glob.glob(dataset.tfrecord if variant == 'b_tfrecord' else dataset.files)
   paths += [str(f) for f in pathlib.Path(model).rglob('*') if f.is_file()] if os.path.isdir(model) else [model]
+  paths += _library_files()
   for path in paths:
     with open(path, 'rb') as f:
       while f.read(1 << 20):
