@@ -235,14 +235,17 @@ def _ratios(rates: Dict[str, Optional[float]], suffix: str) -> Dict[str, Optiona
           for top, bottom in PAIRS if top in rates and bottom in rates}
 
 
+def _per_core(cpu_ms_per_image: Dict[str, float]) -> Dict[str, Optional[float]]:
+  """Ratios of images per second of worker CPU, which contention on a shared host moves far less than the wall
+  clock."""
+  return _ratios({v: 1000 / ms if ms > 0 else None for v, ms in cpu_ms_per_image.items()}, ' per core')
+
+
 def variant_ratios(results: Dict[str, dict]) -> Dict[str, Optional[float]]:
-  """Marginal, end-to-end and per-core ratios; per core = images per second of worker CPU, which contention on a
-  shared host moves far less than the wall clock."""
-  per_core = {v: 1000 / r['worker_cpu_ms_per_image'] if r['worker_cpu_ms_per_image'] > 0 else None
-              for v, r in results.items()}
+  """Marginal, end-to-end and per-core ratios."""
   return {**_ratios({v: r['images_per_second'] for v, r in results.items()}, ''),
           **_ratios({v: r['end_to_end_images_per_second'] for v, r in results.items()}, ' end to end'),
-          **_ratios(per_core, ' per core')}
+          **_per_core({v: r['worker_cpu_ms_per_image'] for v, r in results.items()})}
 
 
 def benchmark(images: int, small_images: int, repeats: int, large_images: Optional[int], configs: Sequence[str],
@@ -272,11 +275,13 @@ def benchmark(images: int, small_images: int, repeats: int, large_images: Option
         large[variant] = run_once(variant, *CONFIGS[config], sets[large_images])
         log(f'{config} {variant} {large_images} images: {large[variant].seconds:.1f} s, '
             f'worker {large[variant].worker_rss_mb:.0f} MB')
+      cpu_ms = {v: round(1000 * r.worker_cpu_seconds / large_images, 3) for v, r in large.items()}  # start-up in
       entry['large'] = {
           'images': large_images,
           'end_to_end_images_per_second': {v: round(large_images / r.seconds, 1) for v, r in large.items()},
+          'worker_cpu_ms_per_image': cpu_ms,
           'ratios': {**_ratios({v: large_images / r.seconds for v, r in large.items()}, ' end to end'),
-                     **_ratios({v: large_images / r.worker_cpu_seconds for v, r in large.items()}, ' per core')},
+                     **_per_core(cpu_ms)},
           'worker_peak_rss_mb': {v: [max(r.worker_rss_mb for r in runs[(config, v, images)]), large[v].worker_rss_mb]
                                  for v in variants},
           'runs': {v: r._asdict() for v, r in large.items()}}
@@ -322,7 +327,7 @@ def markdown(report: dict) -> str:
     for config, entry in large.items():
       for variant, rate in entry['end_to_end_images_per_second'].items():
         peaks = entry['worker_peak_rss_mb'][variant]
-        cpu_ms = 1000 * entry['runs'][variant]['worker_cpu_seconds'] / n
+        cpu_ms = entry['worker_cpu_ms_per_image'][variant]
         lines.append(f'| {config} | {variant} | {_fmt(rate)} | {_fmt(cpu_ms, 2)} | {_fmt(peaks[0])} MB | '
                      f'{_fmt(peaks[1])} MB |')
     lines += [''] + _ratio_table(large, f', {n:,} images')

@@ -34,7 +34,7 @@ def test_benchmark_command_measures_every_variant_and_configuration(tmp_path):
     assert all(r['images'] == 32 for r in large['runs'].values())  # every image got its row at the larger size too
     assert all(0 < v < 4096 for peaks in large['worker_peak_rss_mb'].values() for v in peaks)
     assert set(large['ratios']) == {f'b/{x}{kind}' for x in 'ac' for kind in (' end to end', ' per core')}
-    assert all(large['ratios'].values())
+    assert all(large['ratios'].values()) and all(ms > 0 for ms in large['worker_cpu_ms_per_image'].values())
   table = proc.stdout
   for name in list(throughput.CONFIGS) + ['b/a', 'b/c', 'peak RSS per worker']:
     assert name in table
