@@ -83,8 +83,10 @@ class ImageOptions(PipelineOptions):
                         'summary.json are written under it.')
     add_model_arguments(parser)
     parser.add_argument('--resize_method', default='bilinear', help='|'.join(decode.RESIZE_METHODS))
-    parser.add_argument('--min_batch_size', type=int, default=8, help='Smallest inference batch.')
-    parser.add_argument('--max_batch_size', type=int, default=64, help='Largest inference batch.')
+    parser.add_argument('--max_batch_size', type=int, default=64, help='Images per inference batch.')
+    parser.add_argument('--min_batch_size', type=int, default=None,
+                        help='Smallest inference batch (default: --max_batch_size, fixed batches); below it, '
+                        "Beam's BatchElements tunes each batch's size between the two from measured timings.")
     parser.add_argument('--model_threads', type=int, default=None,
                         help='Compute threads per worker process (default: cores / local workers on the '
                         'DirectRunner, 1 elsewhere, where runners start one worker process per core).')
@@ -278,8 +280,9 @@ def validate(options: PipelineOptions) -> JobConfig:
   output_prefix = _require(o.output, '--output').rstrip('/')
   _require(o.model, '--model')
   _check_resize(o.resize_method)
-  if o.min_batch_size < 1 or o.max_batch_size < o.min_batch_size:
-    raise OptionsError(f'need 1 <= --min_batch_size <= --max_batch_size, got {o.min_batch_size} and '
+  min_batch_size = o.max_batch_size if o.min_batch_size is None else o.min_batch_size
+  if min_batch_size < 1 or o.max_batch_size < min_batch_size:
+    raise OptionsError(f'need 1 <= --min_batch_size <= --max_batch_size, got {min_batch_size} and '
                        f'{o.max_batch_size}')
   if o.progress_seconds <= 0:
     raise OptionsError(f'--progress_seconds must be positive, not {o.progress_seconds}')
@@ -310,7 +313,7 @@ def validate(options: PipelineOptions) -> JobConfig:
   spec = model_spec(o, threads)
   mode = output.OVERWRITE if o.overwrite else output.RESUME if o.resume else output.NEW
   return JobConfig(patterns, o.input_format, settings, passthrough_keys, output_prefix, spec, o.labels_file,
-                   o.top_k, o.resize_method, o.min_batch_size, o.max_batch_size, o.num_shards, o.progress_seconds,
+                   o.top_k, o.resize_method, min_batch_size, o.max_batch_size, o.num_shards, o.progress_seconds,
                    mode, o.checkpoint_rows, o.max_image_pixels,
                    _analysis(options, output_prefix, spec, passthrough_keys))
 

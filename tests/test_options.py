@@ -89,3 +89,14 @@ def test_analysis_defaults_and_scratch_space(tmp_path):
   assert templated.whiten is True
   switched_off = options.validate(PipelineOptions(argv + ['--analyze_embeddings=false', '--whiten=false']))
   assert switched_off.analysis is None
+
+
+@pytest.mark.parametrize('args, sizes', [
+    ([], (64, 64)),  # fixed batches: BatchElements' size tuning cost CPU per image (BENCHMARKS.md)
+    (['--max_batch_size', '16'], (16, 16)),
+    (['--min_batch_size', '8'], (8, 64)),  # a range: BatchElements tunes within it
+])
+def test_batch_sizes_are_fixed_unless_a_range_is_given(tmp_path, args, sizes):
+  argv = ['--input', f'{datagen.PHOTOS}/*', '--output', str(tmp_path / 'out'), '--model', FEATURES] + args
+  config = options.validate(PipelineOptions(argv))
+  assert (config.min_batch_size, config.max_batch_size) == sizes
