@@ -5,6 +5,7 @@ import sys
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from benchmarks import limit
 from pipeline import options
 from tests import datagen
 
@@ -100,3 +101,5 @@ def test_batch_sizes_are_fixed_unless_a_range_is_given(tmp_path, args, sizes):
   argv = ['--input', f'{datagen.PHOTOS}/*', '--output', str(tmp_path / 'out'), '--model', FEATURES] + args
   config = options.validate(PipelineOptions(argv))
   assert (config.min_batch_size, config.max_batch_size) == sizes
+  if not args:
+    assert limit.BATCH == config.max_batch_size  # the benchmark's limit batches as the job does by default

@@ -16,7 +16,7 @@ from transforms import model_files, models, records
 
 class ImageModelHandler(ModelHandler[records.DecodedImage, records.Prediction, models.ImageModel]):
 
-  def __init__(self, spec: models.ModelSpec, min_batch_size: int = 64, max_batch_size: int = 64):
+  def __init__(self, spec: models.ModelSpec, min_batch_size: int, max_batch_size: int):  # defaults: pipeline/options
     super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
     self._spec = spec
 
