@@ -27,7 +27,8 @@ BATCH = 64  # the job's --max_batch_size
 def _run(paths: Sequence[str], model_location: str, task: str, threads: int, batch: int) -> int:
   """One worker process: the whole loop over its share; returns images done."""
   import numpy as np  # pylint: disable=import-outside-toplevel
-  from transforms import decode, models  # pylint: disable=import-outside-toplevel
+  from transforms import decode
+  from transforms.infer import models  # pylint: disable=import-outside-toplevel
   model = models.load(models.ModelSpec(model_location, task, num_threads=threads))
   size = model.info.input_size
   done = 0

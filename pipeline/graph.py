@@ -1,78 +1,82 @@
 """Assembles the job: read -> decode -> infer -> format [-> analyze] -> write -> commit, errors beside.
 
-Beside the main line: checkpoints of finished rows (for --resume), what an
-earlier run finished when resuming, and the tally of every record, which the
-commit step writes into summary.json.
+Beside the main line, each its own transform: resume (skip what earlier runs
+finished, carry their rows, checkpoint this run's) and the tally of every
+record, which the commit step checks the shards against and writes into
+summary.json.
 """
 from typing import Dict, List, Optional
 
 import apache_beam as beam
 
 from pipeline.options import JobConfig
-from transforms import output, records, resume, write
+from transforms import elements
 from transforms.decode import DecodeImages
-from transforms.format import FormatRows
-from transforms.inference import ImageModelHandler, Infer
-from transforms.models import ModelInfo
-from transforms.read import InputPlan, ReadImages
+from transforms.format import ErrorRows, FormatRows
+from transforms.infer.handler import ImageModelHandler, Infer
+from transforms.infer.models import ModelInfo
+from transforms.output import resume, tally
+from transforms.output.commit import CommitOutput
+from transforms.output.layout import ERRORS_DIR, PREDICTIONS_DIR, Layout
+from transforms.output.parquet import WriteParquet
+from transforms.output.schema import ERROR_SCHEMA, prediction_schema
+from transforms.read.plan import InputPlan
+from transforms.read.readers import ReadImages
 
 
-def _skip_done(items, label: str, done, tallies: list):
-  kept = items | label >> beam.ParDo(resume.SkipDone(), done).with_outputs(resume.SKIPPED_TAG, main='kept')
-  tallies.append(kept[resume.SKIPPED_TAG])
-  return kept.kept
-
-
-def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPlan, layout: output.Layout,
+def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPlan, layout: Layout,
           previous: Optional[Dict[str, List[str]]] = None) -> None:
   spec = config.model
-  read = p | 'Read' >> ReadImages(inputs)
-  images, read_errors = read['images'], read[records.ERRORS_TAG]
-  tallies = [output.count_as(images, 'TallyRead', output.READ),
-             output.count_as(read_errors, 'TallyReadErrors', output.READ)]
   passthrough = [(c.name, c.arrow_type) for c in inputs.settings.columns]
-  schema = write.prediction_schema(spec.wants_classes, spec.wants_embedding, bool(config.labels), passthrough)
-  earlier = {}
+  schema = prediction_schema(spec.wants_classes, spec.wants_embedding, bool(config.labels), passthrough)
+  earlier = None
   if previous and any(previous.values()):  # --resume over an output with finished work
-    columns = {write.PREDICTIONS_DIR: schema.names, write.ERRORS_DIR: write.ERROR_SCHEMA.names}
-    earlier = {name: p | f'Previous_{name}' >> resume.ReadPrevious(previous[name], columns[name])
-               for name in output.DATASETS}
-    done = resume.done_keys(earlier.values())
-    images = _skip_done(images, 'SkipDone', done, tallies)
-    read_errors = _skip_done(read_errors, 'SkipDoneErrors', done, tallies)
-  decode = DecodeImages(info.input_size, config.resize_method, config.max_image_pixels)
-  decoded = images | 'Decode' >> beam.ParDo(decode).with_outputs(records.ERRORS_TAG, main='images')
-  handler = ImageModelHandler(spec, config.min_batch_size, config.max_batch_size)
-  inferred = decoded.images | 'Infer' >> Infer(handler)
-  rows = inferred['predictions'] | 'Format' >> beam.ParDo(FormatRows(spec.location, config.top_k, config.labels,
-                                                                       config.progress_seconds, info.num_classes))
-  errors = ((read_errors, decoded[records.ERRORS_TAG], inferred[records.ERRORS_TAG])
-            | 'AllErrors' >> beam.Flatten()
-            | 'CountErrors' >> beam.ParDo(write.CountErrors()))
-  _ = rows | 'CheckpointRows' >> beam.ParDo(
-      resume.Checkpoint(layout.checkpoints(write.PREDICTIONS_DIR), schema, config.checkpoint_rows))
-  _ = errors | 'CheckpointErrors' >> beam.ParDo(
-      resume.Checkpoint(layout.checkpoints(write.ERRORS_DIR), write.ERROR_SCHEMA, config.checkpoint_rows))
+    earlier = p | 'Earlier' >> resume.ReadEarlier(previous, {PREDICTIONS_DIR: schema.names,
+                                                             ERRORS_DIR: ERROR_SCHEMA.names})
+  counted = []  # tally keys, from wherever something is counted
+
+  read = p | 'Read' >> ReadImages(inputs)
+  images, read_errors = read['images'], read[elements.ERRORS_TAG]
+  counted += [tally.count_as(images, 'TallyRead', tally.READ),
+              tally.count_as(read_errors, 'TallyReadErrors', tally.READ)]
   if earlier:
-    tallies += [output.count_as(pcoll, f'TallyCarried_{name}', f'{output.CARRIED}/{name}')
-                for name, pcoll in earlier.items()]
-    rows = (rows, earlier[write.PREDICTIONS_DIR]) | 'WithEarlierRows' >> beam.Flatten()
-    errors = (errors, earlier[write.ERRORS_DIR]) | 'WithEarlierErrors' >> beam.Flatten()
+    images, read_errors, skipped = (images, read_errors) | 'SkipDone' >> resume.SkipDone(earlier)
+    counted.append(skipped)
+
+  decoded = images | 'Decode' >> beam.ParDo(
+      DecodeImages(info.input_size, config.resize_method, config.max_image_pixels)).with_outputs(
+          elements.ERRORS_TAG, main='images')
+  inferred = decoded.images | 'Infer' >> Infer(ImageModelHandler(spec, config.min_batch_size,
+                                                                 config.max_batch_size))
+  rows = inferred['predictions'] | 'Format' >> beam.ParDo(
+      FormatRows(spec.location, config.top_k, config.labels, config.progress_seconds, info.num_classes))
+  errors = ((read_errors, decoded[elements.ERRORS_TAG], inferred[elements.ERRORS_TAG])
+            | 'AllErrors' >> beam.Flatten()
+            | 'ErrorRows' >> beam.ParDo(ErrorRows()))
+
+  _ = (rows, errors) | 'Checkpoint' >> resume.CheckpointRows(
+      layout, {PREDICTIONS_DIR: schema, ERRORS_DIR: ERROR_SCHEMA}, config.checkpoint_rows)
+  if earlier:
+    rows, errors, carried = (rows, errors) | 'WithEarlier' >> resume.WithEarlier(earlier)
+    counted.append(carried)
+
   after = []
   if config.analysis:  # the only change to the main line; without it the job is unchanged
-    from transforms import analyze  # pylint: disable=import-outside-toplevel  # tf.Transform only when asked
-    step = analyze.AnalyzeEmbeddings(config.output, info.embedding_dim, config.analysis.pca_dims,
-                                     config.analysis.whiten, config.analysis.temp_dir)
+    from transforms.analyze import embeddings  # pylint: disable=import-outside-toplevel  # tf.Transform if asked
+    analysis = config.analysis
+    step = embeddings.AnalyzeEmbeddings(config.output, info.embedding_dim, analysis.pca_dims, analysis.whiten,
+                                        analysis.temp_dir)
     rows = rows | 'AnalyzeEmbeddings' >> step
-    schema = write.prediction_schema(spec.wants_classes, spec.wants_embedding, bool(config.labels), passthrough,
-                                     step.columns)
+    schema = prediction_schema(spec.wants_classes, spec.wants_embedding, bool(config.labels), passthrough,
+                               step.columns)
     after.append(step.statistics_written)
-  written = [rows | 'WritePredictions' >> write.WriteParquet(layout.staging(write.PREDICTIONS_DIR), schema,
-                                                             config.num_shards, layout.shard_name),
-             errors | 'WriteErrors' >> write.WriteParquet(layout.staging(write.ERRORS_DIR), write.ERROR_SCHEMA,
-                                                          config.num_shards, layout.shard_name)]
-  tallies += [output.count_as(rows, 'TallyRows', output.ROWS),
-              output.count_as(errors, 'TallyErrors', lambda error: output.ERRORS_PREFIX + error['stage']),
-              rows | 'DuplicateIds' >> output.DuplicateIds()]
-  tally = tuple(tallies) | 'AllCounts' >> beam.Flatten() | 'Tally' >> output.Tally()
-  _ = p | 'CommitOutput' >> output.CommitOutput(layout, tally, written + after)
+
+  written = [rows | 'WritePredictions' >> WriteParquet(layout.staging(PREDICTIONS_DIR), schema, config.num_shards,
+                                                       layout.shard_name),
+             errors | 'WriteErrors' >> WriteParquet(layout.staging(ERRORS_DIR), ERROR_SCHEMA, config.num_shards,
+                                                    layout.shard_name)]
+  counted += [tally.count_as(rows, 'TallyRows', tally.ROWS),
+              tally.count_as(errors, 'TallyErrors', tally.error_key),
+              rows | 'DuplicateIds' >> tally.DuplicateIds()]
+  counts = tuple(counted) | 'Tally' >> tally.Tally()
+  _ = p | 'CommitOutput' >> CommitOutput(layout, counts, written + after)

@@ -15,9 +15,10 @@ import numpy as np  # pylint: disable=wrong-import-position
 from apache_beam.io.filesystems import FileSystems  # pylint: disable=wrong-import-position
 
 from pipeline import options  # pylint: disable=wrong-import-position
-from transforms import decode, model_files, models  # pylint: disable=wrong-import-position
+from transforms import decode  # pylint: disable=wrong-import-position
 from transforms import format as format_lib  # pylint: disable=wrong-import-position
-from transforms import labels as labels_lib  # pylint: disable=wrong-import-position
+from transforms.infer import labels as labels_lib  # pylint: disable=wrong-import-position
+from transforms.infer import model_files, models  # pylint: disable=wrong-import-position
 
 
 def _load(config: options.InspectConfig) -> models.ImageModel:

@@ -14,7 +14,12 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions, PipelineOptions,
                                                   StandardOptions)
 
-from transforms import decode, inputs, models, output, passthrough, read, tf_example, write
+from transforms import decode
+from transforms.infer import models
+from transforms.output import claim
+from transforms.output.schema import RESERVED_COLUMNS, reduced_columns
+from transforms.read.formats import detect, passthrough, tf_example
+from transforms.read.settings import COMPRESSIONS, ReadSettings
 
 
 class OptionsError(ValueError):
@@ -63,8 +68,8 @@ class ImageOptions(PipelineOptions):
   def _add_argparse_args(cls, parser):
     parser.add_argument('--input', help='Globs or .txt lists of URIs, separated by commas (local or gs://): '
                         'image files, TFRecord shards of tf.Example or WebDataset tar shards.')
-    parser.add_argument('--input_format', default=read.AUTO,
-                        help=f'{"|".join((read.AUTO,) + read.FORMATS)}: auto detects each input\'s format from '
+    parser.add_argument('--input_format', default=detect.AUTO,
+                        help=f'{"|".join((detect.AUTO,) + detect.FORMATS)}: auto detects each input\'s format from '
                         'its first file (by extension, else by content).')
     parser.add_argument('--compression', default='auto',
                         help='Of TFRecord files: auto (GZIP when the name ends in .gz), none or gzip. Tar shards '
@@ -123,7 +128,7 @@ class AnalysisConfig:
 class JobConfig:
   inputs: Tuple[str, ...]
   input_format: str
-  read_settings: inputs.ReadSettings
+  read_settings: ReadSettings
   passthrough_keys: Tuple[Tuple[str, Optional[str]], ...]  # (name, declared type or None)
   output: str
   model: models.ModelSpec
@@ -134,7 +139,7 @@ class JobConfig:
   max_batch_size: int
   num_shards: int
   progress_seconds: float
-  output_mode: str = output.NEW  # new, overwrite or resume
+  output_mode: str = claim.NEW  # new, overwrite or resume
   checkpoint_rows: int = DEFAULT_CHECKPOINT_ROWS
   max_image_pixels: int = decode.MAX_IMAGE_PIXELS
   analysis: Optional[AnalysisConfig] = None
@@ -257,8 +262,7 @@ def _analysis(options: PipelineOptions, output_prefix: str, spec: models.ModelSp
   dims = DEFAULT_PCA_DIMS if o.pca_dims is None else o.pca_dims
   if dims < 1:
     raise OptionsError(f'--pca_dims must be positive, not {dims}')
-  from transforms import embedding_stats  # pylint: disable=import-outside-toplevel  # tf.Transform only when asked
-  taken = sorted({name for name, _ in passthrough_keys} & set(embedding_stats.output_columns(o.whiten)))
+  taken = sorted({name for name, _ in passthrough_keys} & set(reduced_columns(o.whiten)))
   if taken:
     raise OptionsError(f'--passthrough_keys {", ".join(taken)}: taken by --analyze_embeddings\'s columns')
   # A shared place every worker can reach: --temp_location when given (gs:// on Dataflow), else the output.
@@ -294,16 +298,16 @@ def validate(options: PipelineOptions) -> JobConfig:
     raise OptionsError(f'--checkpoint_rows must be positive, not {o.checkpoint_rows}')
   if o.max_image_pixels < 1:
     raise OptionsError(f'--max_image_pixels must be positive, not {o.max_image_pixels}')
-  if o.input_format not in (read.AUTO,) + read.FORMATS:
-    raise OptionsError(f'--input_format must be one of {", ".join((read.AUTO,) + read.FORMATS)}, '
+  if o.input_format not in (detect.AUTO,) + detect.FORMATS:
+    raise OptionsError(f'--input_format must be one of {", ".join((detect.AUTO,) + detect.FORMATS)}, '
                        f'not {o.input_format!r}')
-  if o.compression not in inputs.COMPRESSIONS:
-    raise OptionsError(f'--compression must be one of {", ".join(inputs.COMPRESSIONS)}, not {o.compression!r}')
+  if o.compression not in COMPRESSIONS:
+    raise OptionsError(f'--compression must be one of {", ".join(COMPRESSIONS)}, not {o.compression!r}')
   try:
-    passthrough_keys = passthrough.parse_keys(o.passthrough_keys, write.prediction_schema(True, True, True).names)
+    passthrough_keys = passthrough.parse_keys(o.passthrough_keys, RESERVED_COLUMNS)
   except passthrough.PassthroughError as e:
     raise OptionsError(str(e)) from e
-  settings = inputs.ReadSettings(o.image_key or None, o.id_key or None, o.compression)
+  settings = ReadSettings(o.image_key or None, o.id_key or None, o.compression)
   threads = o.model_threads
   if threads is None:
     workers = _local_workers(options)
@@ -311,7 +315,7 @@ def validate(options: PipelineOptions) -> JobConfig:
   elif threads < 1:
     raise OptionsError(f'--model_threads must be positive, not {threads}')
   spec = model_spec(o, threads)
-  mode = output.OVERWRITE if o.overwrite else output.RESUME if o.resume else output.NEW
+  mode = claim.OVERWRITE if o.overwrite else claim.RESUME if o.resume else claim.NEW
   return JobConfig(patterns, o.input_format, settings, passthrough_keys, output_prefix, spec, o.labels_file,
                    o.top_k, o.resize_method, min_batch_size, o.max_batch_size, o.num_shards, o.progress_seconds,
                    mode, o.checkpoint_rows, o.max_image_pixels,
@@ -335,12 +339,12 @@ def parse_pack(argv: Optional[Sequence[str]] = None) -> PackConfig:
   parser.add_argument('--input', required=True, help='A folder (every image file under it), globs or .txt lists '
                       'of URIs, separated by commas; local or gs://.')
   parser.add_argument('--output', required=True, help='Shard path prefix: PREFIX-SSSSS-of-NNNNN.tfrecord or .tar')
-  parser.add_argument('--format', default=read.TFRECORD, help=f'{read.TFRECORD} or {read.TAR}')
+  parser.add_argument('--format', default=detect.TFRECORD, help=f'{detect.TFRECORD} or {detect.TAR}')
   parser.add_argument('--images_per_shard', type=int, default=1000, help='Images in each shard.')
   parser.add_argument('--compression', default='none', help='none or gzip')
   args, rest = parser.parse_known_args(argv)
-  if args.format not in (read.TFRECORD, read.TAR):
-    raise OptionsError(f'--format must be {read.TFRECORD} or {read.TAR}, not {args.format!r}')
+  if args.format not in (detect.TFRECORD, detect.TAR):
+    raise OptionsError(f'--format must be {detect.TFRECORD} or {detect.TAR}, not {args.format!r}')
   if args.compression not in ('none', 'gzip'):
     raise OptionsError(f'--compression must be none or gzip, not {args.compression!r}')
   if args.images_per_shard < 1:

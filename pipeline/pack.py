@@ -10,7 +10,6 @@ writes them. Shards are named PREFIX-SSSSS-of-NNNNN.tfrecord (or .tar), with
 """
 import json
 import logging
-import os
 import posixpath
 import sys
 from typing import List, NamedTuple, Optional, Sequence
@@ -19,7 +18,9 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import options
-from transforms import gcs_auth, inputs, read, tf_example, tfrecord, webdataset
+from transforms import gcs_auth
+from transforms.read import match
+from transforms.read.formats import detect, tf_example, tfrecord, webdataset
 
 _FORMAT_NAMES = {'jpg': 'jpeg', 'tif': 'tiff'}
 
@@ -33,24 +34,11 @@ class Packed(NamedTuple):
   images: int
 
 
-def _image_files(pattern: str) -> List[inputs.FileRef]:
-  """A folder means every image file under it; a glob or list means exactly what it names."""
-  if not inputs.is_list_file(pattern) and not any(c in pattern for c in '*?[') and _is_folder(pattern):
-    folder = pattern.rstrip('/') + '/'
-    return [f for f in inputs.expand(folder + '**') if f.path.lower().endswith(read.IMAGE_EXTENSIONS)]
-  return list(inputs.expand(pattern))
-
-
-def _is_folder(path: str) -> bool:
-  """A local directory, or an object store prefix (a plain path that is not an object)."""
-  return path.endswith('/') or os.path.isdir(path) or ('://' in path and not FileSystems.exists(path))
-
-
-def collect(patterns: Sequence[str]) -> List[inputs.FileRef]:
+def collect(patterns: Sequence[str]) -> List[match.FileRef]:
   """The images to pack, sorted by id; ids must be unique (and, for tar keys, free of dots)."""
   files = {}
   for pattern in patterns:
-    found = _image_files(pattern)
+    found = list(match.expand(pattern, detect.IMAGES))  # a folder: every image file under it
     if not found:
       raise PackError(f'--input matches no image files: {pattern}')
     for f in found:
@@ -73,7 +61,7 @@ def _read(path: str) -> bytes:
     return f.read()
 
 
-def _write_tfrecord(path: str, files: Sequence[inputs.FileRef], gzip: bool) -> None:
+def _write_tfrecord(path: str, files: Sequence[match.FileRef], gzip: bool) -> None:
   compression = CompressionTypes.GZIP if gzip else CompressionTypes.UNCOMPRESSED
   with FileSystems.create(path, compression_type=compression) as out:
     for f in files:
@@ -83,7 +71,7 @@ def _write_tfrecord(path: str, files: Sequence[inputs.FileRef], gzip: bool) -> N
       out.write(tfrecord.encode_record(example))
 
 
-def _write_tar(path: str, files: Sequence[inputs.FileRef], gzip: bool) -> None:
+def _write_tar(path: str, files: Sequence[match.FileRef], gzip: bool) -> None:
   with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
     writer = webdataset.ShardWriter(out, gzip)
     for f in files:
@@ -95,14 +83,14 @@ def pack(patterns: Sequence[str], output: str, fmt: str, images_per_shard: int =
          gzip: bool = False) -> Packed:
   """Writes the shards; returns their paths and the number of images packed."""
   files = collect(patterns)
-  if fmt == read.TAR:
+  if fmt == detect.TAR:
     dotted = [f.id for f in files if '.' in posixpath.basename(f.id)]
     if dotted:
       raise PackError(f'WebDataset keys cannot contain dots (the first dot starts the extension): {dotted[:5]}')
   count = max(1, -(-len(files) // images_per_shard))
-  suffix = ('.tfrecord' if fmt == read.TFRECORD else '.tar') + ('.gz' if gzip else '')
+  suffix = ('.tfrecord' if fmt == detect.TFRECORD else '.tar') + ('.gz' if gzip else '')
   paths = _shard_paths(output, count, suffix)
-  write = _write_tfrecord if fmt == read.TFRECORD else _write_tar
+  write = _write_tfrecord if fmt == detect.TFRECORD else _write_tar
   for i, path in enumerate(paths):
     write(path, files[i * images_per_shard:(i + 1) * images_per_shard], gzip)
     logging.info('wrote %s', path)

@@ -1,68 +1,21 @@
 """Entry point: validate options, inspect the model, run the job, report."""
 import json
 import logging
-import os
-import re
 import sys
 import time
 from typing import List, Optional, Tuple
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TF's start-up chatter out of the user's logs
+from pipeline import logs  # first: it quiets TensorFlow before anything imports it
 
-import apache_beam as beam  # pylint: disable=wrong-import-position
-from apache_beam.options.pipeline_options import PipelineOptions, TestOptions  # pylint: disable=wrong-import-position
+import apache_beam as beam  # pylint: disable=wrong-import-order
+from apache_beam.options.pipeline_options import PipelineOptions, TestOptions  # pylint: disable=wrong-import-order
 
-from pipeline import graph, options, summary  # pylint: disable=wrong-import-position
-from transforms import labels as labels_lib  # pylint: disable=wrong-import-position
-from transforms import gcs_auth, model_files, models, output, progress, read  # pylint: disable=wrong-import-position
-
-# The local runner re-logs every worker message through this logger, as 'Worker: <log entry>'.
-_WORKER_LOGS = 'apache_beam.runners.portability.local_job_service'
-_WORKER_MESSAGE = re.compile(r'message: "(' + re.escape(progress.MARK) + r'[^"]*)"')
-# The Flink runner re-logs each line its Java job server prints through this logger, all at INFO.
-_JOB_SERVER_LOGS = 'FlinkJarJobServer'
-_JOB_SERVER_LEVEL = re.compile(r'^\[[^\]]*\] (TRACE|DEBUG|INFO|WARN|ERROR) ')
-_JOB_SERVER_MILESTONE = re.compile(r'Submitting job|Execution finished')
-
-
-def _worker_log_filter(record: logging.LogRecord) -> bool:
-  """Lets worker errors through, and worker progress as a plain line; drops the rest."""
-  if record.levelno >= logging.ERROR:
-    return True
-  match = _WORKER_MESSAGE.search(record.getMessage())
-  if match:
-    record.msg, record.args = match.group(1), ()
-  return bool(match)
-
-
-class _JobServerLogFilter(logging.Filter):
-  """Lets the job server's warnings and errors through (stack traces included), and the lines that say
-  which Flink job runs; drops the rest, such as its dump of every metric at the end."""
-
-  def __init__(self):
-    super().__init__()
-    self._level = 'INFO'  # a line without a level (a stack trace's) continues the previous one
-
-  def filter(self, record: logging.LogRecord) -> bool:
-    line = record.getMessage()
-    match = _JOB_SERVER_LEVEL.match(line)
-    if match:
-      self._level = match.group(1)
-    if self._level in ('WARN', 'ERROR'):
-      record.levelno, record.levelname = logging.WARNING, 'WARNING'
-      return True
-    return bool(match and _JOB_SERVER_MILESTONE.search(line))
-
-
-def configure_logging() -> None:
-  """Our messages and worker progress at INFO; Beam's own chatter only from WARNING up."""
-  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
-  logging.getLogger('apache_beam').setLevel(logging.WARNING)
-  worker_logs = logging.getLogger(_WORKER_LOGS)
-  worker_logs.setLevel(logging.INFO)
-  worker_logs.addFilter(_worker_log_filter)
-  logging.getLogger(_JOB_SERVER_LOGS).addFilter(_JobServerLogFilter())
-
+from pipeline import graph, options, summary  # pylint: disable=ungrouped-imports
+from transforms import gcs_auth
+from transforms.infer import labels as labels_lib
+from transforms.infer import model_files, models
+from transforms.output import claim, layout
+from transforms.read import plan
 
 def inspect_model(config: options.JobConfig) -> models.ModelInfo:
   """Loads the model once here so that a wrong model or labels file fails now, not on every worker."""
@@ -79,17 +32,17 @@ def prepare(argv: List[str]) -> Tuple[beam.Pipeline, options.JobConfig]:
   options.apply_local_defaults(argv, pipeline_options)
   gcs_auth.apply(pipeline_options)  # gs:// access for checks and model copies made here, and on workers
   config = options.validate(pipeline_options)
-  input_plan = read.plan(config.inputs, config.input_format, config.read_settings, config.passthrough_keys)
+  input_plan = plan.plan_inputs(config.inputs, config.input_format, config.read_settings, config.passthrough_keys)
   logging.info('inputs: %s', ', '.join(f'{pattern} ({fmt})' for pattern, fmt in input_plan.inputs))
   info = inspect_model(config)
   logging.info('model %s: %s, input %s', config.model.location, info.format, info.input_size)
-  layout = output.Layout(config.output, output.new_run_id())
+  run_layout = layout.Layout(config.output, layout.new_run_id())
   previous = None
   if not pipeline_options.view_as(TestOptions).dry_run:  # a dry run writes nothing, not even job.json
-    job = dict(config.shaping_options(), **{output.MODEL_DIGEST: model_files.fingerprint(config.model.location)})
-    previous = output.claim(config.output, config.output_mode, job)
+    job = dict(config.shaping_options(), **{claim.MODEL_DIGEST: model_files.fingerprint(config.model.location)})
+    previous = claim.claim(config.output, config.output_mode, job)
   p = beam.Pipeline(options=pipeline_options)
-  graph.build(p, config, info, input_plan, layout, previous)
+  graph.build(p, config, info, input_plan, run_layout, previous)
   return p, config
 
 
@@ -103,18 +56,18 @@ def run(argv: Optional[List[str]] = None) -> dict:
   result.wait_until_finish()
   report = summary.complete(config.output, result, time.monotonic() - start)
   if config.analysis:
-    from transforms import analyze  # pylint: disable=import-outside-toplevel  # tf.Transform only when asked
-    report['embedding_analysis'] = analyze.finish(config.output, config.analysis.pca_dims, config.analysis.whiten,
+    from transforms.analyze import embeddings  # pylint: disable=import-outside-toplevel  # tf.Transform if asked
+    report['embedding_analysis'] = embeddings.finish(config.output, config.analysis.pca_dims, config.analysis.whiten,
                                                   config.analysis.temp_dir)
   summary.write_summary(config.output, report)
   return report
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-  configure_logging()
+  logs.configure()
   try:
     report = run(argv)
-  except (options.OptionsError, read.InputError, models.ModelError, output.OutputError) as e:
+  except (options.OptionsError, plan.InputError, models.ModelError, claim.OutputError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
   print(json.dumps(report, indent=2, sort_keys=True))

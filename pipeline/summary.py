@@ -1,18 +1,19 @@
 """The run summary: the job's own exact accounting (written by its commit step) plus how the run went.
 
 The commit step writes summary.json with the counts the job tallied itself
-(transforms/output.py); the launcher, when it waits for the job, adds what
+(transforms/output/commit.py); the launcher, when it waits for the job, adds what
 only it knows (wall time, speed) and what Beam's metrics tell (how reading
 spread over workers).
 """
-import json
 import logging
 from typing import Dict
 
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 
-from transforms import inputs, output, write
+from transforms.output import files
+from transforms.output.layout import SUMMARY_FILE
+from transforms.read import outcomes
 
 
 def _counters(result) -> Dict[str, int]:
@@ -26,11 +27,11 @@ def _counters(result) -> Dict[str, int]:
 
 def complete(output_prefix: str, result, wall_seconds: float) -> dict:
   """summary.json as the job committed it, with the run's speed and the reads per worker added."""
-  report = output.read_json(FileSystems.join(output_prefix, write.SUMMARY_FILE))
+  report = files.read_json(FileSystems.join(output_prefix, SUMMARY_FILE))
   if report is None:
     raise RuntimeError(f'the job finished but did not commit {output_prefix}: summary.json is missing')
   counters = _counters(result)
-  worker_prefix = inputs.WORKERS_NAMESPACE + '/'
+  worker_prefix = outcomes.WORKERS_NAMESPACE + '/'
   done_here = report['rows_written'] - report.get('resumed', {}).get('carried_rows', 0)
   report.update({
       'records_read_by_worker': sorted((v for k, v in counters.items() if k.startswith(worker_prefix)),
@@ -42,7 +43,7 @@ def complete(output_prefix: str, result, wall_seconds: float) -> dict:
 
 
 def write_summary(output_prefix: str, summary: dict) -> str:
-  path = FileSystems.join(output_prefix, write.SUMMARY_FILE)
-  output.write_text(path, json.dumps(summary, indent=2, sort_keys=True))
+  path = FileSystems.join(output_prefix, SUMMARY_FILE)
+  files.write_json(path, summary)
   logging.info('summary written to %s', path)
   return path

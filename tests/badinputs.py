@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from tests import datagen
-from transforms import tfrecord
+from transforms.read.formats import tfrecord
 
 ROW, ANY = 'row', 'any'
 BOMB_SIDE = 30000

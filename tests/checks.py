@@ -22,7 +22,8 @@ def column(table: pa.Table, name: str) -> np.ndarray:
 
 def assert_pca_matches_numpy(output: pathlib.Path, predictions: pa.Table, stats: dict, pca_dims: int) -> None:
   """--analyze_embeddings' statistics, exported transform and columns against numpy's PCA of the embeddings."""
-  from transforms import analyze, embedding_stats  # pylint: disable=import-outside-toplevel
+  from transforms.analyze import embeddings as analysis
+  from transforms.analyze import pca  # pylint: disable=import-outside-toplevel
   embeddings = column(predictions, 'embedding')
   centred = embeddings.astype(np.float64) - embeddings.mean(axis=0, dtype=np.float64)
   variances, vectors = np.linalg.eigh(centred.T @ centred / len(centred))  # population covariance
@@ -32,18 +33,18 @@ def assert_pca_matches_numpy(output: pathlib.Path, predictions: pa.Table, stats:
                      rtol=1e-4, atol=1e-7)
   assert np.allclose(stats['explained_variance'], variances[:pca_dims], rtol=1e-4)
   # The exported transform is affine, T(x) = (x - mean) @ components: probing it with unit steps reads them back.
-  transform = embedding_stats.load(str(output / analyze.TRANSFORM_DIR))
+  transform = pca.load(str(output / analysis.TRANSFORM_DIR))
   dim = embeddings.shape[1]
   origin = embeddings.mean(axis=0)
   probes = np.vstack([origin, origin + np.eye(dim, dtype=np.float32)]).astype(np.float32)
-  outputs = embedding_stats.apply(transform, probes)[embedding_stats.PCA].astype(np.float64)
+  outputs = pca.apply(transform, probes)[pca.PCA].astype(np.float64)
   components = outputs[1:] - outputs[0]
   assert components.shape == (dim, pca_dims)
   signs = np.sign(np.sum(components * vectors, axis=0))  # eigenvectors are defined up to sign
   assert np.all(signs != 0)
   assert np.allclose(components * signs, vectors, atol=2e-4)
   # ... and the Parquet column is the data projected on them, whitened to unit variance when asked.
-  assert np.allclose(column(predictions, embedding_stats.PCA) * signs, centred @ vectors, atol=1e-4)
+  assert np.allclose(column(predictions, pca.PCA) * signs, centred @ vectors, atol=1e-4)
   if stats['whitened']:
-    whitened = column(predictions, embedding_stats.WHITENED)
+    whitened = column(predictions, pca.WHITENED)
     assert whitened.shape == (len(embeddings), pca_dims) and np.allclose(whitened.var(axis=0), 1.0, atol=1e-3)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from tests import checks, conftest, datagen
-from transforms import analyze, embedding_stats
+from transforms.analyze import embeddings as analysis
+from transforms.analyze import pca, statistics
 
 IMAGES = 500
 PCA_DIMS = 16
@@ -24,8 +25,8 @@ def test_statistics_add_up_over_batches():
   rng = np.random.default_rng(2)
   x = rng.normal(3, 2, size=(300, 6)).astype(np.float32)
   p = rng.normal(size=(300, 2)).astype(np.float32)
-  total = sum(analyze.moments(x[i:i + 70], p[i:i + 70]) for i in range(0, 300, 70))
-  stats = analyze.statistics(total, 6, 2)
+  total = sum(statistics.moments(x[i:i + 70], p[i:i + 70]) for i in range(0, 300, 70))
+  stats = statistics.statistics(total, 6, 2)
   assert stats['count'] == 300
   assert stats['mean_norm'] == pytest.approx(np.linalg.norm(x.astype(np.float64), axis=1).mean())
   assert stats['total_variance'] == pytest.approx(x.astype(np.float64).var(axis=0).sum())
@@ -34,7 +35,7 @@ def test_statistics_add_up_over_batches():
 
 
 def test_statistics_of_nothing_are_empty():
-  assert analyze.statistics(0, 6, 2) == {'count': 0, 'mean_norm': None, 'total_variance': None,
+  assert statistics.statistics(0, 6, 2) == {'count': 0, 'mean_norm': None, 'total_variance': None,
                                          'explained_variance': None, 'explained_variance_ratio': None}
 
 
@@ -63,13 +64,13 @@ def test_summary_and_files(job):
   assert stats['total_variance'] == pytest.approx(embeddings.var(axis=0).sum(), rel=1e-6)
   assert stats['explained_variance'] == sorted(stats['explained_variance'], reverse=True)
   assert json.loads((job.output / 'summary.json').read_text()) == job.summary
-  transform = job.output / analyze.TRANSFORM_DIR
+  transform = job.output / analysis.TRANSFORM_DIR
   assert stats['transform_dir'] == str(transform)
   for path in ('transform_fn/saved_model.pb', 'transformed_metadata/schema.pbtxt', 'metadata/schema.pbtxt',
-               analyze.STATS_FILE):
+               analysis.STATS_FILE):
     assert (transform / path).is_file(), path
   assert not list(job.output.glob('tft_tmp-*'))  # scratch space removed
-  assert job.predictions.column_names[-3:] == ['embedding', embedding_stats.PCA, embedding_stats.WHITENED]
+  assert job.predictions.column_names[-3:] == ['embedding', pca.PCA, pca.WHITENED]
 
 
 # What a training job does (README, "Training on the output"): load the transform, map it over a tf.data pipeline.
@@ -94,8 +95,8 @@ def test_exported_transform_reproduces_the_columns_in_a_fresh_process(job, tmp_p
                         capture_output=True, text=True, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   reproduced = np.load(dest)
-  assert reproduced['raw'].tolist() == [embedding_stats.EMBEDDING]
+  assert reproduced['raw'].tolist() == [pca.EMBEDDING]
   rows = {row_id: i for i, row_id in enumerate(job.predictions['id'].to_pylist())}
   order = [rows[row_id] for row_id in reproduced['id']]
-  for name in (embedding_stats.PCA, embedding_stats.WHITENED):
+  for name in (pca.PCA, pca.WHITENED):
     assert np.allclose(reproduced[name], checks.column(job.predictions, name)[order], rtol=1e-5, atol=1e-5), name

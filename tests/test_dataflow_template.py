@@ -15,7 +15,12 @@ from apache_beam.portability.api import beam_runner_api_pb2
 
 from pipeline import options, run
 from tests import datagen
-from transforms import decode, format as format_rows, inference, inputs, models, read, write
+from transforms import decode
+from transforms import format as format_rows
+from transforms.infer import handler, models
+from transforms.read import image_files
+from transforms.read.formats import detect
+from transforms.read.settings import COMPRESSIONS
 
 TEMPLATE = datagen.ROOT / 'templates' / 'dataflow'
 CLASSIFIER = str(datagen.HUB_DIRS[datagen.HUB_CLASSIFIER])
@@ -58,8 +63,8 @@ def test_parameter_is_described_and_its_default_agrees(name):
 
 
 @pytest.mark.parametrize('name, allowed', [('task', models.TASKS), ('resize_method', decode.RESIZE_METHODS),
-                                           ('input_format', (read.AUTO,) + read.FORMATS),
-                                           ('compression', inputs.COMPRESSIONS)])
+                                           ('input_format', (detect.AUTO,) + detect.FORMATS),
+                                           ('compression', COMPRESSIONS)])
 def test_choices_regex_accepts_exactly_the_allowed_values(name, allowed):
   pattern = re.compile(_parameters()[name]['regexes'][0])
   assert all(pattern.fullmatch(value) for value in allowed)
@@ -143,10 +148,10 @@ def test_translated_dofns_and_model_handler_unpickle(translated):
       payload = beam_runner_api_pb2.ParDoPayload.FromString(transform.spec.payload)
       fns.append(pickler.loads(payload.do_fn.payload)[0])
   kinds = {type(fn) for fn in fns}
-  assert {inputs.ExpandInputs, decode.DecodeImages, format_rows.FormatRows, write.CountErrors} <= kinds
+  assert {image_files._ReadFile, decode.DecodeImages, format_rows.FormatRows, format_rows.ErrorRows} <= kinds
   assert any(kind.__module__.startswith('transforms.read') for kind in kinds)  # the reader of image files
   handlers = [fn._model_handler for fn in fns if hasattr(fn, '_model_handler')]  # pylint: disable=protected-access
-  assert len(handlers) == 1 and isinstance(handlers[0], inference.ImageModelHandler)
+  assert len(handlers) == 1 and isinstance(handlers[0], handler.ImageModelHandler)
   model = handlers[0].load_model()  # what each Dataflow worker does with its copy
   assert model.info.num_classes == 1001 and model.info.embedding_dim == 512
 

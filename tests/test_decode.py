@@ -8,7 +8,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
-from transforms import decode, records
+from transforms import decode, elements
 from tests import datagen
 
 
@@ -42,14 +42,14 @@ def test_each_variant_decodes_to_what_a_viewer_shows(name):
 
 
 def test_variants_through_the_decode_stage_keep_their_displayed_size():
-  inputs = [records.EncodedImage(records.ImageRef(name, f'mem://{name}'), data)
+  inputs = [elements.EncodedImage(elements.ImageRef(name, f'mem://{name}'), data)
             for name, (data, _, _) in sorted(VARIANTS.items())]
   with TestPipeline() as p:
     out = (p | beam.Create(inputs)
-           | beam.ParDo(decode.DecodeImages((16, 16))).with_outputs(records.ERRORS_TAG, main='images'))
+           | beam.ParDo(decode.DecodeImages((16, 16))).with_outputs(elements.ERRORS_TAG, main='images'))
     assert_that(out.images | beam.Map(lambda d: (d.ref.id, d.width, d.height, d.pixels.shape)),
                 equal_to([(name, e.shape[1], e.shape[0], (16, 16, 3)) for name, (_, e, _) in VARIANTS.items()]))
-    assert_that(out[records.ERRORS_TAG], equal_to([]), label='no errors')
+    assert_that(out[elements.ERRORS_TAG], equal_to([]), label='no errors')
 
 
 def test_grayscale_becomes_rgb_at_model_size():
@@ -68,13 +68,13 @@ def test_bad_bytes_raise_decode_error(data, words):
 def test_dofn_routes_failures_to_errors():
   good = datagen.PHOTOS.joinpath('hot_dog.jpg').read_bytes()
   inputs = [
-      records.EncodedImage(records.ImageRef('good', 'mem://good.jpg'), good),
-      records.EncodedImage(records.ImageRef('cut', 'mem://cut.jpg'), good[:2000]),
+      elements.EncodedImage(elements.ImageRef('good', 'mem://good.jpg'), good),
+      elements.EncodedImage(elements.ImageRef('cut', 'mem://cut.jpg'), good[:2000]),
   ]
   with TestPipeline() as p:
     out = (p | beam.Create(inputs)
-           | beam.ParDo(decode.DecodeImages((160, 160))).with_outputs(records.ERRORS_TAG, main='images'))
+           | beam.ParDo(decode.DecodeImages((160, 160))).with_outputs(elements.ERRORS_TAG, main='images'))
     assert_that(out.images | beam.Map(lambda d: (d.ref.id, d.width, d.height, d.pixels.shape)),
                 equal_to([('good', 512, 384, (160, 160, 3))]))
-    assert_that(out[records.ERRORS_TAG] | beam.Map(lambda e: (e.id, e.stage, e.source)),
+    assert_that(out[elements.ERRORS_TAG] | beam.Map(lambda e: (e.id, e.stage, e.source)),
                 equal_to([('cut', 'decode', 'mem://cut.jpg')]), label='errors')

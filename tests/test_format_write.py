@@ -3,7 +3,8 @@ import numpy as np
 import pyarrow as pa
 
 from transforms import format as format_lib
-from transforms import records, write
+from transforms import elements
+from transforms.output import schema as schemas
 
 
 def test_top_k_is_ordered_best_first():
@@ -17,26 +18,26 @@ def test_rows_carry_labels_scores_and_embedding(tmp_path):
   labels.write_text('background\ncat\ndog\n')
   fn = format_lib.FormatRows('my-model', 2, str(labels))
   fn.setup()
-  prediction = records.Prediction(records.ImageRef('x', 'file:///x.jpg', {'label': 3}), 10, 20,
+  prediction = elements.Prediction(elements.ImageRef('x', 'file:///x.jpg', {'label': 3}), 10, 20,
                                   np.array([0.1, 0.2, 0.7], np.float32), np.ones(4, np.float32))
   (row,) = list(fn.process(prediction))
   assert row['top_classes'] == [2, 1] and row['top_labels'] == ['dog', 'cat']
   assert np.allclose(row['top_scores'], [0.7, 0.2])
   assert row['label'] == 3
-  schema = write.prediction_schema(True, True, True, [('label', pa.int64())])
+  schema = schemas.prediction_schema(True, True, True, [('label', pa.int64())])
   table = pa.Table.from_pylist([row], schema=schema)  # the row fits the declared schema
   assert table.column('embedding').to_pylist() == [[1.0] * 4]
 
 
 def test_schema_has_only_columns_the_task_produces():
-  classify = write.prediction_schema(True, False, False).names
-  embed = write.prediction_schema(False, True, False).names
+  classify = schemas.prediction_schema(True, False, False).names
+  embed = schemas.prediction_schema(False, True, False).names
   assert 'top_classes' in classify and 'top_labels' not in classify and 'embedding' not in classify
   assert 'embedding' in embed and 'top_scores' not in embed
-  assert write.ERROR_SCHEMA.names == ['id', 'source', 'stage', 'error_type', 'message']
+  assert schemas.ERROR_SCHEMA.names == ['id', 'source', 'stage', 'error_type', 'message']
 
 
 def test_reduced_embedding_columns_follow_the_embedding():
-  schema = write.prediction_schema(False, True, False, reduced=('embedding_pca', 'embedding_pca_whitened'))
+  schema = schemas.prediction_schema(False, True, False, reduced=('embedding_pca', 'embedding_pca_whitened'))
   assert schema.names[-3:] == ['embedding', 'embedding_pca', 'embedding_pca_whitened']
   assert schema.field('embedding_pca').type == pa.list_(pa.float32())

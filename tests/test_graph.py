@@ -2,17 +2,21 @@
 import apache_beam as beam
 
 from pipeline import graph, options
-from transforms import inputs, models, output, read
+from transforms.infer import models
+from transforms.output.layout import Layout
+from transforms.read.formats import detect
+from transforms.read.plan import InputPlan
+from transforms.read.settings import ReadSettings
 
 
 def _labels(analysis):
   spec = models.ModelSpec('/models/features', models.EMBED)
-  config = options.JobConfig(('/data/*.jpg',), read.AUTO, inputs.ReadSettings(), (), '/out', spec, None, 5,
+  config = options.JobConfig(('/data/*.jpg',), detect.AUTO, ReadSettings(), (), '/out', spec, None, 5,
                              'bilinear', 8, 64, 0, 10.0, analysis=analysis)
   info = models.ModelInfo('tf1_hub', (128, 128), (0.0, 1.0), None, 512)
   p = beam.Pipeline()
-  graph.build(p, config, info, read.InputPlan((('/data/*.jpg', read.IMAGES),), inputs.ReadSettings()),
-              output.Layout('/out', 'run'))
+  graph.build(p, config, info, InputPlan((('/data/*.jpg', detect.IMAGES),), ReadSettings()),
+              Layout('/out', 'run'))
   return {t.unique_name for t in p.to_runner_api().components.transforms.values()}
 
 

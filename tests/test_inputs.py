@@ -1,25 +1,25 @@
 """Inputs -> files and ids: glob bases, list files, the per-worker read counter, each file read once."""
 from tests import datagen
-from transforms import inputs
+from transforms.read import match
 
 
 def test_pattern_base_and_ids():
-  assert inputs.pattern_base('/data/imgs/*.jpg') == '/data/imgs/'
-  assert inputs.pattern_base('/data/**/x?.png') == '/data/'
-  assert inputs.pattern_base('gs://bucket/a/b/*.jpg') == 'gs://bucket/a/b/'
-  assert inputs.pattern_base('/data/imgs/cat.jpg') == '/data/imgs'
-  assert inputs.file_id('/data/imgs/sub/cat.jpg', '/data/imgs/') == 'sub/cat'
-  assert inputs.file_id('gs://bucket/a/dog.png', 'gs://bucket/a/') == 'dog'
-  assert inputs.file_id('/data/imgs/cat.jpg', '/data/imgs') == 'cat'
+  assert match.pattern_base('/data/imgs/*.jpg') == '/data/imgs/'
+  assert match.pattern_base('/data/**/x?.png') == '/data/'
+  assert match.pattern_base('gs://bucket/a/b/*.jpg') == 'gs://bucket/a/b/'
+  assert match.pattern_base('/data/imgs/cat.jpg') == '/data/imgs'
+  assert match.file_id('/data/imgs/sub/cat.jpg', '/data/imgs/') == 'sub/cat'
+  assert match.file_id('gs://bucket/a/dog.png', 'gs://bucket/a/') == 'dog'
+  assert match.file_id('/data/imgs/cat.jpg', '/data/imgs') == 'cat'
 
 
 def test_glob_expands_recursively_with_ids_under_its_base(tmp_path):
   (tmp_path / 'sub').mkdir()
   for name in ('a.jpg', 'sub/b.png', 'sub/c.v2.jpg'):
     (tmp_path / name).write_bytes(b'x' * len(name))
-  found = sorted(inputs.expand(f'{tmp_path}/**'))
+  found = sorted(match.expand(f'{tmp_path}/**'))
   assert [(f.id, f.size) for f in found] == [('a', 5), ('sub/b', 9), ('sub/c.v2', 12)]
-  assert [f.id for f in inputs.expand(f'{tmp_path}/*')] == ['a']
+  assert [f.id for f in match.expand(f'{tmp_path}/*')] == ['a']
 
 
 def test_list_file_names_files_relative_to_itself_or_absolute(tmp_path):
@@ -30,13 +30,13 @@ def test_list_file_names_files_relative_to_itself_or_absolute(tmp_path):
   elsewhere.write_bytes(b'dog')
   listing = tmp_path / 'list.txt'
   listing.write_text(f'# a comment\nimgs/cat.jpg\n\n  {elsewhere}  \n')
-  assert inputs.is_list_file(str(listing)) and not inputs.is_list_file(f'{tmp_path}/*.txt')
-  found = list(inputs.expand(str(listing)))
+  assert match.is_list_file(str(listing)) and not match.is_list_file(f'{tmp_path}/*.txt')
+  found = list(match.expand(str(listing)))
   assert [(f.path, f.id) for f in found] == [(str(tmp_path / 'imgs' / 'cat.jpg'), 'imgs/cat'),
                                              (str(elsewhere), str(elsewhere)[:-len('.png')])]
-  assert inputs.first_file(str(listing)) == str(tmp_path / 'imgs' / 'cat.jpg')
-  assert inputs.first_file(str(tmp_path / 'missing.txt')) is None
-  assert inputs.first_file(f'{tmp_path}/nothing/*') is None
+  assert match.first_file(str(listing)) == str(tmp_path / 'imgs' / 'cat.jpg')
+  assert match.first_file(str(tmp_path / 'missing.txt')) is None
+  assert match.first_file(f'{tmp_path}/nothing/*') is None
 
 
 def test_a_file_named_by_several_inputs_is_read_once(tmp_path, run_job):

@@ -2,7 +2,7 @@
 import pytest
 
 from tests import datagen
-from transforms import labels, models
+from transforms.infer import labels, models
 
 IMAGENET = labels.read_labels(str(datagen.LABELS))
 

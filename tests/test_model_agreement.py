@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tests import datagen
-from transforms import models
+from transforms.infer import models
 
 GOLDEN_TOP1_PHOTOS = ('bird', 'cat', 'hot_dog', 'missvickie_potato_chips')
 

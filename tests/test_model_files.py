@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests import datagen, gcs
-from transforms import model_files, models
+from transforms.infer import model_files, models
 
 
 @pytest.fixture(autouse=True, name='fresh_process')

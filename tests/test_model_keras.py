@@ -4,7 +4,7 @@ import pytest
 
 from tests import datagen, keras_models
 from tests.counting import count_forward
-from transforms import models
+from transforms.infer import models
 
 
 def _load(path, task=models.BOTH, **kwargs):

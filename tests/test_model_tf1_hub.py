@@ -4,7 +4,7 @@ import pytest
 
 from tests import datagen
 from tests.counting import count_forward
-from transforms import models
+from transforms.infer import models
 
 CLASSIFIER = str(datagen.HUB_DIRS[datagen.HUB_CLASSIFIER])
 

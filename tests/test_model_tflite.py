@@ -4,7 +4,7 @@ import pytest
 
 from tests import datagen
 from tests.counting import count_forward
-from transforms import models
+from transforms.infer import models
 from transforms.format import top_k
 
 AVGPOOL = 'MobilenetV1/Logits/AvgPool_1a/AvgPool'

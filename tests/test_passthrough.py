@@ -2,8 +2,8 @@
 import pyarrow as pa
 import pytest
 
-from transforms import passthrough
-from transforms.passthrough import Column, Values
+from transforms.read.formats import passthrough
+from transforms.read.formats.passthrough import Column, Values
 
 
 def test_parse_keys_with_and_without_types():

@@ -3,12 +3,13 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms import read_files, records
+from transforms import elements
+from transforms.read import image_files
 
 
 def _read(patterns):
   p = TestPipeline()
-  result = p | read_files.ReadImageFiles(patterns)
+  result = p | image_files.ReadImageFiles(patterns)
   return p, result
 
 
@@ -24,7 +25,7 @@ def test_reads_every_file_once_from_several_globs_and_a_list(tmp_path):
   got = result['images'] | beam.Map(lambda e: (e.ref.id, e.ref.source.rsplit('/', 1)[-1], e.data))
   assert_that(got, equal_to([('a', 'a.jpg', b'a.jpg'), ('b', 'b.jpg', b'b.jpg'), ('c', 'c.png', b'c.png'),
                              ('d', 'd.jpg', b'd.jpg'), ('more/e', 'e.webp', b'e.webp')]))
-  assert_that(result[records.ERRORS_TAG], equal_to([]), label='no errors')
+  assert_that(result[elements.ERRORS_TAG], equal_to([]), label='no errors')
   p.run().wait_until_finish()
 
 
@@ -32,6 +33,6 @@ def test_listed_file_that_is_missing_is_a_read_error(tmp_path):
   (tmp_path / 'list.txt').write_text('gone.jpg\n')
   p, result = _read([f'{tmp_path}/list.txt'])
   assert_that(result['images'], equal_to([]))
-  assert_that(result[records.ERRORS_TAG] | beam.Map(lambda e: (e.id, e.stage, e.source.endswith('gone.jpg'))),
+  assert_that(result[elements.ERRORS_TAG] | beam.Map(lambda e: (e.id, e.stage, e.source.endswith('gone.jpg'))),
               equal_to([('gone', 'read', True)]), label='errors')
   p.run().wait_until_finish()

@@ -9,7 +9,10 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests import checks
-from transforms import inputs, passthrough, read_tar, records
+from transforms import elements
+from transforms.read import tar_shards
+from transforms.read.formats import passthrough
+from transforms.read.settings import ReadSettings
 
 
 def _shard(path, samples, mode='w'):
@@ -28,12 +31,12 @@ def _members(i, image_ext='jpg'):
   return {image_ext: f'image {i}'.encode(), 'json': json.dumps(meta).encode(), 'txt': f'caption {i}'.encode()}
 
 
-def _run(patterns, images, errors=(), settings=inputs.ReadSettings()):
+def _run(patterns, images, errors=(), settings=ReadSettings()):
   with TestPipeline() as p:
-    read = p | read_tar.ReadTarShards(patterns, settings)
+    read = p | tar_shards.ReadTarShards(patterns, settings)
     got = read['images'] | 'Images' >> beam.Map(lambda e: (e.ref.id, e.data, e.ref.source, e.ref.extra))
     assert_that(got, equal_to(images))
-    got_errors = read[records.ERRORS_TAG] | 'Errors' >> beam.Map(lambda e: (e.id, e.source, e.stage, e.message))
+    got_errors = read[elements.ERRORS_TAG] | 'Errors' >> beam.Map(lambda e: (e.id, e.source, e.stage, e.message))
     assert_that(got_errors, checks.errors_like(errors), label='errors')
 
 
@@ -48,7 +51,7 @@ def test_shards_with_captions_and_metadata(tmp_path):
               for i, path, ext in [(0, first, 'jpg'), (1, first, 'jpg'), (2, first, 'jpg'), (3, second, 'png')]]
   _run([f'{tmp_path}/*.tar', f'{tmp_path}/*.tar.gz'], expected,
        [('000000004', f'{second}#member=000000004.txt', 'read', "sample '000000004' has no image member")],
-       inputs.ReadSettings(columns=columns))
+       ReadSettings(columns=columns))
 
 
 def test_truncated_shard_keeps_what_came_before(tmp_path):

@@ -10,18 +10,21 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests import checks, datagen, gcs
-from transforms import gcs_auth, inputs, passthrough, read_tfrecord, records, tfrecord
+from transforms import elements, gcs_auth
+from transforms.read import tfrecord_shards
+from transforms.read.formats import passthrough, tfrecord
+from transforms.read.settings import ReadSettings
 
 
-def _run(patterns, images, errors=(), settings=inputs.ReadSettings(), split_bytes=None, argv=()):
+def _run(patterns, images, errors=(), settings=ReadSettings(), split_bytes=None, argv=()):
   """Runs the reader and checks (id, bytes, source, extra) of its images and its errors."""
   options = PipelineOptions(list(argv))
   gcs_auth.apply(options)
   with TestPipeline(options=options) as p:
-    read = p | read_tfrecord.ReadTFRecords(patterns, settings, split_bytes)
+    read = p | tfrecord_shards.ReadTFRecords(patterns, settings, split_bytes)
     got = read['images'] | 'Images' >> beam.Map(lambda e: (e.ref.id, e.data, e.ref.source, e.ref.extra))
     assert_that(got, equal_to(images))
-    got_errors = read[records.ERRORS_TAG] | 'Errors' >> beam.Map(lambda e: (e.id, e.source, e.stage, e.message))
+    got_errors = read[elements.ERRORS_TAG] | 'Errors' >> beam.Map(lambda e: (e.id, e.source, e.stage, e.message))
     assert_that(got_errors, checks.errors_like(errors), label='errors')
 
 
@@ -71,7 +74,7 @@ def test_foreign_examples_ids_keys_and_unusable_records(tmp_path):
         ('n01/a', b'A', at[0], {'label': 3, 'url': 'http://a'})],
        [('c', at[2], 'read', "no image feature 'img'"), ('d', at[3], 'read', 'holds int64 values'),
         (at[4], at[4], 'read', 'not a tf.train.Example')],
-       inputs.ReadSettings('img', 'key', 'auto', columns))
+       ReadSettings('img', 'key', 'auto', columns))
 
 
 def test_damaged_records_are_reported_where_they_are_and_the_rest_is_read(tmp_path):
@@ -95,7 +98,7 @@ def test_gzip_by_option_for_a_file_without_extension(tmp_path):
   shutil.copy(source, tmp_path / 'shard-00000')
   assert gzip.decompress((tmp_path / 'shard-00000').read_bytes()).startswith(tfrecord.encode_record(examples[0]))
   _run([f'{tmp_path}/shard-*'], _expected(tmp_path / 'shard-00000', examples, range(5)),
-       settings=inputs.ReadSettings(compression='gzip'))
+       settings=ReadSettings(compression='gzip'))
 
 
 @pytest.mark.usefixtures('gcs_emulator')

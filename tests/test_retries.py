@@ -13,7 +13,7 @@ from apache_beam.io import parquetio
 
 from tests import datagen
 from transforms import format as format_stage
-from transforms import read_files
+from transforms.read import image_files
 
 JOB = ['--model', str(datagen.TFLITE_QUANT), '--task', 'both', '--labels_file', str(datagen.LABELS)]
 RETRYING_RUNNER = ['--runner', 'BundleBasedDirectRunner']
@@ -74,7 +74,7 @@ def _rows(table):
 def test_retried_bundle_leaves_no_duplicate_and_loses_nothing(stage, photos, clean, tmp_path, run_job, monkeypatch):
   # pylint: disable=protected-access
   owner, method, nth = {
-      'read': (read_files._ReadFile, 'process', 5),
+      'read': (image_files._ReadFile, 'process', 5),
       'format': (format_stage.FormatRows, 'process', 5),
       'parquet_write': (parquetio._ParquetSink, 'write_record', 1),  # called with a table of rows
   }[stage]

@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 
 from tests import datagen
+from tests import counting
 from tests.counting import Counter
-from transforms import models
-from transforms.models import keras as keras_backend
-from transforms.models import saved_model, tf1_hub, tflite
+from transforms.infer import models
+from transforms.infer.models import keras as keras_backend
+from transforms.infer.models import saved_model, tf1_hub, tflite
 
 IN_PROCESS = ['--direct_running_mode=in_memory', '--direct_num_workers=1']  # so the counters see the calls
 
@@ -21,7 +22,13 @@ def test_both_equals_classify_plus_embed_with_one_forward_pass(tmp_path, run_job
                                                                  model):
   model = str(keras_files[model]) if model in keras_files else model
   forward = Counter()
-  monkeypatch.setattr(backend, '_forward', forward.wrap(backend._forward))  # pylint: disable=protected-access
+  original_init = backend.__init__
+
+  def init_and_count(self, *args, **kwargs):  # every model the job loads counts its forward passes
+    original_init(self, *args, **kwargs)
+    counting.count(forward, monkeypatch, self)
+
+  monkeypatch.setattr(backend, '__init__', init_and_count)
   original_predict = backend.predict
   batches = []  # (images, forward calls) for each predict call
 

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from tests import datagen
-from transforms import tf_example
-from transforms.passthrough import Values
+from transforms.read.formats import tf_example
+from transforms.read.formats.passthrough import Values
 
 
 def test_features_as_tf_wrote_them():
@@ -67,7 +67,7 @@ def test_parses_as_tensorflow_parses():
 
 def test_reading_examples_does_not_import_tensorflow():
   data = datagen.example(image__encoded=[b'\xff\xd8'], image__id=[b'x'])
-  code = ('import sys; from transforms import tf_example; '
+  code = ('import sys; from transforms.read.formats import tf_example; '
           f'found = tf_example.features({data!r}); '
           'assert tf_example.image_bytes(found, "image/encoded") == b"\\xff\\xd8"; '
           'print(sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow"))')

@@ -7,7 +7,7 @@ import random
 import pytest
 import tensorflow as tf
 
-from transforms import tfrecord
+from transforms.read.formats import tfrecord
 
 
 def _payloads(count, seed=0, zeros_every=3):
@@ -25,7 +25,7 @@ def _file(payloads):
 
 
 def _read(data, start=0, end=None):
-  return list(tfrecord.RecordReader(io.BytesIO(data), len(data)).records(start, end))
+  return list(tfrecord.RecordReader(io.BytesIO(data), len(data)).read(start, end))
 
 
 def _read_in_ranges(data, step):
@@ -49,7 +49,7 @@ def test_we_read_what_tensorflow_writes(tmp_path):
     for p in payloads:
       writer.write(p)
   with open(path, 'rb') as f:
-    items = list(tfrecord.RecordReader(f, len(open(path, 'rb').read())).records())
+    items = list(tfrecord.RecordReader(f, len(open(path, 'rb').read())).read())
   assert [r.data for r in items] == payloads
   assert all(isinstance(r, tfrecord.Record) for r in items)
 
@@ -61,7 +61,7 @@ def test_gzip_stream_read_without_size(tmp_path):
     for p in payloads:
       writer.write(p)
   with gzip.open(path, 'rb') as f:
-    assert [r.data for r in tfrecord.RecordReader(f).records()] == payloads
+    assert [r.data for r in tfrecord.RecordReader(f).read()] == payloads
 
 
 @pytest.mark.parametrize('step', [3, 17, 4096, 10_000, 1 << 20])
@@ -153,6 +153,6 @@ def test_not_a_tfrecord_file_is_one_bad_range():
 def test_damage_in_gzip_stream_resyncs(tmp_path):
   payloads = _payloads(20, seed=7, zeros_every=100)
   data = _damage(_file(payloads), 3)
-  items = list(tfrecord.RecordReader(io.BytesIO(gzip.decompress(gzip.compress(data)))).records())
+  items = list(tfrecord.RecordReader(io.BytesIO(gzip.decompress(gzip.compress(data)))).read())
   assert [r.data for r in items if isinstance(r, tfrecord.Record)] == payloads[1:]
   _accounting(items, len(data))

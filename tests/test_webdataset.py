@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from transforms import webdataset
+from transforms.read.formats import webdataset
 
 
 def _tar(members, mode='w'):

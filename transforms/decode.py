@@ -18,7 +18,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from PIL import ExifTags, Image, ImageOps
 
-from transforms import records
+from transforms import elements
 
 RESIZE_METHODS = {
     'bilinear': Image.Resampling.BILINEAR,
@@ -156,18 +156,18 @@ class DecodeImages(beam.DoFn):
     self._max_pixels = max_pixels
     self._decoded = Metrics.counter('images', 'images_decoded')
 
-  def process(self, element: records.EncodedImage) -> Iterable:
+  def process(self, element: elements.EncodedImage) -> Iterable:
     ref = element.ref
     try:
       image = open_image(element.data, self._max_pixels, self._size)
     except Exception as e:  # pylint: disable=broad-except
-      yield beam.pvalue.TaggedOutput(records.ERRORS_TAG, records.error_for(ref, records.DECODE, e))
+      yield beam.pvalue.TaggedOutput(elements.ERRORS_TAG, elements.error_for(ref, elements.DECODE, e))
       return
     try:
       width, height = image.info.get(FULL_SIZE, image.size)
       pixels = resize(to_rgb(image), self._size, self._method)
     except Exception as e:  # pylint: disable=broad-except
-      yield beam.pvalue.TaggedOutput(records.ERRORS_TAG, records.error_for(ref, records.PREPROCESS, e))
+      yield beam.pvalue.TaggedOutput(elements.ERRORS_TAG, elements.error_for(ref, elements.PREPROCESS, e))
       return
     self._decoded.inc()
-    yield records.DecodedImage(ref, width, height, pixels)
+    yield elements.DecodedImage(ref, width, height, pixels)

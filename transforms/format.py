@@ -1,12 +1,12 @@
-"""Format stage: Prediction -> output row (a dict matching write.prediction_schema)."""
+"""Format stage: Prediction -> output row, ErrorRecord -> error row (dicts matching output/schema.py)."""
 from typing import Iterable, List, Optional
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from transforms import labels as labels_lib
-from transforms import progress, records
+from transforms import elements, progress
+from transforms.infer import labels as labels_lib
 
 
 def top_k(probabilities: np.ndarray, k: int) -> np.ndarray:
@@ -24,13 +24,13 @@ class FormatRows(beam.DoFn):
     self._labels_path = labels_path
     self._num_classes = num_classes
     self._labels: Optional[List[str]] = None
-    self._rows = Metrics.counter('images', 'rows_written')
+    self._rows = Metrics.counter('images', 'rows_formatted')
 
   def setup(self):
     if self._labels_path:
       self._labels = labels_lib.load_labels(self._labels_path, self._num_classes)
 
-  def process(self, prediction: records.Prediction) -> Iterable[dict]:
+  def process(self, prediction: elements.Prediction) -> Iterable[dict]:
     ref = prediction.ref
     row = {
         'id': ref.id,
@@ -52,3 +52,11 @@ class FormatRows(beam.DoFn):
     self._rows.inc()
     progress.add(1, self._progress_seconds)
     yield row
+
+
+class ErrorRows(beam.DoFn):
+  """ErrorRecord -> error row, counted per stage in Beam's metrics (namespace `errors`)."""
+
+  def process(self, error: elements.ErrorRecord):
+    Metrics.counter('errors', error.stage).inc()
+    yield error._asdict()

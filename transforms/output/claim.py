@@ -1,0 +1,68 @@
+"""The launch-time claim on --output: a new run refuses a used output, --overwrite clears it, --resume checks
+that it continues the same job. Runs in the launcher, before any work."""
+from typing import Dict, List
+
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.output import files
+from transforms.output.layout import (CHECKPOINTS_DIR, DATASETS, JOB_FILE, STAGING_DIR, SUMMARY_FILE, TRANSFORM_DIR,
+                                      previous_files)
+
+NEW, OVERWRITE, RESUME = 'new', 'overwrite', 'resume'
+MODEL_DIGEST = 'model_sha256'  # in job.json, beside the options
+
+
+class OutputError(ValueError):
+  """An output the job must not or cannot write to; the message says what to do."""
+
+
+def _used(output: str) -> List[str]:
+  """What shows that a job wrote here before."""
+  used = [name for name in (JOB_FILE, SUMMARY_FILE) if FileSystems.exists(files.join(output, name))]
+  used += [f'{name}/' for name in DATASETS if files.list_files(files.join(output, name, '**'))]
+  return used
+
+
+def _differences(before: dict, now: dict) -> List[str]:
+  keys = sorted(set(before) | set(now))
+  return [f'{key}: {before.get(key)!r} then, {now.get(key)!r} now' for key in keys if before.get(key) != now.get(key)]
+
+
+def _check_same_job(output: str, job: dict) -> None:
+  previous = files.read_json(files.join(output, JOB_FILE)) or {}
+  before = {k: v for k, v in previous.items() if k != MODEL_DIGEST}
+  changed = _differences(before, {k: v for k, v in job.items() if k != MODEL_DIGEST})
+  if changed:
+    raise OutputError(f'--resume: {output} was written with other options ({"; ".join(changed)}); resume with '
+                      'the same options, or pass --overwrite to start over')
+  if previous.get(MODEL_DIGEST) != job.get(MODEL_DIGEST):
+    raise OutputError(f'--resume: the model at {job.get("model")} is not the one that wrote {output} (its files '
+                      'changed); pass --overwrite to start over with it')
+
+
+def claim(output: str, mode: str, job: dict) -> Dict[str, List[str]]:
+  """Makes the output ready for a run, before any work; returns the files a resumed run carries over.
+
+  new: refuses an output a job wrote before. overwrite: deletes it (summary.json first, so that it is
+  never mistaken for complete). resume: checks that the previous run had the same options and model,
+  then marks the output incomplete and lists what it finished.
+  """
+  used = _used(output)
+  if mode == NEW and used:
+    raise OutputError(f'--output {output} already holds a job\'s output ({", ".join(used)}): pass --overwrite '
+                      'to replace it or --resume to continue it')
+  carried = {name: [] for name in DATASETS}
+  if mode == RESUME and used:
+    _check_same_job(output, job)
+    carried = previous_files(output)
+  if used and mode in (OVERWRITE, RESUME):
+    files.delete_files([files.join(output, SUMMARY_FILE)])  # first: from here on the output reads as incomplete
+    files.delete_tree(files.join(output, TRANSFORM_DIR))  # analysis results are recomputed over all rows
+  if mode == OVERWRITE:
+    for name in DATASETS + (STAGING_DIR, CHECKPOINTS_DIR):
+      files.delete_tree(files.join(output, name))
+  try:
+    files.write_json(files.join(output, JOB_FILE), job)
+  except Exception as e:  # pylint: disable=broad-except
+    raise OutputError(f'cannot write to --output {output}: {e}') from e
+  return carried

@@ -1,0 +1,51 @@
+"""Which format a file is in: by its name's extension, else by its first bytes."""
+import gzip
+import io
+import struct
+from typing import Optional
+
+from transforms.read.formats import tfrecord
+
+IMAGES, TFRECORD, TAR = 'images', 'tfrecord', 'tar'
+FORMATS = (IMAGES, TFRECORD, TAR)
+AUTO = 'auto'
+# Image file extensions, in the order a WebDataset sample's image member is chosen by.
+IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp', 'bmp', 'gif', 'tif', 'tiff', 'ppm')
+TFRECORD_EXTENSIONS = ('.tfrecord', '.tfrecords', '.tfrec', '.record', '.records')
+TAR_EXTENSIONS = ('.tar', '.tar.gz', '.tgz')
+_IMAGE_SUFFIXES = tuple('.' + ext for ext in IMAGE_EXTENSIONS)
+_IMAGE_MAGIC = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n', b'GIF87a', b'GIF89a', b'BM', b'II*\x00', b'MM\x00*')
+
+
+def is_image_name(path: str) -> bool:
+  return path.lower().endswith(_IMAGE_SUFFIXES)
+
+
+def format_by_name(path: str) -> Optional[str]:
+  name = path.lower()
+  if name.endswith(TAR_EXTENSIONS):
+    return TAR
+  name = name[:-3] if name.endswith('.gz') else name
+  if name.endswith(TFRECORD_EXTENSIONS):
+    return TFRECORD
+  if is_image_name(name):
+    return IMAGES
+  return None
+
+
+def format_by_content(head: bytes) -> Optional[str]:
+  """The format of a file from its first bytes (at least 512 of them when the file is that long)."""
+  if head[:2] == b'\x1f\x8b':
+    try:
+      head = gzip.GzipFile(fileobj=io.BytesIO(head)).read(1024)
+    except (OSError, EOFError):
+      return None
+  if head[257:262] == b'ustar':
+    return TAR
+  if head.startswith(_IMAGE_MAGIC) or (head[:4] == b'RIFF' and head[8:12] == b'WEBP'):
+    return IMAGES
+  if len(head) >= tfrecord.HEADER_BYTES:
+    length, crc = struct.unpack('<QI', head[:tfrecord.HEADER_BYTES])
+    if crc == tfrecord.masked_crc32c(head[:8]) and length < 1 << 40:
+      return TFRECORD
+  return None

@@ -1,0 +1,107 @@
+"""WebDataset tar shards as img2dataset and clip-retrieval write them, without Beam.
+
+A shard is a tar whose members are grouped by key: `KEY.jpg` (or .png, ...) with
+optional `KEY.json`, `KEY.txt`, ... next to it. The key is the member's path up
+to the first dot of its file name, the rest is its extension, exactly as the
+`webdataset` library splits them, and members of one sample are adjacent.
+Shards are read as streams (any compression tarfile detects), one member in
+memory at a time; nothing is ever extracted to disk, so member names such as
+`../x.jpg` are only names, and links are never followed (a sample whose image
+is a link becomes an error row that says so).
+"""
+import io
+import json
+import re
+import tarfile
+from typing import BinaryIO, Dict, Iterator, NamedTuple, Optional
+
+from transforms.read.formats import passthrough
+from transforms.read.formats.detect import IMAGE_EXTENSIONS
+
+_KEY_AND_EXTENSION = re.compile(r'^((?:.*/|)[^.]+)[.]([^/]*)$')  # webdataset's own rule
+
+
+class Sample(NamedTuple):
+  key: str
+  members: Dict[str, bytes]  # extension (as written) -> bytes
+  names: Dict[str, str]  # extension -> member name
+  links: Dict[str, str]  # extension -> link target, for members that are links (never followed)
+
+
+class SampleError(ValueError):
+  """A sample without a usable image, or a shard that cannot be read on."""
+
+
+def split_name(name: str):
+  """('dir/key', 'ext') for 'dir/key.ext', or None for names that are not sample members."""
+  match = _KEY_AND_EXTENSION.match(name)
+  return (match.group(1), match.group(2)) if match else None
+
+
+def samples(f: BinaryIO) -> Iterator[Sample]:
+  """The shard's samples in order; a repeated member starts a new sample rather than replacing one."""
+  current: Optional[Sample] = None
+  with tarfile.open(fileobj=f, mode='r|*') as tar:
+    for member in tar:
+      parts = split_name(member.name) if member.isfile() or member.issym() or member.islnk() else None
+      if parts is None:
+        continue  # directories, devices, names without an extension: not sample members
+      key, ext = parts
+      if current is None or key != current.key or ext in current.names:
+        if current is not None:
+          yield current
+        current = Sample(key, {}, {}, {})
+      if member.isfile():
+        current.members[ext] = tar.extractfile(member).read()
+      else:
+        current.links[ext] = member.linkname
+      current.names[ext] = member.name
+  if current is not None:
+    yield current
+
+
+def image_extension(sample: Sample, wanted: Optional[str] = None) -> str:
+  """The member holding the image: `wanted` if given, else the first known image extension."""
+  found = None
+  if wanted is not None:
+    found = wanted if wanted in sample.names else None
+  else:
+    lowered = {ext.lower(): ext for ext in sample.names}
+    found = next((lowered[ext] for ext in IMAGE_EXTENSIONS if ext in lowered), None)
+  if found in sample.links:
+    raise SampleError(f'{sample.names[found]} is a link (to {sample.links[found]!r}); links are not followed')
+  if found is not None:
+    return found
+  have = ', '.join(sorted(sample.names))
+  want = f'.{wanted} member' if wanted else 'image member (' + ', '.join(IMAGE_EXTENSIONS) + ')'
+  raise SampleError(f'sample {sample.key!r} has no {want}; it has: {have}')
+
+
+def sample_values(sample: Sample) -> Dict[str, passthrough.Values]:
+  """Passthrough values by name: the fields of KEY.json, and each member by its extension (which wins)."""
+  found = {}
+  if 'json' in sample.members:
+    try:
+      document = json.loads(sample.members['json'])
+    except ValueError as e:
+      raise SampleError(f'{sample.names["json"]} is not valid JSON: {e}') from e
+    if isinstance(document, dict):
+      found = {k: v for k, v in ((k, passthrough.from_json(v)) for k, v in document.items()) if v is not None}
+  found.update((ext, passthrough.Values(passthrough.BYTES, [data])) for ext, data in sample.members.items())
+  return found
+
+
+class ShardWriter:
+  """Writes samples into one tar stream, members in key order as written, with fixed metadata."""
+
+  def __init__(self, f: BinaryIO, gzip: bool = False):
+    self._tar = tarfile.open(fileobj=f, mode='w|gz' if gzip else 'w|')
+
+  def add(self, key: str, members: Dict[str, bytes]) -> None:
+    for ext, data in members.items():
+      info = tarfile.TarInfo(f'{key}.{ext}')
+      info.size, info.mode, info.mtime = len(data), 0o444, 0
+      self._tar.addfile(info, io.BytesIO(data))
+
+  def close(self) -> None:
+    self._tar.close()

@@ -1,0 +1,84 @@
+"""The read plan, made in the launcher before any work: each input's format, the options checked against it,
+the passthrough columns typed.
+
+The format is detected from the input's first file (by extension, else by
+content); undeclared passthrough types from its first records.
+"""
+import dataclasses
+from typing import NamedTuple, Optional, Sequence, Tuple
+
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.read import match, tar_shards, tfrecord_shards
+from transforms.read.formats import passthrough
+from transforms.read.formats.detect import AUTO, IMAGES, TAR, TFRECORD, format_by_content, format_by_name
+from transforms.read.settings import ReadSettings
+
+SAMPLE_RECORDS = 100  # records read in the launcher to type undeclared passthrough columns
+
+
+class InputError(ValueError):
+  """An input the job cannot read as asked; the message says which and what to do."""
+
+
+class InputPlan(NamedTuple):
+  inputs: Tuple[Tuple[str, str], ...]  # (pattern, format)
+  settings: ReadSettings
+
+
+def _head(path: str, n: int = 64 << 10) -> bytes:
+  with FileSystems.open(path, compression_type='uncompressed') as f:
+    return f.read(n)
+
+
+def detect_format(pattern: str, path: str) -> str:
+  try:
+    fmt = format_by_name(path) or format_by_content(_head(path))
+  except Exception as e:  # pylint: disable=broad-except
+    raise InputError(f'cannot read {path} (from --input {pattern}): {e}') from e
+  if fmt is None:
+    raise InputError(f'cannot tell the format of {path} (from --input {pattern}): not an image, TFRecord or tar '
+                     f'file by name or content; pass --input_format')
+  return fmt
+
+
+def _check_compression(path: str, fmt: str, compression: str) -> None:
+  unnamed_gzip = not path.lower().endswith('.gz') and _head(path, 2) == b'\x1f\x8b'
+  if fmt == TFRECORD and compression == AUTO and unnamed_gzip:
+    raise InputError(f'{path} is GZIP-compressed but has no .gz extension: pass --compression gzip')
+
+
+def plan_inputs(patterns: Sequence[str], input_format: str = AUTO, settings: ReadSettings = ReadSettings(),
+         passthrough_keys: Sequence[Tuple[str, Optional[str]]] = ()) -> InputPlan:
+  """Formats per input and the passthrough columns' types; raises InputError before any work."""
+  planned = []
+  firsts = {}
+  for pattern in patterns:
+    first = match.first_file(pattern, None if input_format == AUTO else input_format)
+    if first is None and match.is_folder(pattern):
+      raise InputError(f'--input {pattern}: no image, TFRecord or tar files under this folder (by extension); '
+                       'name the files with a glob instead')
+    if first is None:
+      raise InputError(f'--input matches no files: {pattern}')
+    fmt = input_format if input_format != AUTO else detect_format(pattern, first)
+    _check_compression(first, fmt, settings.compression)
+    planned.append((pattern, fmt))
+    firsts.setdefault(fmt, first)
+  used = set(firsts)
+  if settings.id_key is not None and used != {TFRECORD}:
+    raise InputError('--id_key applies to TFRecord inputs only (image files and tar samples have their own ids)')
+  if settings.image_key is not None and IMAGES in used:
+    raise InputError('--image_key applies to TFRecord and tar inputs, not to image files')
+  if passthrough_keys and IMAGES in used:
+    raise InputError('--passthrough_keys applies to TFRecord and tar inputs, not to image files')
+  samples = []
+  if any(t is None for _, t in passthrough_keys):
+    if TFRECORD in firsts:
+      samples += tfrecord_shards.sample(firsts[TFRECORD], settings, SAMPLE_RECORDS)
+    if TAR in firsts:
+      samples += tar_shards.sample(firsts[TAR], SAMPLE_RECORDS)
+  try:
+    columns = passthrough.resolve(passthrough_keys, samples, ' and '.join(sorted(firsts.values())))
+  except passthrough.PassthroughError as e:
+    raise InputError(str(e)) from e
+  return InputPlan(tuple(planned), dataclasses.replace(settings, columns=columns))
