@@ -1,17 +1,18 @@
-"""What the user sees of the job's logs: our messages, worker warnings and progress, no runner or TF chatter."""
+"""What the user sees of the job's logs: our messages, worker warnings and progress, no runner or TF chatter.
+
+TensorFlow's native notices are handled where TensorFlow is loaded (transforms/native_logs.py).
+"""
+import codecs
 import logging
-import os
 import re
 
-# TensorFlow's C++ start-up notices (oneDNN, CUDA probing on machines without a GPU) are not the user's business.
-# Set before TensorFlow is imported here; worker processes inherit the environment.
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from transforms import progress
 
-from transforms import progress  # pylint: disable=wrong-import-position
-
-# The local runner re-logs every worker message through this logger, as 'Worker: <log entry>'.
+# The local runner re-logs every worker message through this logger, as 'Worker: <log entry as proto text>',
+# at the entry's own level.
 _WORKER_LOGS = 'apache_beam.runners.portability.local_job_service'
-_WORKER_MESSAGE = re.compile(r'message: "(' + re.escape(progress.MARK) + r'[^"]*)"')
+_WORKER_FIELD = r' {}: "((?:[^"\\]|\\.)*)"'  # a string field of the entry: message, trace
+_BEAM_SOURCE = '/apache_beam/'  # in a worker entry's log_location: logged by Beam itself
 # The Flink runner re-logs each line its Java job server prints through this logger, all at INFO.
 _JOB_SERVER_LOGS = 'FlinkJarJobServer'
 _JOB_SERVER_LEVEL = re.compile(r'^\[[^\]]*\] (TRACE|DEBUG|INFO|WARN|ERROR) ')
@@ -19,13 +20,29 @@ _JOB_SERVER_MILESTONE = re.compile(r'Submitting job|Execution finished')
 
 
 def _worker_log_filter(record: logging.LogRecord) -> bool:
-  """Lets worker errors through, and worker progress as a plain line; drops the rest."""
-  if record.levelno >= logging.ERROR:
+  """Lets worker errors, warnings (but Beam's own) and progress through as plain lines ('worker: <message>');
+  drops the rest: Beam's INFO chatter and its start-up warnings, repeated by every worker."""
+  entry = record.getMessage()
+  text = _field(entry, 'message')
+  if text is not None and text.startswith(progress.MARK):
+    record.msg, record.args = text, ()
     return True
-  match = _WORKER_MESSAGE.search(record.getMessage())
-  if match:
-    record.msg, record.args = match.group(1), ()
-  return bool(match)
+  if record.levelno < logging.WARNING:
+    return False
+  if record.levelno < logging.ERROR and _BEAM_SOURCE in (_field(entry, 'log_location') or ''):
+    return False
+  if text is not None:
+    trace = _field(entry, 'trace')
+    record.msg, record.args = 'worker: %s', (text + (f'\n{trace}' if trace else ''),)
+  return True
+
+
+def _field(entry: str, name: str):
+  """A string field of a log entry in proto text format, unescaped; None when absent."""
+  match = re.search(_WORKER_FIELD.format(name), entry)
+  if not match:
+    return None
+  return codecs.escape_decode(match.group(1).encode('utf-8'))[0].decode('utf-8', 'replace')
 
 
 class _JobServerLogFilter(logging.Filter):
@@ -48,9 +65,10 @@ class _JobServerLogFilter(logging.Filter):
 
 
 def configure() -> None:
-  """Our messages and worker progress at INFO; Beam's own chatter only from WARNING up."""
+  """Our messages and worker progress at INFO; Beam's and TensorFlow's own chatter only from WARNING up."""
   logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
-  logging.getLogger('apache_beam').setLevel(logging.WARNING)
+  for chatty in ('apache_beam', 'tensorflow', 'absl'):  # TensorFlow logs its model loading at INFO
+    logging.getLogger(chatty).setLevel(logging.WARNING)
   worker_logs = logging.getLogger(_WORKER_LOGS)
   worker_logs.setLevel(logging.INFO)
   worker_logs.addFilter(_worker_log_filter)

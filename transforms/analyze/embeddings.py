@@ -17,10 +17,11 @@ from typing import Iterable, List
 
 import apache_beam as beam
 import numpy as np
-import tensorflow_transform.beam as tft_beam
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.analyze import pca
+from transforms.analyze import pca  # first: it imports TensorFlow quietly
+
+import tensorflow_transform.beam as tft_beam  # pylint: disable=wrong-import-order
 from transforms.analyze.statistics import moments, statistics
 from transforms.output import files
 from transforms.output.layout import TRANSFORM_DIR

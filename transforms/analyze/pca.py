@@ -17,13 +17,16 @@ from typing import Callable, Dict
 
 import numpy as np
 import pyarrow as pa
-import tensorflow as tf
-import tensorflow_transform as tft
-from tensorflow_metadata.proto.v0 import schema_pb2
-from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
-from tfx_bsl.tfxio import tensor_adapter
 
+from transforms import native_logs
 from transforms.output.schema import PCA_COLUMN, WHITENED_COLUMN
+
+with native_logs.quiet():  # TensorFlow's start-up notices, in whichever process imports this first
+  import tensorflow as tf
+  import tensorflow_transform as tft
+  from tensorflow_metadata.proto.v0 import schema_pb2
+  from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+  from tfx_bsl.tfxio import tensor_adapter
 
 EMBEDDING = 'embedding'  # the raw feature, named like the Parquet column it comes from
 PCA, WHITENED = PCA_COLUMN, WHITENED_COLUMN

@@ -96,12 +96,16 @@ class _SkipDone(beam.DoFn):
       yield item
 
 
-class SkipDone(beam.PTransform):
-  """(images, read errors) -> (the same without what earlier runs finished, the skips' tally keys)."""
+class _WithEarlierRows(beam.PTransform):
+  """A step that needs the rows earlier runs finished (ReadEarlier's output)."""
 
   def __init__(self, earlier: Dict[str, beam.PCollection]):
     super().__init__()
     self._earlier = earlier
+
+
+class SkipDone(_WithEarlierRows):
+  """(images, read errors) -> (the same without what earlier runs finished, the skips' tally keys)."""
 
   def expand(self, pcolls):
     images, read_errors = pcolls
@@ -114,12 +118,8 @@ class SkipDone(beam.PTransform):
     return kept[0].kept, kept[1].kept, skipped
 
 
-class WithEarlier(beam.PTransform):
+class WithEarlier(_WithEarlierRows):
   """(rows, error rows) -> (with the earlier runs' rows added, their tally keys)."""
-
-  def __init__(self, earlier: Dict[str, beam.PCollection]):
-    super().__init__()
-    self._earlier = earlier
 
   def expand(self, pcolls):
     rows, errors = pcolls

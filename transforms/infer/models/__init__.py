@@ -7,6 +7,7 @@ import atexit
 import gc
 import importlib
 
+from transforms import native_logs
 from transforms.infer.models import locate
 from transforms.infer.models.base import (BOTH, CLASSIFY, EMBED, TASKS, ImageModel, ModelError, ModelInfo,
                                     ModelSpec, Outputs)
@@ -47,13 +48,14 @@ def _exit_without_final_collection() -> None:
 
 def load(spec: ModelSpec) -> ImageModel:
   """Loads a TF-Hub handle or local path; remote paths go through transforms.infer.model_files first."""
-  path = locate.resolve(spec.location)
-  fmt = locate.detect_format(path)
-  module_name, class_name = BACKENDS[fmt]
-  if fmt != locate.TFLITE:
-    configure_threads(spec.num_threads)
-  _exit_without_final_collection()
-  return getattr(importlib.import_module(module_name), class_name)(path, spec)
+  with native_logs.quiet():  # the backend's first import and run print TensorFlow's start-up notices
+    path = locate.resolve(spec.location)
+    fmt = locate.detect_format(path)
+    module_name, class_name = BACKENDS[fmt]
+    if fmt != locate.TFLITE:
+      configure_threads(spec.num_threads)
+    _exit_without_final_collection()
+    return getattr(importlib.import_module(module_name), class_name)(path, spec)
 
 
 __all__ = ['BOTH', 'CLASSIFY', 'EMBED', 'TASKS', 'ImageModel', 'ModelError', 'ModelInfo', 'ModelSpec',
