@@ -1,1 +1,1 @@
-"""Throughput benchmarks (a dev tool, not installed with the job): see BENCHMARKS.md."""
+"""Throughput benchmarks (a dev tool, not installed with the job): see docs/benchmarks.md."""

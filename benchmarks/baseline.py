@@ -112,7 +112,7 @@ class BaselineOptions(PipelineOptions):
     parser.add_argument('--task', default='classify')
     parser.add_argument('--labels_file', required=True)
     parser.add_argument('--reshuffle', action='store_true',
-                        help='not in the documentation: spread the matched files over the workers (see BENCHMARKS.md)')
+                        help='not in the documentation: spread the matched files over the workers (see docs/benchmarks.md)')
 
 
 def run(argv: Optional[Sequence[str]] = None) -> None:

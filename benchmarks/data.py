@@ -2,7 +2,7 @@
 
 ImageNet-like JPEGs (about 500x375, quality 90) made of real photo content:
 random crops, scales, flips and colour shifts of ../shared/images/photos
-(tests/datagen.variant), re-encoded. Image i depends only on (seed, i), so a
+(benchmarks/shared.variant), re-encoded. Image i depends only on (seed, i), so a
 larger set extends a smaller one and the work splits over all cores. For N
 images the benchmark reads `files-N/` (hard links to the cached JPEGs, so that
 a plain glob names exactly N files, as Beam's MatchFiles needs) and the same
@@ -17,10 +17,11 @@ from typing import List, NamedTuple
 import numpy as np
 from PIL import Image
 
+from benchmarks import shared
 from pipeline import pack
-from tests import datagen
+from transforms.read.formats import detect
 
-ROOT = datagen.ROOT / 'bench_data'
+ROOT = shared.ROOT / 'bench_data'
 SEED = 2024
 QUALITY = 90
 SIZE = (500, 375)
@@ -36,13 +37,13 @@ class DataSet(NamedTuple):
 
 
 def _load_photos() -> None:
-  _photos.extend(Image.open(p).convert('RGB') for p in datagen.photo_paths())
+  _photos.extend(Image.open(p).convert('RGB') for p in shared.photo_paths())
 
 
 def _make(path: str) -> None:
   i = int(pathlib.Path(path).stem.rsplit('_', 1)[1])
   rng = np.random.default_rng([SEED, i])
-  datagen.variant(_photos[i % len(_photos)], rng, SIZE).save(path + '.partial', 'JPEG', quality=QUALITY)
+  shared.variant(_photos[i % len(_photos)], rng, SIZE).save(path + '.partial', 'JPEG', quality=QUALITY)
   os.replace(path + '.partial', path)  # an interrupted run never leaves a truncated JPEG behind
 
 
@@ -68,7 +69,7 @@ def _linked(paths: List[pathlib.Path], directory: pathlib.Path) -> None:
 
 def make(count: int, root: pathlib.Path = ROOT) -> DataSet:
   """The data set of `count` images, as files and as TFRecord shards; cached under root, so cheap once made."""
-  datagen.require_shared()
+  shared.require_shared()
   paths = _jpegs(count, root)
   files = root / f'files-{count}'
   _linked(paths, files)
@@ -78,6 +79,6 @@ def make(count: int, root: pathlib.Path = ROOT) -> DataSet:
     shards.mkdir(parents=True, exist_ok=True)
     for old in shards.glob('shard-*'):
       old.unlink()
-    pack.pack([str(files)], str(shards / 'shard'), pack.read.TFRECORD, IMAGES_PER_SHARD)
+    pack.pack([str(files)], str(shards / 'shard'), detect.TFRECORD, IMAGES_PER_SHARD)
     done.write_text(f'{count}\n')
   return DataSet(count, str(files / '*.jpg'), str(shards / 'shard-*.tfrecord'))

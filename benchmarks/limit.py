@@ -21,7 +21,9 @@ from typing import List, Optional, Sequence
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-BATCH = 64  # the job's --max_batch_size
+from pipeline.options import DEFAULT_MAX_BATCH_SIZE  # pylint: disable=wrong-import-position
+
+BATCH = DEFAULT_MAX_BATCH_SIZE  # batched as the job does by default
 
 
 def _run(paths: Sequence[str], model_location: str, task: str, threads: int, batch: int) -> int:

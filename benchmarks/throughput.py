@@ -1,6 +1,6 @@
 """Throughput side by side: (a) the limit, (b) this job, (c) the documentation-style baseline.
 
-`python -m benchmarks.throughput [--images 5000] [--repeats 3] [--large_images 20000]`
+`python -m benchmarks.throughput [--images 5000] [--repeats 3] [--large_images 20000] [--configs ...] [--variants ...]`
 
 Run it alone on the machine (`flock /tmp/cpu.lock ...` where the lock is
 shared). For each configuration (classify with the quantized TFLite model,
@@ -17,7 +17,9 @@ that a start-up (interpreter, imports, model loading, worker processes) is
 told apart from the per-image cost: `images/s` is the marginal rate
 (images - small_images) / (seconds - small seconds), from the medians of the
 repeats; `end to end` is images / seconds of the whole command, start-up
-included; `start-up` is what the two points put at zero images.
+included; `start-up` is what the two points put at zero images. `--small_images 0`
+makes no start-up runs: then only the end-to-end rates (and CPU per image,
+start-up included) are measured, as for a quick check that every variant runs.
 
 Peak RSS: a sampler thread lists the command's descendant processes every
 0.1 s (psutil) and reads each one's VmHWM (the kernel's high-water mark of its
@@ -52,14 +54,13 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 import psutil
 import pyarrow.parquet as pq
 
-from benchmarks import data
-from tests import datagen
+from benchmarks import data, shared
 
 PYTHON = sys.executable
 VARIANTS = ('a', 'b', 'b_tfrecord', 'c')
 CONFIGS = {  # name -> (task, model)
-    'classify_tflite': ('classify', str(datagen.TFLITE_QUANT)),
-    'both_hub': ('both', str(datagen.HUB_DIRS[datagen.HUB_CLASSIFIER])),
+    'classify_tflite': ('classify', str(shared.TFLITE_QUANT)),
+    'both_hub': ('both', str(shared.HUB_DIRS[shared.HUB_CLASSIFIER])),
 }
 LOCAL_RUNNER = ['--direct_num_workers=0', '--direct_running_mode=multi_processing']  # the job's own defaults
 VERSIONS = ('apache-beam', 'tensorflow', 'tensorflow-hub', 'ai-edge-litert', 'pillow', 'numpy', 'pyarrow')
@@ -123,7 +124,7 @@ class _PeakSampler(threading.Thread):
 
 
 def _command(variant: str, task: str, model: str, dataset: data.DataSet, output: str) -> List[str]:
-  labels = ['--labels_file', str(datagen.LABELS)]
+  labels = ['--labels_file', str(shared.LABELS)]
   if variant == 'a':
     return [PYTHON, '-m', 'benchmarks.limit', '--input', dataset.files, '--model', model, '--task', task]
   if variant in ('b', 'b_tfrecord'):
@@ -165,11 +166,11 @@ def run_once(variant: str, task: str, model: str, dataset: data.DataSet) -> Run:
   _warm(variant, model, dataset)
   scratch = tempfile.mkdtemp(prefix=f'bench_{variant}_')
   output = os.path.join(scratch, 'out')
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=str(datagen.ROOT))
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=str(shared.ROOT))
   try:
     with open(os.path.join(scratch, 'stderr'), 'w+', encoding='utf-8') as stderr:
       start = time.monotonic()
-      proc = subprocess.Popen(_command(variant, task, model, dataset, output), cwd=datagen.ROOT, env=env,
+      proc = subprocess.Popen(_command(variant, task, model, dataset, output), cwd=shared.ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=stderr, text=True)
       sampler = _PeakSampler(proc.pid)
       sampler.start()
@@ -191,13 +192,18 @@ def run_once(variant: str, task: str, model: str, dataset: data.DataSet) -> Run:
 
 
 def summarize(big: Sequence[Run], small: Sequence[Run]) -> dict:
-  """Medians over the repeats: marginal and end-to-end rates, the start-up they imply, peak RSS."""
-  images, small_images = big[0].images, small[0].images
-  seconds, small_seconds = statistics.median(r.seconds for r in big), statistics.median(r.seconds for r in small)
-  marginal = (images - small_images) / (seconds - small_seconds) if seconds > small_seconds else None
+  """Medians over the repeats: marginal and end-to-end rates, the start-up they imply, peak RSS. Without start-up
+  runs (`small` empty), no marginal rate nor start-up, and CPU per image includes the start-up."""
+  images, small_images = big[0].images, (small[0].images if small else 0)
+  seconds = statistics.median(r.seconds for r in big)
+  small_seconds = statistics.median(r.seconds for r in small) if small else None
+  marginal = ((images - small_images) / (seconds - small_seconds)
+              if small_seconds is not None and seconds > small_seconds else None)
 
   def cpu_ms(field: str) -> float:
-    spent = statistics.median(getattr(r, field) for r in big) - statistics.median(getattr(r, field) for r in small)
+    spent = statistics.median(getattr(r, field) for r in big)
+    if small:
+      spent -= statistics.median(getattr(r, field) for r in small)
     return round(1000 * spent / (images - small_images), 3)
 
   return {
@@ -242,15 +248,17 @@ def _per_core(cpu_ms_per_image: Dict[str, float]) -> Dict[str, Optional[float]]:
 
 
 def variant_ratios(results: Dict[str, dict]) -> Dict[str, Optional[float]]:
-  """Marginal, end-to-end and per-core ratios."""
-  return {**_ratios({v: r['images_per_second'] for v, r in results.items()}, ''),
+  """Marginal (when start-up runs were made), end-to-end and per-core ratios."""
+  with_startup = all(r['small_runs'] for r in results.values())
+  return {**(_ratios({v: r['images_per_second'] for v, r in results.items()}, '') if with_startup else {}),
           **_ratios({v: r['end_to_end_images_per_second'] for v, r in results.items()}, ' end to end'),
           **_per_core({v: r['worker_cpu_ms_per_image'] for v, r in results.items()})}
 
 
 def benchmark(images: int, small_images: int, repeats: int, large_images: Optional[int], configs: Sequence[str],
               variants: Sequence[str], data_dir: pathlib.Path = data.ROOT, log=print) -> dict:
-  counts = {images, small_images} | ({large_images} if large_images else set())
+  sizes = (images, small_images) if small_images else (images,)  # small_images 0: no start-up runs
+  counts = set(sizes) | ({large_images} if large_images else set())
   sets = {count: data.make(count, data_dir) for count in counts}
   runs: Dict[tuple, List[Run]] = {}
   for repeat in range(repeats):
@@ -258,7 +266,7 @@ def benchmark(images: int, small_images: int, repeats: int, large_images: Option
     for config in configs:
       task, model = CONFIGS[config]
       for variant in order:
-        for count in (images, small_images):
+        for count in sizes:
           run = run_once(variant, task, model, sets[count])
           runs.setdefault((config, variant, count), []).append(run)
           log(f'repeat {repeat + 1}/{repeats} {config} {variant} {count} images: {run.seconds:.1f} s, '
@@ -266,7 +274,7 @@ def benchmark(images: int, small_images: int, repeats: int, large_images: Option
   report = {'machine': machine(), 'images': images, 'small_images': small_images, 'repeats': repeats,
             'configs': {}}
   for config in configs:
-    results = {v: summarize(runs[(config, v, images)], runs[(config, v, small_images)]) for v in variants}
+    results = {v: summarize(runs[(config, v, images)], runs.get((config, v, small_images), [])) for v in variants}
     entry = {'task': CONFIGS[config][0], 'model': CONFIGS[config][1], 'variants': results,
              'ratios': variant_ratios(results)}
     if large_images:
@@ -303,8 +311,9 @@ def _ratio_table(entries: Dict[str, dict], suffix: str = '') -> List[str]:
 
 
 def markdown(report: dict) -> str:
-  """The tables BENCHMARKS.md shows."""
-  lines = [f'{report["images"]:,} images ({report["small_images"]:,} for the start-up), median of '
+  """The tables docs/benchmarks.md shows."""
+  startup = f'{report["small_images"]:,} for the start-up' if report['small_images'] else 'no start-up runs'
+  lines = [f'{report["images"]:,} images ({startup}), median of '
            f'{report["repeats"]} interleaved runs each; {report["machine"]["cores"]} cores, {report["machine"]["cpu"]}',
            '',
            '| configuration | variant | images/s | end to end | start-up s | worker CPU ms per image '
@@ -338,11 +347,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(prog='python -m benchmarks.throughput', description=__doc__.split('\n')[0])
   parser.add_argument('--images', type=int, default=5000, help='images per measured run')
   parser.add_argument('--small_images', type=int, default=None,
-                      help='images of the runs that measure start-up (default: images / 10)')
+                      help='images of the runs that measure start-up (default: images / 10); 0: no such runs, '
+                      'end-to-end rates only')
   parser.add_argument('--repeats', type=int, default=3)
   parser.add_argument('--large_images', type=int, default=None,
                       help='also run every variant once on this many images: end-to-end rates and workers\' peak RSS '
-                      'at a larger size')
+                      'at a larger size (absent or 0: no such pass)')
   parser.add_argument('--configs', default=','.join(CONFIGS), help=f'comma-separated, of {", ".join(CONFIGS)}')
   parser.add_argument('--variants', default=','.join(VARIANTS), help=f'comma-separated, of {", ".join(VARIANTS)}')
   parser.add_argument('--data_dir', default=str(data.ROOT), help='where the generated images are cached')
@@ -352,7 +362,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   unknown = sorted(set(configs) - set(CONFIGS) | set(variants) - set(VARIANTS))
   if unknown:
     parser.error(f'unknown configurations or variants: {", ".join(unknown)}')
-  small = args.small_images or max(1, args.images // 10)
+  small = max(1, args.images // 10) if args.small_images is None else args.small_images
   report = benchmark(args.images, small, args.repeats, args.large_images, configs, variants, pathlib.Path(args.data_dir),
                      log=lambda line: print(line, file=sys.stderr, flush=True))
   report['command'] = ' '.join(['python -m benchmarks.throughput'] + list(argv if argv is not None else sys.argv[1:]))

@@ -4,24 +4,50 @@ Prints the format, input size and value range, the outputs the model offers
 and the ones the job would use, and for an image its top classes (named with
 --labels_file) and embedding, computed exactly as the job computes them.
 """
+import argparse
 import dataclasses
-import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
 
-import numpy as np  # pylint: disable=wrong-import-position
-from apache_beam.io.filesystems import FileSystems  # pylint: disable=wrong-import-position
-
-from pipeline import options  # pylint: disable=wrong-import-position
-from transforms import decode  # pylint: disable=wrong-import-position
-from transforms import format as format_lib  # pylint: disable=wrong-import-position
-from transforms.infer import labels as labels_lib  # pylint: disable=wrong-import-position
-from transforms.infer import model_files, models  # pylint: disable=wrong-import-position
+from pipeline import command_line, options
+from transforms import decode
+from transforms import format as format_lib
+from transforms.infer import labels as labels_lib
+from transforms.infer import model_files, models  # models quiet TensorFlow's start-up notices
 
 
-def _load(config: options.InspectConfig) -> models.ImageModel:
+@dataclasses.dataclass(frozen=True)
+class InspectConfig:
+  model: models.ModelSpec
+  labels: Optional[str]
+  top_k: int
+  image: Optional[str]
+  resize_method: str
+  any_task: bool  # no --task given: show whichever of both, classify, embed the model can do
+
+
+def parse_inspect(argv: Sequence[str]) -> InspectConfig:
+  """Options of `python -m pipeline.inspect_model MODEL [IMAGE]`: the job's model options; raises OptionsError."""
+  parser = argparse.ArgumentParser(prog='python -m pipeline.inspect_model',
+                                   description='Describe a model and show its top classes for an image.',
+                                   formatter_class=command_line.DefaultsHelpFormatter)
+  parser.add_argument('model', help='TF-Hub handle, local path or gs:// path of the model')
+  parser.add_argument('image', nargs='?', default=None, help='an image file to classify and embed')
+  options.add_model_arguments(parser, model_flag=False)
+  options.add_resize_argument(parser)
+  parser.set_defaults(task=None)
+  o = parser.parse_args(argv)
+  options.check_resize_method(o.resize_method)
+  any_task = o.task is None
+  o.task = o.task or models.BOTH
+  return InspectConfig(model=options.model_spec(o), labels=o.labels_file, top_k=o.top_k, image=o.image,
+                       resize_method=o.resize_method, any_task=any_task)
+
+
+def _load(config: InspectConfig) -> models.ImageModel:
   """The model for the task asked, or without --task for the most the model can do."""
   if not config.any_task:
     return model_files.load(config.model)
@@ -80,7 +106,7 @@ def show_prediction(outputs: models.Outputs, image: str, top_k: int, labels: Opt
 
 def main(argv: Optional[List[str]] = None) -> int:
   try:
-    config = options.parse_inspect(sys.argv[1:] if argv is None else argv)
+    config = parse_inspect(sys.argv[1:] if argv is None else argv)
     model = _load(config)
     labels = None
     if config.labels and model.info.num_classes is not None:

@@ -1,25 +1,35 @@
-"""Every option of the job, its defaults and its validation, in one place.
+"""The job's options: their defaults, meaning (`python -m pipeline --help`) and validation, in one place.
 
 Standard Beam options (--runner, --direct_num_workers, --temp_location, ...)
-pass through untouched; ImageOptions adds ours. validate() turns them into a
-JobConfig or fails with a message before any work starts.
+pass through untouched; ImageOptions adds ours. validate() turns the options
+into a JobConfig or fails with a message, before any work starts. The other
+tools (pipeline.inspect_model, pipeline.pack) own their parsers and share the
+model options defined here; pipeline/command_line.py prints the help and
+refuses options nobody knows.
 """
 import argparse
 import dataclasses
-import multiprocessing
 import uuid
 from typing import List, Optional, Sequence, Tuple
 
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions, PipelineOptions,
-                                                  StandardOptions)
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
+from pipeline import local_defaults
 from transforms import decode
+from transforms.decode import DEFAULT_RESIZE_METHOD
+from transforms.format import DEFAULT_PROGRESS_SECONDS  # defined beside FormatRows, which logs the progress
 from transforms.infer import models
 from transforms.output import claim
 from transforms.output.schema import RESERVED_COLUMNS, reduced_columns
 from transforms.read.formats import detect, passthrough, tf_example
 from transforms.read.settings import COMPRESSIONS, ReadSettings
+
+DEFAULT_TOP_K = 5
+DEFAULT_MAX_BATCH_SIZE = 64  # fixed batches of this size unless --min_batch_size asks for a range (docs/benchmarks.md)
+DEFAULT_NUM_SHARDS = 0  # the runner decides
+DEFAULT_CHECKPOINT_ROWS = 2000
+DEFAULT_PCA_DIMS = 64
 
 
 class OptionsError(ValueError):
@@ -29,28 +39,34 @@ class OptionsError(ValueError):
 def add_model_arguments(parser, model_flag: bool = True) -> None:
   """The options that choose and describe the model; shared by the job and inspect_model."""
   if model_flag:
-    parser.add_argument('--model', help='TF-Hub handle (https://tfhub.dev/... or google/...), local path or '
-                        'gs:// path: a TF1 Hub module, a SavedModel, a .keras file or a .tflite file.')
-  parser.add_argument('--task', default=models.BOTH, help='classify, embed or both (one forward pass).')
+    parser.add_argument('--model', help='Required. A TF-Hub handle (https://tfhub.dev/... or google/...), a local '
+                        'path or a gs:// path: a TF1 Hub module, a TF2 SavedModel, a .keras file or a .tflite file.')
+  parser.add_argument('--task', default=models.BOTH,
+                      help=f'{models.CLASSIFY} (top-k classes), {models.EMBED} (feature vector) or {models.BOTH} '
+                      '(one forward pass gives both).')
   parser.add_argument('--labels_file', default=None,
-                      help='Class names, one per line (line i = class i). Beam keeps --labels for '
-                      'Dataflow job labels.')
-  parser.add_argument('--top_k', type=int, default=5, help='How many classes to keep per image.')
+                      help='Class names, one per line (line i names class i); without it rows hold class indices '
+                      'only. (Beam keeps --labels for Dataflow job labels.)')
+  parser.add_argument('--top_k', type=int, default=DEFAULT_TOP_K, help='Classes kept per image, best first.')
   parser.add_argument('--image_size', type=int, default=None,
-                      help='Input size for models that accept any size (default '
-                      f'{models.base.DEFAULT_IMAGE_SIZE}); must equal the size of fixed-size models.')
+                      help='Input size (square) for models that accept any size (default '
+                      f'{models.base.DEFAULT_IMAGE_SIZE}); for fixed-size models it must equal their size.')
   parser.add_argument('--classes_output', default=None,
                       help='The output giving class scores: a signature or output name, a Keras layer, a TFLite '
-                      'tensor (default: the format\'s usual one, see README).')
+                      'tensor (default: the format\'s usual one, see docs/models.md).')
   parser.add_argument('--embedding_output', default=None,
                       help='The output giving the embedding, named as for --classes_output.')
   parser.add_argument('--input_range', default=None,
-                      help='LOW,HIGH: the float values pixels 0 and 255 become, for float models (default 0,1, '
-                      'TF-Hub\'s convention; quantized TFLite models declare theirs).')
+                      help='LOW,HIGH: the float values pixels 0 and 255 become, for models with float inputs '
+                      '(default 0,1, TF-Hub\'s convention, or what the model declares; quantized TFLite models '
+                      'declare theirs). Negative values need the = form: --input_range=-1,1.')
 
 
-DEFAULT_PCA_DIMS = 64
-DEFAULT_CHECKPOINT_ROWS = 2000
+def add_resize_argument(parser) -> None:
+  """--resize_method; shared by the job and inspect_model."""
+  parser.add_argument('--resize_method', default=DEFAULT_RESIZE_METHOD,
+                      help=f'{", ".join(decode.RESIZE_METHODS)}: the Pillow filter that resizes images to the '
+                      'model\'s input size (bilinear antialiases when shrinking).')
 
 
 def _flag(value: str) -> bool:
@@ -62,59 +78,76 @@ def _flag(value: str) -> bool:
   raise argparse.ArgumentTypeError(f'expected true or false, not {value!r}')
 
 
+def _switch(group, name: str, text: str) -> None:
+  group.add_argument(name, nargs='?', const=True, default=False, type=_flag, metavar='true|false', help=text)
+
+
 class ImageOptions(PipelineOptions):
+  """The job's options, in the groups `python -m pipeline --help` shows."""
 
   @classmethod
   def _add_argparse_args(cls, parser):
-    parser.add_argument('--input', help='Globs or .txt lists of URIs, separated by commas (local or gs://): '
-                        'image files, TFRecord shards of tf.Example or WebDataset tar shards.')
-    parser.add_argument('--input_format', default=detect.AUTO,
-                        help=f'{"|".join((detect.AUTO,) + detect.FORMATS)}: auto detects each input\'s format from '
-                        'its first file (by extension, else by content).')
-    parser.add_argument('--compression', default='auto',
-                        help='Of TFRecord files: auto (GZIP when the name ends in .gz), none or gzip. Tar shards '
-                        'are decompressed by content.')
-    parser.add_argument('--image_key', default=None,
-                        help=f'tf.Example feature holding the image bytes (default {tf_example.IMAGE_KEY}), or '
-                        'tar member extension (default: the first of jpg, jpeg, png, webp, bmp, gif, ...).')
-    parser.add_argument('--id_key', default=None,
-                        help=f'tf.Example feature holding the id (default {tf_example.ID_KEY}, then '
+    inputs = parser.add_argument_group('inputs', 'Image files, TFRecord shards of tf.Example or WebDataset tar\n'
+                                       'shards, on local disk or any Beam filesystem (gs://).')
+    inputs.add_argument('--input', help='Required. Globs, folders (every image file, or every TFRecord or tar '
+                        'shard, under them) or .txt lists of URIs one per line, separated by commas.')
+    inputs.add_argument('--input_format', default=detect.AUTO,
+                        help=f'{", ".join((detect.AUTO,) + detect.FORMATS)}: {detect.AUTO} detects each input\'s '
+                        'format from its first file (by extension, else by content).')
+    inputs.add_argument('--compression', default=detect.AUTO,
+                        help=f'Of TFRecord files: {", ".join(COMPRESSIONS)} ({detect.AUTO}: GZIP when the name ends '
+                        'in .gz). Tar shards are decompressed by content.')
+    inputs.add_argument('--image_key', default=None,
+                        help=f'TFRecord: the tf.Example feature holding the image bytes (default '
+                        f'{tf_example.IMAGE_KEY}); tar: the member extension holding it (default: the first of '
+                        f'{", ".join(detect.IMAGE_EXTENSIONS)}).')
+    inputs.add_argument('--id_key', default=None,
+                        help=f'TFRecord: the tf.Example feature holding the id (default {tf_example.ID_KEY}, then '
                         f'{tf_example.FILENAME_KEY} without extension, then the record\'s location).')
-    parser.add_argument('--passthrough_keys', default=None,
-                        help='Comma-separated tf.Example features, tar member extensions or KEY.json fields '
-                        'copied into output columns, each optionally typed as NAME:TYPE '
+    inputs.add_argument('--passthrough_keys', default=None,
+                        help='TFRecord features, tar member extensions or KEY.json fields copied into output '
+                        'columns of the same name, comma-separated, each optionally typed NAME:TYPE '
                         f'({", ".join(passthrough.TYPES)}); untyped ones are typed from the first records.')
-    parser.add_argument('--output', help='Output prefix (directory or gs:// path): predictions/, errors/ and '
-                        'summary.json are written under it.')
-    add_model_arguments(parser)
-    parser.add_argument('--resize_method', default='bilinear', help='|'.join(decode.RESIZE_METHODS))
-    parser.add_argument('--max_batch_size', type=int, default=64, help='Images per inference batch.')
-    parser.add_argument('--min_batch_size', type=int, default=None,
-                        help='Smallest inference batch (default: --max_batch_size, fixed batches); below it, '
-                        "Beam's BatchElements tunes each batch's size between the two from measured timings.")
-    parser.add_argument('--model_threads', type=int, default=None,
-                        help='Compute threads per worker process (default: cores / local workers on the '
-                        'DirectRunner, 1 elsewhere, where runners start one worker process per core).')
-    parser.add_argument('--progress_seconds', type=float, default=10.0,
-                        help='How often each worker logs images done and images/s.')
-    parser.add_argument('--num_shards', type=int, default=0, help='Parquet files per dataset (0: runner decides).')
-    parser.add_argument('--overwrite', nargs='?', const=True, default=False, type=_flag,
-                        help='Replace what an earlier job wrote under --output (refused otherwise).')
-    parser.add_argument('--resume', nargs='?', const=True, default=False, type=_flag,
-                        help='Continue an earlier run of the same job under --output: inputs it finished are '
-                        'skipped and its rows kept. Refused if the options or the model changed.')
-    parser.add_argument('--checkpoint_rows', type=int, default=DEFAULT_CHECKPOINT_ROWS,
-                        help='Rows each worker commits at a time for --resume (at most this much work per '
-                        'worker is redone after a crash).')
-    parser.add_argument('--max_image_pixels', type=int, default=decode.MAX_IMAGE_PIXELS,
-                        help='Images whose header claims more pixels are refused undecoded (decompression bombs).')
-    parser.add_argument('--analyze_embeddings', nargs='?', const=True, default=False, type=_flag,
-                        help='Fit a tf.Transform PCA on all embeddings in this job: export the transform under '
-                        'OUTPUT/transform, add the reduced embedding to every row, put statistics in the summary.')
-    parser.add_argument('--pca_dims', type=int, default=None,
-                        help=f'Components kept by --analyze_embeddings (default {DEFAULT_PCA_DIMS}).')
-    parser.add_argument('--whiten', nargs='?', const=True, default=False, type=_flag,
-                        help='With --analyze_embeddings, also add the components scaled to unit variance.')
+
+    model = parser.add_argument_group('model', 'Which model, what it computes and how images are fed to it.')
+    add_model_arguments(model)
+    add_resize_argument(model)
+    model.add_argument('--max_batch_size', type=int, default=DEFAULT_MAX_BATCH_SIZE,
+                       help='Images per inference batch.')
+    model.add_argument('--min_batch_size', type=int, default=None,
+                       help='Smallest inference batch (default: --max_batch_size, fixed batches); below it, '
+                       'Beam\'s BatchElements tunes each batch\'s size between the two from measured timings.')
+    model.add_argument('--model_threads', type=int, default=None,
+                       help='Compute threads per worker process (default: cores / local workers on the '
+                       'DirectRunner, 1 elsewhere, where runners start one worker process per core).')
+
+    output = parser.add_argument_group('output', 'Parquet datasets predictions/ and errors/, and summary.json.')
+    output.add_argument('--output', help='Required. Output prefix, a directory or gs:// path.')
+    output.add_argument('--num_shards', type=int, default=DEFAULT_NUM_SHARDS,
+                        help='Parquet files per dataset (0: the runner decides).')
+    _switch(output, '--overwrite', 'Replace what an earlier job wrote under --output (deleted at launch); '
+            'without it, or --resume, an output a job wrote before is refused.')
+    output.add_argument('--progress_seconds', type=float, default=DEFAULT_PROGRESS_SECONDS,
+                        help='How often each worker logs images done and images per second.')
+
+    reliability = parser.add_argument_group('reliability', 'Reruns, crashes and bad input.')
+    _switch(reliability, '--resume', 'Continue an earlier run of the same job under --output: inputs it finished '
+            'are skipped and its rows kept. Refused if the options that shape rows or the model\'s files changed.')
+    reliability.add_argument('--checkpoint_rows', type=int, default=DEFAULT_CHECKPOINT_ROWS,
+                             help='Rows each worker commits at a time for --resume: after a crash at most this '
+                             'many per worker are done again.')
+    reliability.add_argument('--max_image_pixels', type=int, default=decode.MAX_IMAGE_PIXELS,
+                             help='An image whose header claims more pixels is refused before any pixel is '
+                             'decoded (decompression bombs).')
+
+    analysis = parser.add_argument_group('analysis', 'A PCA of all embeddings, fitted by TensorFlow Transform in '
+                                         'the job.')
+    _switch(analysis, '--analyze_embeddings', 'Fit the PCA, add the reduced embedding to every row, export the '
+            'transform under OUTPUT/transform for training and put embedding statistics in the summary.')
+    analysis.add_argument('--pca_dims', type=int, default=None,
+                          help=f'Components kept by --analyze_embeddings, 1 to the embedding size (default '
+                          f'{DEFAULT_PCA_DIMS}).')
+    _switch(analysis, '--whiten', 'With --analyze_embeddings, also add the components scaled to unit variance.')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +157,9 @@ class AnalysisConfig:
   temp_dir: str  # tf.Transform's scratch space, unique to this run, removed after it
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class JobConfig:
+  """The checked options of one job; built by keyword."""
   inputs: Tuple[str, ...]
   input_format: str
   read_settings: ReadSettings
@@ -144,23 +178,6 @@ class JobConfig:
   max_image_pixels: int = decode.MAX_IMAGE_PIXELS
   analysis: Optional[AnalysisConfig] = None
 
-  def shaping_options(self) -> dict:
-    """The options that decide what the rows hold: a resumed run must have the same."""
-    spec, settings = self.model, self.read_settings
-    return {
-        'input': ','.join(self.inputs), 'input_format': self.input_format, 'compression': settings.compression,
-        'image_key': settings.image_key, 'id_key': settings.id_key,
-        'passthrough_keys': [list(key) for key in self.passthrough_keys],
-        'model': spec.location, 'task': spec.task, 'image_size': spec.image_size,
-        'classes_output': spec.classes_output, 'embedding_output': spec.embedding_output,
-        'input_range': list(spec.input_range) if spec.input_range else None,
-        'labels_file': self.labels, 'top_k': self.top_k, 'resize_method': self.resize_method,
-        'max_image_pixels': self.max_image_pixels,
-        'analyze_embeddings': self.analysis is not None,
-        'pca_dims': self.analysis.pca_dims if self.analysis else None,
-        'whiten': self.analysis.whiten if self.analysis else None,
-    }
-
 
 def _require(value, flag: str):
   if value in (None, ''):
@@ -168,30 +185,12 @@ def _require(value, flag: str):
   return value
 
 
-def _split(value: str) -> List[str]:
+def split_list(value: str) -> List[str]:
+  """The items of a comma-separated option."""
   return [part.strip() for part in value.split(',') if part.strip()]
 
 
-def _local_workers(options: PipelineOptions) -> Optional[int]:
-  """Worker processes on this machine, or None when the runner is remote."""
-  runner = options.view_as(StandardOptions).runner
-  if runner not in (None, 'DirectRunner', 'direct'):
-    return None
-  return options.view_as(DirectOptions).direct_num_workers or multiprocessing.cpu_count()
-
-
-def apply_local_defaults(argv: Sequence[str], options: PipelineOptions) -> None:
-  """On the DirectRunner, use every core unless the user chose otherwise."""
-  if _local_workers(options) is None:
-    return
-  direct = options.view_as(DirectOptions)
-  if not any(a.startswith('--direct_num_workers') for a in argv):
-    direct.direct_num_workers = 0  # Beam reads 0 as one worker per core
-  if not any(a.startswith('--direct_running_mode') for a in argv):
-    direct.direct_running_mode = 'multi_processing'
-
-
-def _check_resize(method: str) -> None:
+def check_resize_method(method: str) -> None:
   if method not in decode.RESIZE_METHODS:
     raise OptionsError(f'--resize_method must be one of {", ".join(decode.RESIZE_METHODS)}, not {method!r}')
 
@@ -223,32 +222,6 @@ def model_spec(o, threads: Optional[int] = None) -> models.ModelSpec:
                           o.embedding_output, _input_range(o.input_range))
 
 
-@dataclasses.dataclass(frozen=True)
-class InspectConfig:
-  model: models.ModelSpec
-  labels: Optional[str]
-  top_k: int
-  image: Optional[str]
-  resize_method: str
-  any_task: bool  # no --task given: show whichever of both, classify, embed the model can do
-
-
-def parse_inspect(argv: Sequence[str]) -> InspectConfig:
-  """Options of `python -m pipeline.inspect_model MODEL [IMAGE]`; raises OptionsError."""
-  parser = argparse.ArgumentParser(prog='python -m pipeline.inspect_model',
-                                   description='Describe a model and show its top classes for an image.')
-  parser.add_argument('model', help='TF-Hub handle, local path or gs:// path of the model')
-  parser.add_argument('image', nargs='?', default=None, help='an image file to classify and embed')
-  add_model_arguments(parser, model_flag=False)
-  parser.add_argument('--resize_method', default='bilinear', help='|'.join(decode.RESIZE_METHODS))
-  parser.set_defaults(task=None)
-  o = parser.parse_args(argv)
-  _check_resize(o.resize_method)
-  any_task = o.task is None
-  o.task = o.task or models.BOTH
-  return InspectConfig(model_spec(o), o.labels_file, o.top_k, o.image, o.resize_method, any_task)
-
-
 def _analysis(options: PipelineOptions, output_prefix: str, spec: models.ModelSpec,
               passthrough_keys: Sequence[Tuple[str, Optional[str]]]) -> Optional[AnalysisConfig]:
   o = options.view_as(ImageOptions)
@@ -270,34 +243,25 @@ def _analysis(options: PipelineOptions, output_prefix: str, spec: models.ModelSp
   return AnalysisConfig(dims, o.whiten, FileSystems.join(temp_root, f'tft_tmp-{uuid.uuid4().hex}'))
 
 
-def check_model_fit(config: JobConfig, info: models.ModelInfo) -> None:
-  """Checks what needs the model, once it is loaded and before any data is read."""
-  if config.analysis and info.embedding_dim is not None and config.analysis.pca_dims > info.embedding_dim:
-    raise OptionsError(f'--pca_dims {config.analysis.pca_dims} is larger than the embedding size, '
-                       f'{info.embedding_dim} for {config.model.location}')
-
-
 def validate(options: PipelineOptions) -> JobConfig:
   """Checks what can be checked without data; raises OptionsError."""
   o = options.view_as(ImageOptions)
-  patterns = tuple(_split(_require(o.input, '--input')))
+  patterns = tuple(split_list(_require(o.input, '--input')))
   output_prefix = _require(o.output, '--output').rstrip('/')
   _require(o.model, '--model')
-  _check_resize(o.resize_method)
+  check_resize_method(o.resize_method)
   min_batch_size = o.max_batch_size if o.min_batch_size is None else o.min_batch_size
   if min_batch_size < 1 or o.max_batch_size < min_batch_size:
     raise OptionsError(f'need 1 <= --min_batch_size <= --max_batch_size, got {min_batch_size} and '
                        f'{o.max_batch_size}')
   if o.progress_seconds <= 0:
     raise OptionsError(f'--progress_seconds must be positive, not {o.progress_seconds}')
-  if o.num_shards < 0:
-    raise OptionsError(f'--num_shards must be 0 or more, not {o.num_shards}')
+  for flag, value, least in (('--num_shards', o.num_shards, 0), ('--checkpoint_rows', o.checkpoint_rows, 1),
+                             ('--max_image_pixels', o.max_image_pixels, 1)):
+    if value < least:
+      raise OptionsError(f'{flag} must be {"positive" if least else "0 or more"}, not {value}')
   if o.overwrite and o.resume:
     raise OptionsError('--overwrite and --resume exclude each other: start over, or continue')
-  if o.checkpoint_rows < 1:
-    raise OptionsError(f'--checkpoint_rows must be positive, not {o.checkpoint_rows}')
-  if o.max_image_pixels < 1:
-    raise OptionsError(f'--max_image_pixels must be positive, not {o.max_image_pixels}')
   if o.input_format not in (detect.AUTO,) + detect.FORMATS:
     raise OptionsError(f'--input_format must be one of {", ".join((detect.AUTO,) + detect.FORMATS)}, '
                        f'not {o.input_format!r}')
@@ -308,46 +272,14 @@ def validate(options: PipelineOptions) -> JobConfig:
   except passthrough.PassthroughError as e:
     raise OptionsError(str(e)) from e
   settings = ReadSettings(o.image_key or None, o.id_key or None, o.compression)
-  threads = o.model_threads
-  if threads is None:
-    workers = _local_workers(options)
-    threads = max(1, multiprocessing.cpu_count() // workers) if workers else 1
-  elif threads < 1:
+  threads = local_defaults.model_threads(options) if o.model_threads is None else o.model_threads
+  if threads < 1:
     raise OptionsError(f'--model_threads must be positive, not {threads}')
   spec = model_spec(o, threads)
   mode = claim.OVERWRITE if o.overwrite else claim.RESUME if o.resume else claim.NEW
-  return JobConfig(patterns, o.input_format, settings, passthrough_keys, output_prefix, spec, o.labels_file,
-                   o.top_k, o.resize_method, min_batch_size, o.max_batch_size, o.num_shards, o.progress_seconds,
-                   mode, o.checkpoint_rows, o.max_image_pixels,
-                   _analysis(options, output_prefix, spec, passthrough_keys))
-
-
-@dataclasses.dataclass(frozen=True)
-class PackConfig:
-  inputs: Tuple[str, ...]
-  output: str
-  format: str
-  images_per_shard: int
-  gzip: bool
-  pipeline_options: PipelineOptions  # filesystem options such as --no_auth
-
-
-def parse_pack(argv: Optional[Sequence[str]] = None) -> PackConfig:
-  """Options of the packer (python -m pipeline.pack); Beam filesystem flags such as --no_auth pass through."""
-  parser = argparse.ArgumentParser(prog='python -m pipeline.pack', description='Pack image files into TFRecord '
-                                   'or WebDataset tar shards, keeping the ids the job gives the files.')
-  parser.add_argument('--input', required=True, help='A folder (every image file under it), globs or .txt lists '
-                      'of URIs, separated by commas; local or gs://.')
-  parser.add_argument('--output', required=True, help='Shard path prefix: PREFIX-SSSSS-of-NNNNN.tfrecord or .tar')
-  parser.add_argument('--format', default=detect.TFRECORD, help=f'{detect.TFRECORD} or {detect.TAR}')
-  parser.add_argument('--images_per_shard', type=int, default=1000, help='Images in each shard.')
-  parser.add_argument('--compression', default='none', help='none or gzip')
-  args, rest = parser.parse_known_args(argv)
-  if args.format not in (detect.TFRECORD, detect.TAR):
-    raise OptionsError(f'--format must be {detect.TFRECORD} or {detect.TAR}, not {args.format!r}')
-  if args.compression not in ('none', 'gzip'):
-    raise OptionsError(f'--compression must be none or gzip, not {args.compression!r}')
-  if args.images_per_shard < 1:
-    raise OptionsError(f'--images_per_shard must be positive, not {args.images_per_shard}')
-  return PackConfig(tuple(_split(args.input)), args.output, args.format, args.images_per_shard,
-                    args.compression == 'gzip', PipelineOptions(rest))
+  return JobConfig(inputs=patterns, input_format=o.input_format, read_settings=settings,
+                   passthrough_keys=passthrough_keys, output=output_prefix, model=spec, labels=o.labels_file,
+                   top_k=o.top_k, resize_method=o.resize_method, min_batch_size=min_batch_size,
+                   max_batch_size=o.max_batch_size, num_shards=o.num_shards, progress_seconds=o.progress_seconds,
+                   output_mode=mode, checkpoint_rows=o.checkpoint_rows, max_image_pixels=o.max_image_pixels,
+                   analysis=_analysis(options, output_prefix, spec, passthrough_keys))

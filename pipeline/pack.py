@@ -8,21 +8,27 @@ image/filename and image/format; tar shards hold ID.EXT members as img2dataset
 writes them. Shards are named PREFIX-SSSSS-of-NNNNN.tfrecord (or .tar), with
 .gz added when compressed, on any Beam filesystem.
 """
+import argparse
+import dataclasses
 import json
 import logging
 import posixpath
 import sys
-from typing import List, NamedTuple, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import options
+from pipeline import command_line, options
 from transforms import gcs_auth
 from transforms.read import match
 from transforms.read.formats import detect, tf_example, tfrecord, webdataset
 
 _FORMAT_NAMES = {'jpg': 'jpeg', 'tif': 'tiff'}
+DEFAULT_IMAGES_PER_SHARD = 1000
+COMPRESSIONS = ('none', 'gzip')
+PROG = 'python -m pipeline.pack'
 
 
 class PackError(ValueError):
@@ -79,7 +85,7 @@ def _write_tar(path: str, files: Sequence[match.FileRef], gzip: bool) -> None:
     writer.close()
 
 
-def pack(patterns: Sequence[str], output: str, fmt: str, images_per_shard: int = 1000,
+def pack(patterns: Sequence[str], output: str, fmt: str, images_per_shard: int = DEFAULT_IMAGES_PER_SHARD,
          gzip: bool = False) -> Packed:
   """Writes the shards; returns their paths and the number of images packed."""
   files = collect(patterns)
@@ -97,10 +103,47 @@ def pack(patterns: Sequence[str], output: str, fmt: str, images_per_shard: int =
   return Packed(paths, len(files))
 
 
+@dataclasses.dataclass(frozen=True)
+class PackConfig:
+  inputs: Tuple[str, ...]
+  output: str
+  format: str
+  images_per_shard: int
+  gzip: bool
+  pipeline_options: PipelineOptions  # filesystem options such as --no_auth
+
+
+def parse_pack(argv: Optional[Sequence[str]] = None) -> PackConfig:
+  """Options of the packer; Beam's options (filesystem ones such as --no_auth) pass through, and an option
+  that neither the packer nor Beam knows is refused. Raises options.OptionsError."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  parser = argparse.ArgumentParser(prog=PROG, description='Pack image files into TFRecord '
+                                   'or WebDataset tar shards, keeping the ids the job gives the files.',
+                                   formatter_class=command_line.DefaultsHelpFormatter)
+  parser.add_argument('--input', required=True, help='A folder (every image file under it), globs or .txt lists '
+                      'of URIs, separated by commas; local or gs://.')
+  parser.add_argument('--output', required=True, help='Shard path prefix: PREFIX-SSSSS-of-NNNNN.tfrecord or .tar')
+  parser.add_argument('--format', default=detect.TFRECORD, help=f'{detect.TFRECORD} or {detect.TAR}')
+  parser.add_argument('--images_per_shard', type=int, default=DEFAULT_IMAGES_PER_SHARD, help='Images in each shard.')
+  parser.add_argument('--compression', default=COMPRESSIONS[0], help=' or '.join(COMPRESSIONS))
+  args, rest = parser.parse_known_args(argv)
+  own = [s for action in parser._actions for s in action.option_strings]  # pylint: disable=protected-access
+  command_line.check_known(rest, PROG, own)  # a typo such as --images-per-shard would otherwise go unnoticed
+  if args.format not in (detect.TFRECORD, detect.TAR):
+    raise options.OptionsError(f'--format must be {detect.TFRECORD} or {detect.TAR}, not {args.format!r}')
+  if args.compression not in COMPRESSIONS:
+    raise options.OptionsError(f'--compression must be {" or ".join(COMPRESSIONS)}, not {args.compression!r}')
+  if args.images_per_shard < 1:
+    raise options.OptionsError(f'--images_per_shard must be positive, not {args.images_per_shard}')
+  return PackConfig(inputs=tuple(options.split_list(args.input)), output=args.output, format=args.format,
+                    images_per_shard=args.images_per_shard, gzip=args.compression == 'gzip',
+                    pipeline_options=PipelineOptions(rest))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
   logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
   try:
-    config = options.parse_pack(argv)
+    config = parse_pack(argv)
     gcs_auth.apply(config.pipeline_options)
     packed = pack(config.inputs, config.output, config.format, config.images_per_shard, config.gzip)
   except (options.OptionsError, PackError) as e:

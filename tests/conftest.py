@@ -12,6 +12,17 @@ from tests import datagen, flink, gcs, keras_models
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+# Fixtures that start a real server or cluster: a test using them, even through another fixture, is in the full
+# tier (marker `full`, pytest.ini), left out of the fast one (-m "not full").
+FULL_TIER_FIXTURES = frozenset({'gcs_emulator', 'flink_flags'})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items):
+  for item in items:
+    if FULL_TIER_FIXTURES & set(getattr(item, 'fixturenames', ())):
+      item.add_marker(pytest.mark.full)
+
 
 @pytest.fixture(scope='session', autouse=True)
 def hub_cache(tmp_path_factory) -> pathlib.Path:

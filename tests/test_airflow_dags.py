@@ -21,6 +21,8 @@ import pytest
 from pipeline import options as pipeline_options
 from tests import airflow_env, datagen
 
+pytestmark = pytest.mark.full
+
 DAG_FILE = airflow_env.TEMPLATE / 'image_inference_dags.py'
 BEAM_DAG, DATAFLOW_DAG = 'image_inference_beam', 'image_inference_dataflow'
 LOGICAL_DATE = '2024-06-01'  # the renders' (tasks render takes the params of a run of that date, if any)

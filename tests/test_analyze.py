@@ -50,11 +50,13 @@ def job_fixture(tmp_path_factory, hub_cache):
   ])
 
 
+@pytest.mark.full
 def test_pca_matches_numpy(job):
   assert job.predictions.num_rows == IMAGES
   checks.assert_pca_matches_numpy(job.output, job.predictions, job.summary['embedding_analysis'], PCA_DIMS)
 
 
+@pytest.mark.full
 def test_summary_and_files(job):
   embeddings = checks.column(job.predictions, 'embedding').astype(np.float64)
   assert job.summary['rows_written'] == job.predictions.num_rows == IMAGES and job.errors.num_rows == 0
@@ -73,7 +75,7 @@ def test_summary_and_files(job):
   assert job.predictions.column_names[-3:] == ['embedding', pca.PCA, pca.WHITENED]
 
 
-# What a training job does (README, "Training on the output"): load the transform, map it over a tf.data pipeline.
+# What a training job does (docs/analysis.md, "Training on the output"): load the transform, map it over a tf.data pipeline.
 _TRAINING_JOB = textwrap.dedent('''
     import sys
     import numpy as np, pyarrow.parquet as pq, tensorflow as tf, tensorflow_transform as tft
@@ -89,6 +91,7 @@ _TRAINING_JOB = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.full
 def test_exported_transform_reproduces_the_columns_in_a_fresh_process(job, tmp_path):
   dest = tmp_path / 'reproduced.npz'
   proc = subprocess.run([sys.executable, '-c', _TRAINING_JOB, str(job.output), str(dest)],

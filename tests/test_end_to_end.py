@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from tests import datagen
@@ -45,6 +46,7 @@ def test_classify_by_handle_matches_golden_top1(tmp_path, run_job):
   assert result.errors.num_rows == 0
 
 
+@pytest.mark.full
 def test_embeddings_are_512d_finite_and_meaningful(tmp_path, run_job):
   photos = tmp_path / 'photos'
   photos.mkdir()
@@ -67,6 +69,7 @@ def test_embeddings_are_512d_finite_and_meaningful(tmp_path, run_job):
   assert 'top_classes' not in result.predictions.column_names
 
 
+@pytest.mark.full
 def test_corrupt_file_goes_to_errors_and_job_succeeds(tmp_path, run_job):
   photos = _photos_dir(tmp_path)
   good = (datagen.PHOTOS / 'hot_dog.jpg').read_bytes()
@@ -85,6 +88,7 @@ def test_corrupt_file_goes_to_errors_and_job_succeeds(tmp_path, run_job):
   assert on_disk == result.summary
 
 
+@pytest.mark.full
 def test_command_line_shows_progress_and_summary(tmp_path):
   photos = _photos_dir(tmp_path)
   out = tmp_path / 'out'

@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from pipeline import inspect_model
+from pipeline import inspect_model, options
 from tests import datagen
 
 
@@ -45,3 +45,18 @@ def test_command_line_reports_errors(tmp_path):
   proc = subprocess.run([sys.executable, '-m', 'pipeline.inspect_model', str(tmp_path / 'missing')],
                         capture_output=True, text=True, timeout=300, check=False)
   assert proc.returncode == 2 and 'model not found' in proc.stderr
+
+
+def test_parse_inspect_shares_the_job_model_options():
+  config = inspect_model.parse_inspect([datagen.HUB_CLASSIFIER, 'cat.jpg'])
+  assert config.any_task and config.model.task == 'both' and config.image == 'cat.jpg'
+  assert (config.top_k, config.resize_method) == (options.DEFAULT_TOP_K, options.DEFAULT_RESIZE_METHOD)
+  config = inspect_model.parse_inspect([datagen.HUB_CLASSIFIER, '--task', 'embed', '--top_k', '3',
+                                        '--resize_method', 'area', '--input_range=-1,1'])
+  assert not config.any_task and config.model.task == 'embed' and config.image is None
+  assert (config.top_k, config.resize_method, config.model.input_range) == (3, 'area', (-1.0, 1.0))
+
+
+def test_bad_resize_method_is_refused(capsys):
+  assert inspect_model.main([datagen.HUB_CLASSIFIER, '--resize_method', 'magic']) == 2
+  assert '--resize_method must be one of' in capsys.readouterr().err

@@ -25,6 +25,7 @@ def test_any_other_mismatch_is_an_error(names, classes):
     labels.align_labels([f'c{i}' for i in range(names)], classes, 'f')
 
 
+@pytest.mark.full
 def test_1000_class_model_gets_the_right_names_through_the_pipeline(tmp_path, run_job, keras_files):
   result = run_job(tmp_path / 'out', [
       '--input', f'{datagen.PHOTOS}/*', '--model', str(keras_files['imagenet']), '--image_size', '160',

@@ -45,6 +45,7 @@ def test_layers_by_name_and_a_1000_class_model(keras_files):
     _load(keras_files['imagenet'], embedding_output='pool')
 
 
+@pytest.mark.full
 def test_fine_tuned_model_runs_through_the_pipeline(tmp_path, run_job, keras_files):
   labels = tmp_path / 'labels.txt'
   labels.write_text('\n'.join(keras_models.FINE_TUNED_CLASSES) + '\n')

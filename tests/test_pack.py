@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 import tensorflow as tf
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
 from pipeline import pack
 from tests import datagen, gcs
@@ -88,3 +88,15 @@ def test_packs_to_gcs(folder):
   packed = pack.pack([str(folder)], f'gs://{bucket}/shards/photos', 'tar', images_per_shard=3)
   assert gcs.list_uris(f'gs://{bucket}/shards/') == packed.shards == [
       f'gs://{bucket}/shards/photos-0000{i}-of-00002.tar' for i in range(2)]
+
+
+def test_parse_pack_keeps_beam_options_and_refuses_unknown_ones(tmp_path, capsys):
+  config = pack.parse_pack(['--input', 'a,b/*', '--output', 'out/x', '--no_auth', '--compression', 'gzip'])
+  assert config == pack.PackConfig(inputs=('a', 'b/*'), output='out/x', format='tfrecord',
+                                   images_per_shard=pack.DEFAULT_IMAGES_PER_SHARD, gzip=True,
+                                   pipeline_options=config.pipeline_options)
+  assert config.pipeline_options.view_as(GoogleCloudOptions).no_auth is True
+  # A typo would otherwise be dropped and the default used: refused, with the closest option named.
+  assert pack.main(['--input', str(tmp_path), '--output', str(tmp_path / 'x'), '--images-per-shard', '3']) == 2
+  assert 'unknown option --images-per-shard (did you mean --images_per_shard?)' in capsys.readouterr().err
+  assert not list(tmp_path.iterdir())

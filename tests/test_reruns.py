@@ -27,6 +27,7 @@ def _run_ids(out):
   return {p.name.split('-')[1] for name in ('predictions', 'errors') for p in (out / name).glob('*.parquet')}
 
 
+@pytest.mark.full
 def test_used_output_is_refused_then_overwritten(tmp_path):
   out = tmp_path / 'out'
   first = _job(tmp_path)
@@ -51,12 +52,14 @@ def test_used_output_is_refused_then_overwritten(tmp_path):
     (['--top_k', '3'], "top_k: 5 then, 3 now"),
     (['--resize_method', 'bicubic'], "resize_method: 'bilinear' then, 'bicubic' now"),
 ])
+@pytest.mark.full
 def test_resume_with_other_options_is_refused(tmp_path, change, message):
   assert _job(tmp_path).returncode == 0
   proc = _job(tmp_path, '--resume', *change)
   assert proc.returncode == 2 and message in proc.stderr and '--overwrite' in proc.stderr, proc.stderr[-2000:]
 
 
+@pytest.mark.full
 def test_resume_with_a_changed_model_is_refused(tmp_path):
   model = tmp_path / 'model.tflite'
   shutil.copy(datagen.TFLITE_QUANT, model)
@@ -66,6 +69,7 @@ def test_resume_with_a_changed_model_is_refused(tmp_path):
   assert proc.returncode == 2 and 'is not the one that wrote' in proc.stderr, proc.stderr[-2000:]
 
 
+@pytest.mark.full
 def test_resume_of_a_complete_output_keeps_it(tmp_path):
   out = tmp_path / 'out'
   assert _job(tmp_path).returncode == 0

@@ -9,8 +9,11 @@ import time
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from tests import datagen
+
+pytestmark = pytest.mark.full
 
 IMAGES = 1500
 JOB = ['--model', str(datagen.TFLITE_QUANT), '--task', 'both', '--labels_file', str(datagen.LABELS),

@@ -18,6 +18,7 @@ IN_PROCESS = ['--direct_running_mode=in_memory', '--direct_num_workers=1']  # so
     (keras_backend.KerasModel, 'fine_tuned'),
     (tflite.TFLiteModel, str(datagen.TFLITE_QUANT)),
 ])
+@pytest.mark.full
 def test_both_equals_classify_plus_embed_with_one_forward_pass(tmp_path, run_job, monkeypatch, keras_files, backend,
                                                                  model):
   model = str(keras_files[model]) if model in keras_files else model

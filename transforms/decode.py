@@ -8,7 +8,7 @@ JPEGs are decoded at reduced size in the DCT domain (Pillow's draft: 1/2,
 1/4 or 1/8 scale, chosen so that the image stays at least the model's size)
 before the antialiased resize: on ImageNet-sized photos for a 160x160 model
 this halves the decode stage's time, and changes predictions less than
-switching the resize filter does (BENCHMARKS.md has the numbers).
+switching the resize filter does (docs/benchmarks.md has the numbers).
 """
 import io
 from typing import Iterable, Optional, Tuple
@@ -27,6 +27,7 @@ RESIZE_METHODS = {
     'area': Image.Resampling.BOX,
     'lanczos': Image.Resampling.LANCZOS,
 }
+DEFAULT_RESIZE_METHOD = 'bilinear'  # antialiases when shrinking, as the golden results assume
 
 
 # Decompression bombs: an image whose header claims more pixels than this is refused before any pixel is
@@ -133,7 +134,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
   return image.convert('RGB')
 
 
-def decode(data: bytes, size: Tuple[int, int], method: str = 'bilinear',
+def decode(data: bytes, size: Tuple[int, int], method: str = DEFAULT_RESIZE_METHOD,
            max_pixels: Optional[int] = MAX_IMAGE_PIXELS) -> np.ndarray:
   """Bytes -> uint8 [height, width, 3] pixels exactly as the decode stage makes them, for code outside Beam."""
   return resize(to_rgb(open_image(data, max_pixels, size)), size, method)
@@ -150,7 +151,7 @@ def resize(image: Image.Image, size: Tuple[int, int], method: str) -> np.ndarray
 class DecodeImages(beam.DoFn):
   """EncodedImage -> DecodedImage; failures go to the errors output with their stage."""
 
-  def __init__(self, size: Tuple[int, int], method: str = 'bilinear', max_pixels: int = MAX_IMAGE_PIXELS):
+  def __init__(self, size: Tuple[int, int], method: str = DEFAULT_RESIZE_METHOD, max_pixels: int = MAX_IMAGE_PIXELS):
     self._size = tuple(size)
     self._method = method
     self._max_pixels = max_pixels

@@ -8,6 +8,8 @@ from apache_beam.metrics import Metrics
 from transforms import elements, progress
 from transforms.infer import labels as labels_lib
 
+DEFAULT_PROGRESS_SECONDS = 10.0  # how often each worker logs its progress (--progress_seconds)
+
 
 def top_k(probabilities: np.ndarray, k: int) -> np.ndarray:
   """Indices of the k largest scores, best first; equal scores (common in quantized outputs) by class index."""
@@ -17,7 +19,7 @@ def top_k(probabilities: np.ndarray, k: int) -> np.ndarray:
 class FormatRows(beam.DoFn):
 
   def __init__(self, model_name: str, top_k_count: int, labels_path: Optional[str] = None,
-               progress_seconds: float = 10.0, num_classes: Optional[int] = None):
+               progress_seconds: float = DEFAULT_PROGRESS_SECONDS, num_classes: Optional[int] = None):
     self._model_name = model_name
     self._progress_seconds = progress_seconds
     self._k = top_k_count
