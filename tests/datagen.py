@@ -7,7 +7,8 @@ as JPEG like an ImageNet-style corpus.
 import io
 import json
 import pathlib
-from typing import List
+import shutil
+from typing import Dict, List
 
 import numpy as np
 from PIL import Image
@@ -166,3 +167,18 @@ def write_tfrecord(path: pathlib.Path, records, gzip: bool = False) -> pathlib.P
     for record in records:
       writer.write(record)
   return path
+
+
+def photo_folder(root: pathlib.Path, others: Dict[str, str]) -> pathlib.Path:
+  """The shared photos in root/photos, the last two in a subfolder `sub`, beside files that are not images
+  ({path under the folder: text})."""
+  folder = root / 'photos'
+  (folder / 'sub').mkdir(parents=True)
+  paths = photo_paths()
+  for path in paths[:4]:
+    shutil.copy(path, folder / path.name)
+  for path in paths[4:]:
+    shutil.copy(path, folder / 'sub' / path.name)
+  for name, text in others.items():
+    (folder / name).write_text(text)
+  return folder

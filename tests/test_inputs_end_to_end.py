@@ -2,7 +2,6 @@
 the files give; a folder as --input, of image files or of shards; gs:// input and output through a real
 GCS emulator; one large TFRecord file read by both workers."""
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -60,16 +59,7 @@ def test_packed_photos_give_the_same_rows_as_the_files(tmp_path, run_job, files_
 @pytest.fixture(name='photo_folder')
 def photo_folder_fixture(tmp_path):
   """The shared photos in a folder, two of them in a subfolder, beside files that are no images."""
-  folder = tmp_path / 'photos'
-  (folder / 'sub').mkdir(parents=True)
-  paths = datagen.photo_paths()
-  for path in paths[:4]:
-    shutil.copy(path, folder / path.name)
-  for path in paths[4:]:
-    shutil.copy(path, folder / 'sub' / path.name)
-  (folder / 'labels.json').write_text('{"not": "an image"}')
-  (folder / 'sub' / 'notes.txt').write_text('not an image either')
-  return folder
+  return datagen.photo_folder(tmp_path, {'labels.json': '{"not": "an image"}', 'sub/notes.txt': 'not an image either'})
 
 
 @pytest.mark.full

@@ -17,15 +17,7 @@ from transforms import gcs_auth
 @pytest.fixture(name='folder')
 def folder_fixture(tmp_path):
   """Photos in a folder with a subfolder, and a file that is not an image."""
-  folder = tmp_path / 'photos'
-  (folder / 'sub').mkdir(parents=True)
-  paths = datagen.photo_paths()
-  for path in paths[:4]:
-    shutil.copy(path, folder / path.name)
-  for path in paths[4:]:
-    shutil.copy(path, folder / 'sub' / path.name)
-  (folder / 'notes.md').write_text('not an image')
-  return folder
+  return datagen.photo_folder(tmp_path, {'notes.md': 'not an image'})
 
 
 def _expected(folder):
