@@ -22,6 +22,7 @@ from transforms.output.parquet import WriteParquet
 from transforms.output.schema import ERROR_SCHEMA, prediction_schema
 from transforms.read.plan import InputPlan
 from transforms.read.readers import ReadImages
+from transforms.read.retry import UNREAD_TAG
 
 
 def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPlan, layout: Layout,
@@ -38,16 +39,17 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
   read = p | 'Read' >> ReadImages(inputs)
   images, read_errors = read['images'], read[elements.ERRORS_TAG]
   counted += [tally.count_as(images, 'TallyRead', tally.READ),
-              tally.count_as(read_errors, 'TallyReadErrors', tally.READ)]
+              tally.count_as(read_errors, 'TallyReadErrors', tally.READ),
+              tally.count_as(read[UNREAD_TAG], 'TallyUnread', tally.unread_key)]
   if earlier:
     images, read_errors, skipped = (images, read_errors) | 'SkipDone' >> resume.SkipDone(earlier)
     counted.append(skipped)
 
   decoded = images | 'Decode' >> beam.ParDo(
-      DecodeImages(info.input_size, config.resize_method, config.max_image_pixels)).with_outputs(
-          elements.ERRORS_TAG, main='images')
-  inferred = decoded.images | 'Infer' >> Infer(ImageModelHandler(spec, config.min_batch_size,
-                                                                 config.max_batch_size))
+      DecodeImages(info.input_size, config.resize_method, config.max_image_pixels,
+                   config.decode_timeout_seconds)).with_outputs(elements.ERRORS_TAG, main='images')
+  inferred = decoded.images | 'Infer' >> Infer(ImageModelHandler(spec, config.min_batch_size, config.max_batch_size,
+                                                                 config.inference_timeout_seconds))
   rows = inferred['predictions'] | 'Format' >> beam.ParDo(
       FormatRows(spec.location, config.top_k, config.labels, config.progress_seconds, info.num_classes))
   errors = ((read_errors, decoded[elements.ERRORS_TAG], inferred[elements.ERRORS_TAG])
@@ -60,7 +62,7 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
     rows, errors, carried = (rows, errors) | 'WithEarlier' >> resume.WithEarlier(earlier)
     counted.append(carried)
 
-  after = []
+  after, scratch = [], []
   if config.analysis:  # the only change to the main line; without it the job is unchanged
     from transforms.analyze import embeddings  # pylint: disable=import-outside-toplevel  # tf.Transform if asked
     analysis = config.analysis
@@ -70,6 +72,7 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
     schema = prediction_schema(spec.wants_classes, spec.wants_embedding, bool(config.labels), passthrough,
                                step.columns)
     after.append(step.statistics_written)
+    scratch.append(analysis.temp_dir)  # deleted by the commit step, on every runner and filesystem
 
   written = [rows | 'WritePredictions' >> WriteParquet(layout.staging(PREDICTIONS_DIR), schema, config.num_shards,
                                                        layout.shard_name),
@@ -79,4 +82,4 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
               tally.count_as(errors, 'TallyErrors', tally.error_key),
               rows | 'DuplicateIds' >> tally.DuplicateIds()]
   counts = tuple(counted) | 'Tally' >> tally.Tally()
-  _ = p | 'CommitOutput' >> CommitOutput(layout, counts, written + after)
+  _ = p | 'CommitOutput' >> CommitOutput(layout, counts, written + after, scratch)

@@ -19,11 +19,11 @@ from pipeline import local_defaults
 from transforms import decode
 from transforms.decode import DEFAULT_RESIZE_METHOD
 from transforms.format import DEFAULT_PROGRESS_SECONDS  # defined beside FormatRows, which logs the progress
-from transforms.infer import models
+from transforms.infer import handler, models
 from transforms.output import claim
 from transforms.output.schema import RESERVED_COLUMNS, reduced_columns
 from transforms.read.formats import detect, passthrough, tf_example
-from transforms.read.settings import COMPRESSIONS, ReadSettings
+from transforms.read.settings import COMPRESSIONS, MAX_INPUT_BYTES, ReadSettings
 
 DEFAULT_TOP_K = 5
 DEFAULT_MAX_BATCH_SIZE = 64  # fixed batches of this size unless --min_batch_size asks for a range (docs/benchmarks.md)
@@ -139,6 +139,13 @@ class ImageOptions(PipelineOptions):
     reliability.add_argument('--max_image_pixels', type=int, default=decode.MAX_IMAGE_PIXELS,
                              help='An image whose header claims more pixels is refused before any pixel is '
                              'decoded (decompression bombs).')
+    reliability.add_argument('--decode_timeout_seconds', type=float, default=decode.DECODE_TIMEOUT_SECONDS,
+                             help='An image not decoded in this many seconds is a decode error (0: no bound).')
+    reliability.add_argument('--inference_timeout_seconds', type=float, default=handler.INFERENCE_TIMEOUT_SECONDS,
+                             help='A batch the model has not done in this many seconds is infer errors (0: no bound).')
+    reliability.add_argument('--max_input_bytes', type=int, default=MAX_INPUT_BYTES,
+                             help='An image file, tar member or TFRecord record larger than this many bytes is '
+                             'an error row, refused without being read into memory.')
 
     analysis = parser.add_argument_group('analysis', 'A PCA of all embeddings, fitted by TensorFlow Transform in '
                                          'the job.')
@@ -176,6 +183,8 @@ class JobConfig:
   output_mode: str = claim.NEW  # new, overwrite or resume
   checkpoint_rows: int = DEFAULT_CHECKPOINT_ROWS
   max_image_pixels: int = decode.MAX_IMAGE_PIXELS
+  decode_timeout_seconds: float = decode.DECODE_TIMEOUT_SECONDS  # 0: no bound
+  inference_timeout_seconds: float = handler.INFERENCE_TIMEOUT_SECONDS  # 0: no bound
   analysis: Optional[AnalysisConfig] = None
 
 
@@ -257,7 +266,10 @@ def validate(options: PipelineOptions) -> JobConfig:
   if o.progress_seconds <= 0:
     raise OptionsError(f'--progress_seconds must be positive, not {o.progress_seconds}')
   for flag, value, least in (('--num_shards', o.num_shards, 0), ('--checkpoint_rows', o.checkpoint_rows, 1),
-                             ('--max_image_pixels', o.max_image_pixels, 1)):
+                             ('--max_image_pixels', o.max_image_pixels, 1),
+                             ('--max_input_bytes', o.max_input_bytes, 1),
+                             ('--decode_timeout_seconds', o.decode_timeout_seconds, 0),
+                             ('--inference_timeout_seconds', o.inference_timeout_seconds, 0)):
     if value < least:
       raise OptionsError(f'{flag} must be {"positive" if least else "0 or more"}, not {value}')
   if o.overwrite and o.resume:
@@ -271,7 +283,8 @@ def validate(options: PipelineOptions) -> JobConfig:
     passthrough_keys = passthrough.parse_keys(o.passthrough_keys, RESERVED_COLUMNS)
   except passthrough.PassthroughError as e:
     raise OptionsError(str(e)) from e
-  settings = ReadSettings(o.image_key or None, o.id_key or None, o.compression)
+  settings = ReadSettings(o.image_key or None, o.id_key or None, o.compression,
+                          max_input_bytes=o.max_input_bytes)
   threads = local_defaults.model_threads(options) if o.model_threads is None else o.model_threads
   if threads < 1:
     raise OptionsError(f'--model_threads must be positive, not {threads}')
@@ -282,4 +295,6 @@ def validate(options: PipelineOptions) -> JobConfig:
                    top_k=o.top_k, resize_method=o.resize_method, min_batch_size=min_batch_size,
                    max_batch_size=o.max_batch_size, num_shards=o.num_shards, progress_seconds=o.progress_seconds,
                    output_mode=mode, checkpoint_rows=o.checkpoint_rows, max_image_pixels=o.max_image_pixels,
+                   decode_timeout_seconds=o.decode_timeout_seconds,
+                   inference_timeout_seconds=o.inference_timeout_seconds,
                    analysis=_analysis(options, output_prefix, spec, passthrough_keys))

@@ -1,20 +1,21 @@
 """Entry point: validate options, inspect the model, claim the output, run the job, report."""
+import hashlib
 import json
 import logging
 import sys
 import time
 from typing import List, Optional, Tuple
 
-from pipeline import logs
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
+from apache_beam.runners.runner import PipelineState
 
-import apache_beam as beam  # pylint: disable=wrong-import-order
-from apache_beam.options.pipeline_options import PipelineOptions, TestOptions  # pylint: disable=wrong-import-order
-
-from pipeline import command_line, graph, local_defaults, options, summary  # pylint: disable=ungrouped-imports
+from pipeline import command_line, graph, local_defaults, logs, options, stopping, summary
 from transforms import gcs_auth
 from transforms.infer import labels as labels_lib
 from transforms.infer import model_files, models
-from transforms.output import claim, layout
+from transforms.output import claim, files, layout, lease
 from transforms.read import plan
 
 
@@ -42,16 +43,42 @@ def row_shaping_options(config: options.JobConfig) -> dict:
       'classes_output': spec.classes_output, 'embedding_output': spec.embedding_output,
       'input_range': list(spec.input_range) if spec.input_range else None,
       'labels_file': config.labels, 'top_k': config.top_k, 'resize_method': config.resize_method,
-      'max_image_pixels': config.max_image_pixels,
+      'max_image_pixels': config.max_image_pixels, 'max_input_bytes': config.read_settings.max_input_bytes,
       'analyze_embeddings': analysis is not None,
       'pca_dims': analysis.pca_dims if analysis else None,
       'whiten': analysis.whiten if analysis else None,
   }
 
 
+LABELS_DIGEST = 'labels_sha256'  # in job.json, beside the model's digest: a relabelled run must not mix labels
+
+
+def labels_fingerprint(path: Optional[str]) -> Optional[str]:
+  """SHA-256 of the labels file's bytes, read through Beam's filesystems (local or gs://); None without one."""
+  if not path:
+    return None
+  digest = hashlib.sha256()
+  with FileSystems.open(path, compression_type='uncompressed') as f:
+    for chunk in iter(lambda: f.read(1 << 20), b''):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
 def job_record(config: options.JobConfig) -> dict:
-  """What the claim on --output writes to job.json and a resumed run compares: options and model digest."""
-  return dict(row_shaping_options(config), **{claim.MODEL_DIGEST: model_files.fingerprint(config.model.location)})
+  """What the claim on --output writes to job.json and a resumed run compares: options, model and labels digests."""
+  return dict(row_shaping_options(config), **{claim.MODEL_DIGEST: model_files.fingerprint(config.model.location),
+                                              LABELS_DIGEST: labels_fingerprint(config.labels)})
+
+
+def check_labels_unchanged(output: str, job: dict) -> None:
+  """--resume over rows labelled from other class names would mix labels: refused, as a changed model is."""
+  previous = files.read_json(files.join(output, layout.JOB_FILE)) or {}
+  if not previous or previous.get('labels_file') != job.get('labels_file'):
+    return  # a new output, or another labels path: the claim's comparison of the options says so
+  if previous.get(LABELS_DIGEST) != job.get(LABELS_DIGEST):
+    why = 'its content differs' if LABELS_DIGEST in previous else 'its content was not recorded then'
+    raise claim.OutputError(f'--resume: the labels changed: the labels file {job.get("labels_file")} is not the '
+                            f'one that labelled {output} ({why}); pass --overwrite to start over with it')
 
 
 def prepare(argv: List[str]) -> Tuple[beam.Pipeline, options.JobConfig]:
@@ -68,9 +95,19 @@ def prepare(argv: List[str]) -> Tuple[beam.Pipeline, options.JobConfig]:
   run_layout = layout.Layout(config.output, layout.new_run_id())
   previous = None
   if not pipeline_options.view_as(TestOptions).dry_run:  # a dry run writes nothing, not even job.json
-    previous = claim.claim(config.output, config.output_mode, job_record(config))
+    record = job_record(config)
+    if config.output_mode == claim.RESUME:
+      check_labels_unchanged(config.output, record)
+    previous = claim.claim(config.output, config.output_mode, record, run_layout.run_id)  # takes the lease
+    run_layout = run_layout._replace(earlier_runs=layout.run_folders(config.output))  # the commit deletes theirs
   p = beam.Pipeline(options=pipeline_options)
-  graph.build(p, config, info, input_plan, run_layout, previous)
+  try:
+    graph.build(p, config, info, input_plan, run_layout, previous)
+  except BaseException:
+    if previous is not None:  # claimed: the lease is this run's
+      lease.release(config.output, run_layout.run_id)
+    raise
+  p.run_id = run_layout.run_id  # for run(): the lease's holder
   return p, config
 
 
@@ -78,15 +115,24 @@ def run(argv: Optional[List[str]] = None) -> dict:
   """Runs the job to completion and returns its summary; raises OptionsError/ModelError on bad input."""
   p, config = prepare(list(sys.argv[1:] if argv is None else argv))
   start = time.monotonic()
-  result = p.run()
   if p.options.view_as(TestOptions).dry_run:  # translated for the runner, nothing submitted
+    p.run()
     return {'dry_run': True, 'runner': type(p.runner).__name__}
-  result.wait_until_finish()
+  ended = True
+  try:
+    # SIGTERM, SIGINT: the job is stopped and the output left resumable (pipeline/stopping.py)
+    with lease.Heartbeat(config.output, p.run_id), stopping.on_signals(config.output) as watch:
+      result = watch.result = p.run()
+      result.wait_until_finish()
+      ended = PipelineState.is_terminal(result.state)  # not when a template launch returns at once
+  finally:
+    if ended:  # success or failure; the commit step released it already after a success
+      lease.release(config.output, p.run_id)
   report = summary.complete(config.output, result, time.monotonic() - start)
   if config.analysis:
     from transforms.analyze import embeddings  # pylint: disable=import-outside-toplevel  # tf.Transform if asked
-    report['embedding_analysis'] = embeddings.finish(config.output, config.analysis.pca_dims, config.analysis.whiten,
-                                                  config.analysis.temp_dir)
+    analysis = config.analysis
+    report['embedding_analysis'] = embeddings.finish(config.output, analysis.pca_dims, analysis.whiten)
   summary.write_summary(config.output, report)
   return report
 
@@ -102,5 +148,15 @@ def main(argv: Optional[List[str]] = None) -> int:
   except (options.OptionsError, plan.InputError, models.ModelError, claim.OutputError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  except stopping.Stopped as e:
+    print(f'error: {e}', file=sys.stderr)
+    return e.exit_code
+  except Exception as e:  # pylint: disable=broad-except
+    if not files.disk_full(e):
+      raise
+    where = next((line.strip() for line in str(e).splitlines() if 'No space left' in line), '')[:500]
+    print(f'error: the disk is full (No space left on device) while writing, the output is incomplete: '
+          f'free space, then run the same command with --resume to continue ({where})', file=sys.stderr)
+    return 1
   print(json.dumps(report, indent=2, sort_keys=True))
   return 0

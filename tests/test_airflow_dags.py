@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 from typing import Dict, List, NamedTuple
 
 import pyarrow.parquet as pq
@@ -95,7 +96,7 @@ def _run_beam_dag(airflow: Airflow, out: pathlib.Path, **settings: str) -> str:
           'labels_file': str(datagen.LABELS), 'task': 'both'}
   conf.update({k: settings.pop(k) for k in ('runner', 'flink_master') if k in settings})
   proc = airflow.run(['dags', 'test', BEAM_DAG, RUN_DATE, '-c', json.dumps(conf)], python=sys.executable,
-                     retries='0', **settings)
+                     retries='0', model=str(MODEL), **settings)  # the model: the deployment's allowed one
   assert proc.returncode == 0, proc.stdout[-5000:]
   assert 'state=success' in proc.stdout
   out = out / RUN_DATE  # date-partitioned by {{ ds }}
@@ -128,16 +129,20 @@ def test_beam_dag_runs_the_job_on_flink(airflow, flink_flags, tmp_path):
   """The runner param switches the same DAG to a real Flink cluster (the one templates/flink/ starts)."""
   flags = dict(flag[len('--'):].split('=', 1) for flag in flink_flags)
   assert flags.pop('runner') == 'FlinkRunner'
-  log = _run_beam_dag(airflow, tmp_path / 'out', runner='FlinkRunner', flink_master=flags.pop('flink_master'),
+  flink_master = flags.pop('flink_master')
+  log = _run_beam_dag(airflow, tmp_path / 'out', runner='FlinkRunner', flink_master=flink_master,
                       flink_options=json.dumps(flags))
   assert '--runner=FlinkRunner' in log and 'Submitting job' in log  # it went to the cluster
+  with urllib.request.urlopen(f'http://{flink_master}/jobs/overview', timeout=30) as response:
+    names = {job['name'] for job in json.load(response)['jobs']}
+  assert f'image-inference-beam-{RUN_DATE}' in names  # the name a killed task finds its job by to cancel it
 
 
 def test_beam_dag_timeout_stops_the_pipeline(airflow, tmp_path):
   out = tmp_path / 'out'
   conf = {'input': f'{datagen.PHOTOS}/*', 'output': str(out), 'model': str(MODEL), 'task': 'embed'}
   proc = airflow.run(['dags', 'test', BEAM_DAG, RUN_DATE, '-c', json.dumps(conf)], python=sys.executable,
-                     retries='0', timeout_minutes='0.15')
+                     retries='0', timeout_minutes='0.15', model=str(MODEL))
   assert proc.returncode != 0 and 'AirflowTaskTimeout' in proc.stdout, proc.stdout[-5000:]
   left = [cmd for cmd in _command_lines() if str(out) in cmd]
   assert not left, f'pipeline processes left running: {left}'
@@ -223,6 +228,66 @@ def test_beam_dag_renders_runner_options(airflow):
       '"environment_config": "pool:50000", "flink_version": "1.19"}'))
   assert flink == {'input': '/data/*', 'output': '/results/2024-06-01', 'model': '/models/m', 'task': 'both',
                    'resume': True, 'flink_master': 'flink-jm:8081', 'environment_type': 'EXTERNAL',
-                   'environment_config': 'pool:50000', 'flink_version': '1.19'}
-  assert set(flink) - {'flink_master', 'environment_type', 'environment_config', 'flink_version'} <= \
+                   'environment_config': 'pool:50000', 'flink_version': '1.19',
+                   'job_name': 'image-inference-beam-2024-06-01'}  # by which a killed task cancels its job
+  assert set(flink) - {'flink_master', 'environment_type', 'environment_config', 'flink_version', 'job_name'} <= \
       _image_option_names()
+
+
+def test_model_is_restricted_to_the_allowed_models(airflow):
+  """A model is a program (a SavedModel, a TF1 module): whoever triggers a run picks one the deployment allows."""
+  found = json.loads(airflow.python(
+      'import json, image_inference_dags as d\n'
+      'default = d.image_inference_beam.params["model"]  # before resolve() below sets the value\n'
+      'refused = {}\n'
+      'for dag in (d.image_inference_beam, d.image_inference_dataflow):\n'
+      '  try:\n'
+      '    dag.params.get_param("model").resolve("/tmp/any/saved_model")\n'
+      '    refused[dag.dag_id] = False\n'
+      '  except Exception as e:  # ParamValidationError, as when a run is triggered with it\n'
+      '    refused[dag.dag_id] = type(e).__name__\n'
+      '  assert dag.params.get_param("model").resolve("/models/a") == "/models/a"\n'
+      'params = dict(d.image_inference_beam.params.dump(), model="/tmp/any/saved_model")\n'
+      'macro = d.image_inference_beam.user_defined_macros["beam_job_options"]\n'
+      'try:\n'
+      '  macro(params, "2024-06-01")\n'
+      '  refused["job_options"] = False\n'
+      'except ValueError as e:\n'
+      '  refused["job_options"] = str(e)\n'
+      'schema = d.image_inference_beam.params.get_param("model").schema\n'
+      'print(json.dumps({"refused": refused, "enum": schema.get("enum"),\n'
+      '                  "default": default}))\n',
+      model='/models/b', models='["/models/a", "/models/b"]'))
+  assert found['enum'] == ['/models/a', '/models/b'] and found['default'] == '/models/b'
+  assert found['refused'][BEAM_DAG] and found['refused'][DATAFLOW_DAG]
+  assert 'not one of the allowed models' in found['refused']['job_options']
+
+
+def test_killed_flink_task_cancels_its_job_through_flinks_rest_api(airflow):
+  """cancel_flink_jobs against a stand-in for Flink's REST API: only this run's job, only if not ended."""
+  calls = json.loads(airflow.python(
+      'import json, threading, http.server, image_inference_dags as d\n'
+      'calls = []\n'
+      'jobs = [{"jid": "a1", "name": "image-inference-beam-2024-06-01", "state": "RUNNING"},\n'
+      '        {"jid": "b2", "name": "image-inference-beam-2024-06-01", "state": "FINISHED"},\n'
+      '        {"jid": "c3", "name": "other", "state": "RUNNING"}]\n'
+      'class Flink(http.server.BaseHTTPRequestHandler):\n'
+      '  def _reply(self, body):\n'
+      '    calls.append([self.command, self.path])\n'
+      '    data = json.dumps(body).encode()\n'
+      '    self.send_response(202 if self.command == "PATCH" else 200)\n'
+      '    self.send_header("Content-Length", str(len(data)))\n'
+      '    self.end_headers()\n'
+      '    self.wfile.write(data)\n'
+      '  def do_GET(self):\n'
+      '    self._reply({"jobs": jobs})\n'
+      '  def do_PATCH(self):\n'
+      '    self._reply({})\n'
+      '  def log_message(self, *args):\n'
+      '    pass\n'
+      'server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flink)\n'
+      'threading.Thread(target=server.serve_forever, daemon=True).start()\n'
+      'name = d.flink_job_name("image_inference_beam", "2024-06-01")\n'
+      'cancelled = d.cancel_flink_jobs(f"127.0.0.1:{server.server_port}", name)\n'
+      'print(json.dumps({"cancelled": cancelled, "calls": calls}))\n'))
+  assert calls == {'cancelled': ['a1'], 'calls': [['GET', '/jobs/overview'], ['PATCH', '/jobs/a1?mode=cancel']]}

@@ -9,6 +9,11 @@ JPEGs are decoded at reduced size in the DCT domain (Pillow's draft: 1/2,
 before the antialiased resize: on ImageNet-sized photos for a 160x160 model
 this halves the decode stage's time, and changes predictions less than
 switching the resize filter does (docs/benchmarks.md has the numbers).
+
+Each image's decode is bounded in time (--decode_timeout_seconds): it runs on
+one helper thread per DoFn instance, reused from image to image, and an image
+not done in time becomes a decode error row while the job goes on
+(transforms/watchdog.py).
 """
 import io
 from typing import Iterable, Optional, Tuple
@@ -18,7 +23,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from PIL import ExifTags, Image, ImageOps
 
-from transforms import elements
+from transforms import elements, watchdog
 
 RESIZE_METHODS = {
     'bilinear': Image.Resampling.BILINEAR,
@@ -37,8 +42,17 @@ MAX_IMAGE_PIXELS = 100_000_000
 Image.MAX_IMAGE_PIXELS = None
 
 
+# Longest a single image may take to decode and resize (--decode_timeout_seconds; 0: no bound). A 100-megapixel
+# image takes seconds; far longer means a crafted or pathological file, or a decoder that hangs.
+DECODE_TIMEOUT_SECONDS = 120
+
+
 class DecodeError(ValueError):
   """The bytes are not an image we can read."""
+
+
+class DecodeTimeout(DecodeError):
+  """Decoding one image took longer than --decode_timeout_seconds."""
 
 
 def _explain(e: Exception, fmt: Optional[str] = None) -> str:
@@ -148,27 +162,51 @@ def resize(image: Image.Image, size: Tuple[int, int], method: str) -> np.ndarray
   return np.asarray(image, dtype=np.uint8)
 
 
-class DecodeImages(beam.DoFn):
-  """EncodedImage -> DecodedImage; failures go to the errors output with their stage."""
+def _decode_one(data: bytes, size: Tuple[int, int], method: str, max_pixels: int):
+  """(None, (width, height, pixels)) or (stage, exception): the failure keeps the stage it happened in."""
+  try:
+    image = open_image(data, max_pixels, size)
+  except Exception as e:  # pylint: disable=broad-except
+    return elements.DECODE, e
+  try:
+    width, height = image.info.get(FULL_SIZE, image.size)
+    return None, (width, height, resize(to_rgb(image), size, method))
+  except Exception as e:  # pylint: disable=broad-except
+    return elements.PREPROCESS, e
 
-  def __init__(self, size: Tuple[int, int], method: str = DEFAULT_RESIZE_METHOD, max_pixels: int = MAX_IMAGE_PIXELS):
+
+class DecodeImages(beam.DoFn):
+  """EncodedImage -> DecodedImage; failures go to the errors output with their stage, and an image not decoded
+  within timeout seconds (0: no bound) is a decode error."""
+
+  def __init__(self, size: Tuple[int, int], method: str = DEFAULT_RESIZE_METHOD, max_pixels: int = MAX_IMAGE_PIXELS,
+               timeout: float = DECODE_TIMEOUT_SECONDS):
     self._size = tuple(size)
     self._method = method
     self._max_pixels = max_pixels
+    self._timeout = timeout
+    self._watchdog: Optional[watchdog.Watchdog] = None
     self._decoded = Metrics.counter('images', 'images_decoded')
+
+  def setup(self):
+    self._watchdog = watchdog.Watchdog(self._timeout, 'decode') if self._timeout else None
 
   def process(self, element: elements.EncodedImage) -> Iterable:
     ref = element.ref
+    args = (element.data, self._size, self._method, self._max_pixels)
     try:
-      image = open_image(element.data, self._max_pixels, self._size)
-    except Exception as e:  # pylint: disable=broad-except
-      yield beam.pvalue.TaggedOutput(elements.ERRORS_TAG, elements.error_for(ref, elements.DECODE, e))
-      return
-    try:
-      width, height = image.info.get(FULL_SIZE, image.size)
-      pixels = resize(to_rgb(image), self._size, self._method)
-    except Exception as e:  # pylint: disable=broad-except
-      yield beam.pvalue.TaggedOutput(elements.ERRORS_TAG, elements.error_for(ref, elements.PREPROCESS, e))
+      stage, result = self._watchdog.call(_decode_one, *args) if self._watchdog else _decode_one(*args)
+    except watchdog.TimedOut:
+      stage, result = elements.DECODE, DecodeTimeout(
+          f'decoding timed out: not done in {self._timeout:g} s (--decode_timeout_seconds); the image may be '
+          'crafted to be slow to decode')
+    if stage is not None:
+      yield beam.pvalue.TaggedOutput(elements.ERRORS_TAG, elements.error_for(ref, stage, result))
       return
     self._decoded.inc()
+    width, height, pixels = result
     yield elements.DecodedImage(ref, width, height, pixels)
+
+  def teardown(self):
+    if self._watchdog:
+      self._watchdog.close()

@@ -5,14 +5,16 @@ Two variants, built by the factories below:
   this project installed, on the DirectRunner or on Flink (the `runner` param chooses per run);
 - flex_template_dag: DataflowStartFlexTemplateOperator launches the Dataflow Flex Template
   (templates/dataflow/), whose parameters are the pipeline's options by name.
-Input, output, model and task are DAG params; each run writes under OUTPUT/<ds>/. Deployment settings
-(interpreter, template, project, ...) come from IMAGE_INFERENCE_* environment variables read at the bottom.
-Needs Airflow 3. See templates/airflow/README.md.
+Input, output, task and labels are DAG params; each run writes under OUTPUT/<ds>/. The model is a param
+restricted to an allow-list, a deployment setting (a SavedModel or a TF1 module is a program: whoever triggers
+a run must not choose one). Deployment settings (interpreter, models, template, project, ...) come from
+IMAGE_INFERENCE_* environment variables read at the bottom. Needs Airflow 3. See templates/airflow/README.md.
 """
 import datetime
 import json
 import os
-from typing import Any, Dict, Mapping, Optional
+import urllib.request
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import pendulum
 import psutil
@@ -25,13 +27,16 @@ RUNNERS = ('DirectRunner', 'FlinkRunner')
 DS = '{ds}'  # in the input param, replaced by the run's logical date (YYYY-MM-DD)
 
 
-def job_options(params: Mapping[str, Any], ds: str, extra: Optional[Mapping[str, Any]] = None
-               ) -> Dict[str, Any]:
+def job_options(params: Mapping[str, Any], ds: str, extra: Optional[Mapping[str, Any]] = None,
+                allowed_models: Optional[Sequence[str]] = None) -> Dict[str, Any]:
   """The pipeline's options for one run, named as in pipeline/options.py; an unset labels_file is left out.
 
   resume: a retry continues what a failed attempt finished, and a cleared day reruns over its own output
-  instead of being refused (the job refuses a resume with other options or another model).
+  instead of being refused (the job refuses a resume with other options or another model). A model outside
+  allowed_models is refused here too, should a run's params escape the param's own check.
   """
+  if allowed_models is not None and params['model'] not in allowed_models:
+    raise ValueError(f'model {params["model"]!r} is not one of the allowed models (IMAGE_INFERENCE_MODELS)')
   options = dict(extra or {})
   options.update(input=params['input'].replace(DS, ds), output=f'{params["output"].rstrip("/")}/{ds}',
                  model=params['model'], task=params['task'], resume=True)
@@ -40,13 +45,23 @@ def job_options(params: Mapping[str, Any], ds: str, extra: Optional[Mapping[str,
   return options
 
 
+def _allowed_models(defaults: Mapping[str, Any]) -> List[str]:
+  """The deployment's allow-list of models, default first: `models`, else the one default `model`."""
+  allowed = list(defaults.get('models') or [defaults['model']])
+  if defaults.get('model') and defaults['model'] not in allowed:
+    raise ValueError(f'the default model {defaults["model"]!r} is not in the allowed models {allowed}')
+  return allowed
+
+
 def _job_params(defaults: Mapping[str, Any]) -> Dict[str, Param]:
+  allowed = _allowed_models(defaults)
   return {
       'input': Param(defaults['input'], type='string', minLength=1,
                      description=f'Image files: a glob, or several separated by commas; {DS} is the date.'),
       'output': Param(defaults['output'], type='string', minLength=1,
                       description='Output prefix; each run writes under OUTPUT/<logical date>/.'),
-      'model': Param(defaults['model'], type='string', minLength=1, description='TF-Hub handle or path.'),
+      'model': Param(defaults.get('model') or allowed[0], enum=allowed,
+                     description='One of the deployment\'s allowed models (IMAGE_INFERENCE_MODELS).'),
       'task': Param(defaults.get('task', 'both'), enum=list(TASKS), description='classify, embed or both.'),
       'labels_file': Param(defaults.get('labels_file'), type=['null', 'string'],
                            description='Class names, one per line (optional).'),
@@ -78,8 +93,38 @@ def _dag(dag_id: str, doc: str, params: Dict[str, Param], macros: Dict[str, Any]
   )
 
 
+FLINK_DONE = ('FINISHED', 'CANCELED', 'FAILED')  # Flink's terminal job states
+STOP_GRACE_SECONDS = 60  # for the launcher to cancel its job and end its workers after SIGTERM
+
+
+def flink_job_name(dag_id: str, ds: str) -> str:
+  """The name the run's job has on Flink (--job_name), by which a killed task finds it to cancel it."""
+  return f'{dag_id}-{ds}'.replace('_', '-')
+
+
+def cancel_flink_jobs(flink_master: str, job_name: str, timeout: float = 10) -> List[str]:
+  """Cancels the Flink jobs named job_name that have not ended (Flink's REST API: GET /jobs/overview, then
+  PATCH /jobs/<id>?mode=cancel); returns their ids."""
+  base = (flink_master if '://' in flink_master else f'http://{flink_master}').rstrip('/')
+  with urllib.request.urlopen(f'{base}/jobs/overview', timeout=timeout) as response:
+    jobs = json.load(response).get('jobs', [])
+  cancelled = []
+  for job in jobs:
+    if job.get('name') == job_name and job.get('state') not in FLINK_DONE:
+      request = urllib.request.Request(f'{base}/jobs/{job["jid"]}?mode=cancel', method='PATCH')
+      urllib.request.urlopen(request, timeout=timeout).close()  # pylint: disable=consider-using-with
+      cancelled.append(job['jid'])
+  return cancelled
+
+
 class BeamPipelineOperator(BeamRunPythonPipelineOperator):
-  """Stops the pipeline's processes when the task fails, times out or is killed; the provider does not."""
+  """Stops the pipeline when the task fails, times out or is killed; the provider's operator does not.
+
+  First SIGTERM to the launcher (`python -m pipeline`), which cancels the job it submitted (on Flink, through
+  Beam's job server) and ends its local workers, and exits (pipeline/stopping.py); then whatever is left of its
+  process tree is terminated, then killed; last, on Flink, a job of this run still running is cancelled through
+  Flink's REST API, should the launcher not have got to it.
+  """
 
   def execute(self, context):
     self._before = {p.pid for p in psutil.Process().children()}
@@ -93,22 +138,37 @@ class BeamPipelineOperator(BeamRunPythonPipelineOperator):
     super().on_kill()
 
   def _stop_pipeline(self) -> None:
-    tree = []
+    launchers, tree = [], []
     for child in psutil.Process().children():
       if child.pid not in getattr(self, '_before', ()):
         try:
           tree += [child] + child.children(recursive=True)
+          launchers.append(child)
         except psutil.NoSuchProcess:
           pass
-    for process in tree:
-      try:
-        process.terminate()
-      except psutil.NoSuchProcess:
-        pass
-    for process in psutil.wait_procs(tree, timeout=10)[1]:
-      process.kill()
+    for group, grace in ((launchers, STOP_GRACE_SECONDS), (tree, 10)):
+      for process in group:
+        try:
+          process.terminate()
+        except psutil.NoSuchProcess:
+          pass
+      for process in psutil.wait_procs(group, timeout=grace)[1]:
+        process.kill()
     if tree:
       self.log.warning("stopped the pipeline's processes %s", [p.pid for p in tree])
+      self._cancel_on_flink()
+
+  def _cancel_on_flink(self) -> None:
+    options = self.pipeline_options if isinstance(self.pipeline_options, dict) else {}
+    if self.runner != 'FlinkRunner' or not options.get('flink_master') or not options.get('job_name'):
+      return
+    try:
+      cancelled = cancel_flink_jobs(options['flink_master'], options['job_name'])
+    except Exception as e:  # pylint: disable=broad-except  # the cluster is gone, or unreachable from here
+      self.log.warning('could not check Flink for a job to cancel: %s', e)
+      return
+    if cancelled:
+      self.log.warning('cancelled the Flink job(s) %s', cancelled)
 
 
 def beam_dag(dag_id: str, *, python: str, runner: str = 'DirectRunner', flink_master: str = 'localhost:8081',
@@ -118,16 +178,18 @@ def beam_dag(dag_id: str, *, python: str, runner: str = 'DirectRunner', flink_ma
              timeout: datetime.timedelta = datetime.timedelta(hours=6), **defaults: Any) -> DAG:
   """Runs `python -m pipeline` with the interpreter `python`, whose environment has the project installed.
 
-  defaults: the params' defaults (input, output, model, task, labels_file). beam_options go to every run (e.g.
-  direct_num_workers); flink_options and the flink_master param only to runs on the FlinkRunner (e.g.
-  environment_type, environment_config, flink_version). Params cannot add other options: --setup_file and the
-  like would let whoever triggers a run execute code on the worker.
+  defaults: the params' defaults (input, output, model, task, labels_file) and `models`, the allowed models (the
+  model param is restricted to them). beam_options go to every run (e.g. direct_num_workers); flink_options and
+  the flink_master param only to runs on the FlinkRunner (e.g. environment_type, environment_config,
+  flink_version), which also get job_name (flink_job_name), by which a killed task cancels its job. Params
+  cannot add other options: --setup_file and the like would let whoever triggers a run execute code on the
+  worker.
   """
   def beam_job_options(params, ds):
     extra = dict(beam_options or {})
     if params['runner'] == 'FlinkRunner':
-      extra.update(flink_options or {}, flink_master=params['flink_master'])
-    return job_options(params, ds, extra)
+      extra.update(flink_options or {}, flink_master=params['flink_master'], job_name=flink_job_name(dag_id, ds))
+    return job_options(params, ds, extra, _allowed_models(defaults))
 
   params = _job_params(defaults)
   params['runner'] = Param(runner, enum=list(RUNNERS), description='Beam runner.')
@@ -153,12 +215,14 @@ def flex_template_dag(dag_id: str, *, template: str, project_id: str, region: st
                       timeout: datetime.timedelta = datetime.timedelta(hours=6), **defaults: Any) -> DAG:
   """Launches the Flex Template whose spec file is `template` (gs://...json) and waits for the job to finish.
 
-  defaults: the params' defaults (input, output, model, task, labels_file). parameters go to every run (more
-  template parameters, e.g. top_k); environment is the launch's runtime environment (tempLocation,
-  serviceAccountEmail, maxWorkers, machineType, ...). A task that times out or is killed cancels its job.
+  defaults: the params' defaults (input, output, model, task, labels_file) and `models`, the allowed models.
+  parameters go to every run (more template parameters, e.g. top_k); environment is the launch's runtime
+  environment (tempLocation, serviceAccountEmail, maxWorkers, machineType, ...). A task that times out or is
+  killed cancels its job.
   """
   def template_parameters(params, ds):
-    return {name: str(value) for name, value in job_options(params, ds, parameters).items()}
+    options = job_options(params, ds, parameters, _allowed_models(defaults))
+    return {name: str(value) for name, value in options.items()}
 
   macros = {'template_parameters': template_parameters}
   params = _job_params(defaults)
@@ -183,18 +247,21 @@ def flex_template_dag(dag_id: str, *, template: str, project_id: str, region: st
 
 
 def _env(name: str, default: Any = None) -> Any:
-  """IMAGE_INFERENCE_<name>; those named *_OPTIONS, *_PARAMETERS and ENVIRONMENT hold JSON objects."""
+  """IMAGE_INFERENCE_<name>; those named *_OPTIONS, *_PARAMETERS and ENVIRONMENT hold JSON objects, MODELS a
+  JSON list."""
   value = os.environ.get(f'IMAGE_INFERENCE_{name}')
   if not value:
     return default
-  return json.loads(value) if name.endswith(('OPTIONS', 'PARAMETERS', 'ENVIRONMENT')) else value
+  return json.loads(value) if name.endswith(('OPTIONS', 'PARAMETERS', 'ENVIRONMENT', 'MODELS')) else value
 
 
 # The DAGs Airflow picks up, set by the environment of Airflow's DAG processor and workers (or edit here).
 _common = dict(
     input=_env('INPUT', 'gs://YOUR_BUCKET/images/*'),
     output=_env('OUTPUT', 'gs://YOUR_BUCKET/image-inference'),
-    model=_env('MODEL', 'https://tfhub.dev/google/imagenet/mobilenet_v1_050_160/quantops/classification/1'),
+    model=_env('MODEL'),  # the default of the allowed models, else the first of them
+    models=_env('MODELS', [_env('MODEL', 'https://tfhub.dev/google/imagenet/mobilenet_v1_050_160/quantops/'
+                                'classification/1')]),
     task=_env('TASK', 'both'),
     labels_file=_env('LABELS_FILE'),
     schedule=_env('SCHEDULE', '@daily'),

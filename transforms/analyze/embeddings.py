@@ -45,9 +45,8 @@ def _stack(rows: List[dict]) -> np.ndarray:
   return np.asarray([row[pca.EMBEDDING] for row in rows], dtype=np.float32)
 
 
-def finish(output: str, pca_dims: int, whiten: bool, temp_dir: str) -> dict:
-  """After a successful run: removes tf.Transform's scratch space, returns the run summary's part."""
-  files.delete_tree(temp_dir)
+def finish(output: str, pca_dims: int, whiten: bool) -> dict:
+  """After a successful run: the run summary's part (the commit step removed tf.Transform's scratch space)."""
   stats = files.read_json(stats_path(output))
   return dict(stats, pca_dims=pca_dims, whitened=whiten, transform_dir=transform_dir(output))
 

@@ -1,10 +1,10 @@
 """The launch-time claim on --output: a new run refuses a used output, --overwrite clears it, --resume checks
 that it continues the same job. Runs in the launcher, before any work."""
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.output import files
+from transforms.output import files, lease
 from transforms.output.layout import (CHECKPOINTS_DIR, DATASETS, JOB_FILE, STAGING_DIR, SUMMARY_FILE, TRANSFORM_DIR,
                                       previous_files)
 
@@ -40,13 +40,31 @@ def _check_same_job(output: str, job: dict) -> None:
                       'changed); pass --overwrite to start over with it')
 
 
-def claim(output: str, mode: str, job: dict) -> Dict[str, List[str]]:
+def claim(output: str, mode: str, job: dict, run_id: Optional[str] = None) -> Dict[str, List[str]]:
   """Makes the output ready for a run, before any work; returns the files a resumed run carries over.
 
+  With a run_id, first takes the output's lease for it (lease.py; refused if another run holds it, a
+  stale one taken over with --resume or --overwrite), released again if the claim fails.
   new: refuses an output a job wrote before. overwrite: deletes it (summary.json first, so that it is
   never mistaken for complete). resume: checks that the previous run had the same options and model,
   then marks the output incomplete and lists what it finished.
   """
+  if run_id is None:
+    return _claim(output, mode, job)
+  try:
+    lease.acquire(output, run_id, take_over_stale=mode in (OVERWRITE, RESUME))
+  except lease.Held as e:
+    raise OutputError(str(e)) from e
+  except OSError as e:
+    raise OutputError(f'cannot write to --output {output}: {e}') from e
+  try:
+    return _claim(output, mode, job)
+  except BaseException:
+    lease.release(output, run_id)
+    raise
+
+
+def _claim(output: str, mode: str, job: dict) -> Dict[str, List[str]]:
   used = _used(output)
   if mode == NEW and used:
     raise OutputError(f'--output {output} already holds a job\'s output ({", ".join(used)}): pass --overwrite '

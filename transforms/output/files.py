@@ -4,7 +4,9 @@ Object stores have no folders and no atomic multi-file moves: a "folder" is
 every object under a prefix, and a file appears whole only if it is written
 beside and renamed into place.
 """
+import errno
 import json
+import os
 import uuid
 from typing import List, Optional, Sequence
 
@@ -27,6 +29,36 @@ def delete_tree(path: str) -> None:
     FileSystems.delete([path])
   if list_files(join(path, '**')):  # objects under a GCS prefix
     FileSystems.delete([path + '/'])
+
+
+def disk_full(error: BaseException) -> bool:
+  """Whether a failure (possibly a worker's, re-raised by the runner as text) was a full disk (ENOSPC)."""
+  while error is not None:
+    if getattr(error, 'errno', None) == errno.ENOSPC or 'No space left on device' in str(error):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def basename(path: str) -> str:
+  return path.rstrip('/').rsplit('/', 1)[-1]
+
+
+def move(source: str, destination: str) -> None:
+  """One file to another path (on GCS a copy, then a delete: a crash between them leaves both, each whole)."""
+  parent = destination.rsplit('/', 1)[0]
+  if '://' not in destination and not FileSystems.exists(parent):
+    FileSystems.mkdirs(parent)  # local renames need the folder
+  FileSystems.rename([source], [destination])
+
+
+def remove_empty_folder(path: str) -> None:
+  """Local disk only (object stores have no empty folders): removes a folder left empty, keeps one that is not."""
+  if '://' not in path:
+    try:
+      os.rmdir(path)
+    except OSError:
+      pass
 
 
 def delete_files(paths: Sequence[str]) -> None:

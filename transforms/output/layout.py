@@ -9,12 +9,14 @@
   _staging/RUN/          where the run's Beam writes put their shards (Beam's temp files included)
   _checkpoints/RUN/      rows committed every few thousand as the run goes, so that --resume can skip
                          them after a crash (output/resume.py)
+  _lease.json            while a run goes on: which run holds the output, and its last heartbeat (lease.py)
 
 Names starting with '_' are skipped by pyarrow, pandas and Spark when they read a dataset folder, so a
 reader of predictions/ never meets a half-written file.
 """
+import os
 import uuid
-from typing import Dict, List, NamedTuple
+from typing import Dict, List, NamedTuple, Tuple
 
 from transforms.output.files import join, list_files
 
@@ -33,9 +35,11 @@ def new_run_id() -> str:
 
 
 class Layout(NamedTuple):
-  """Where one run writes."""
+  """Where one run writes; earlier_runs: the runs whose staging and checkpoints the claim found (with
+  --resume, this run carries their work, and its commit deletes their scratch folders, no one else's)."""
   output: str
   run_id: str
+  earlier_runs: Tuple[str, ...] = ()
 
   def dataset(self, name: str) -> str:
     return join(self.output, name)
@@ -58,6 +62,24 @@ class Layout(NamedTuple):
   @property
   def summary(self) -> str:
     return join(self.output, SUMMARY_FILE)
+
+  def scratch(self) -> List[str]:
+    """The folders the commit deletes: this run's and the carried runs' staging and checkpoints."""
+    runs = (self.run_id,) + tuple(r for r in self.earlier_runs if r != self.run_id)
+    return [join(self.output, top, run) for top in (STAGING_DIR, CHECKPOINTS_DIR) for run in runs]
+
+
+def run_folders(output: str) -> Tuple[str, ...]:
+  """The run ids that have a folder (or, on GCS, objects) under _staging/ or _checkpoints/."""
+  runs = set()
+  for top in (STAGING_DIR, CHECKPOINTS_DIR):
+    base = join(output, top).rstrip('/') + '/'
+    if '://' not in base and os.path.isdir(base):  # local folders, empty ones too
+      runs.update(os.listdir(base))
+    for path in list_files(join(output, top, '*')) + list_files(join(output, top, '**')):
+      if path.startswith(base) and path[len(base):].split('/')[0]:
+        runs.add(path[len(base):].split('/')[0])
+  return tuple(sorted(runs))
 
 
 def previous_files(output: str) -> Dict[str, List[str]]:

@@ -14,11 +14,16 @@ from transforms.output.layout import ERRORS_DIR, PREDICTIONS_DIR
 READ, ROWS, SKIPPED, CARRIED, DUPLICATE_IDS = ('records_read', 'rows_written', 'skipped_as_done', 'carried',
                                                'duplicate_ids')
 ERRORS_PREFIX = 'errors/'
+UNREAD_PREFIX = 'unread/'  # + what storage would not give after retries (transforms/read/retry.py)
 
 
 def count_as(pcoll, label: str, key) -> beam.PCollection:
   """Each element of pcoll as its tally key (a string, or a function of the element)."""
   return pcoll | label >> beam.Map(key if callable(key) else (lambda _, key=key: key))
+
+
+def unread_key(location: str) -> str:
+  return UNREAD_PREFIX + location
 
 
 def error_key(error_row: dict) -> str:
@@ -46,7 +51,8 @@ class Tally(beam.PTransform):
 
 
 def accounting(tally: Dict[str, int]) -> dict:
-  """The summary's counts; 'accounted' says whether every record read is a row or an error row."""
+  """The summary's counts; 'accounted' says whether every record read is a row or an error row, and every
+  input was read ('unread' lists what storage would not give)."""
   errors = {k[len(ERRORS_PREFIX):]: v for k, v in sorted(tally.items()) if k.startswith(ERRORS_PREFIX)}
   summary = {
       'records_read': tally.get(READ, 0),
@@ -56,6 +62,10 @@ def accounting(tally: Dict[str, int]) -> dict:
       'duplicate_ids': tally.get(DUPLICATE_IDS, 0),
   }
   summary['accounted'] = summary['records_read'] == summary['rows_written'] + summary['errors']
+  unread = sorted(k[len(UNREAD_PREFIX):] for k in tally if k.startswith(UNREAD_PREFIX))
+  if unread:
+    summary['unread'] = unread
+    summary['accounted'] = False
   if any(k == SKIPPED or k.startswith(CARRIED) for k in tally):
     summary['resumed'] = {'skipped_as_done': tally.get(SKIPPED, 0),
                           'carried_rows': tally.get(f'{CARRIED}/{PREDICTIONS_DIR}', 0),

@@ -4,6 +4,7 @@ the passthrough columns typed.
 The format is detected from the input's first file (by extension, else by
 content); undeclared passthrough types from its first records.
 """
+import contextlib
 import dataclasses
 from typing import NamedTuple, Optional, Sequence, Tuple
 
@@ -24,6 +25,17 @@ class InputError(ValueError):
 class InputPlan(NamedTuple):
   inputs: Tuple[Tuple[str, str], ...]  # (pattern, format)
   settings: ReadSettings
+
+
+@contextlib.contextmanager
+def _peeking(what: str):
+  """Any failure while the launcher peeks at an input becomes an InputError saying what it was doing."""
+  try:
+    yield
+  except InputError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise InputError(f'{what}: {type(e).__name__}: {e}') from e
 
 
 def _head(path: str, n: int = 64 << 10) -> bytes:
@@ -54,14 +66,16 @@ def plan_inputs(patterns: Sequence[str], input_format: str = AUTO, settings: Rea
   planned = []
   firsts = {}
   for pattern in patterns:
-    first = match.first_file(pattern, None if input_format == AUTO else input_format)
+    with _peeking(f'cannot list --input {pattern}'):
+      first = match.first_file(pattern, None if input_format == AUTO else input_format)
     if first is None and match.is_folder(pattern):
       raise InputError(f'--input {pattern}: no image, TFRecord or tar files under this folder (by extension); '
                        'name the files with a glob instead')
     if first is None:
       raise InputError(f'--input matches no files: {pattern}')
     fmt = input_format if input_format != AUTO else detect_format(pattern, first)
-    _check_compression(first, fmt, settings.compression)
+    with _peeking(f'cannot read {first} (from --input {pattern})'):
+      _check_compression(first, fmt, settings.compression)
     planned.append((pattern, fmt))
     firsts.setdefault(fmt, first)
   used = set(firsts)
@@ -74,9 +88,11 @@ def plan_inputs(patterns: Sequence[str], input_format: str = AUTO, settings: Rea
   samples = []
   if any(t is None for _, t in passthrough_keys):
     if TFRECORD in firsts:
-      samples += tfrecord_shards.sample(firsts[TFRECORD], settings, SAMPLE_RECORDS)
+      with _peeking(f'cannot read {firsts[TFRECORD]} to type --passthrough_keys'):
+        samples += tfrecord_shards.sample(firsts[TFRECORD], settings, SAMPLE_RECORDS)
     if TAR in firsts:
-      samples += tar_shards.sample(firsts[TAR], SAMPLE_RECORDS)
+      with _peeking(f'cannot read {firsts[TAR]} to type --passthrough_keys'):
+        samples += tar_shards.sample(firsts[TAR], SAMPLE_RECORDS, settings.max_input_bytes)
   try:
     columns = passthrough.resolve(passthrough_keys, samples, ' and '.join(sorted(firsts.values())))
   except passthrough.PassthroughError as e:

@@ -5,16 +5,22 @@ a worker matches the inputs and the shard names (not their bytes) are
 grouped by path (each shard read once, match.MatchInputs), which spreads the
 shards, and the decoding and inference fused after the read, over all workers. Large jobs have many shards, as img2dataset
 writes them.
+
+Flaky storage. A shard whose read fails with a storage error is reopened and
+the samples already yielded skipped, with backoff (retry.resilient); if
+storage keeps failing, `PATH#after_member=NAME` (or `PATH` when nothing was
+read) goes on the unread output. A member larger than --max_input_bytes makes
+its sample an error row; its data is skipped, never read into memory.
 """
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import elements
-from transforms.read import match, outcomes
+from transforms.read import match, outcomes, retry
 from transforms.read.formats import detect, passthrough, webdataset
-from transforms.read.settings import ReadSettings
+from transforms.read.settings import InputTooLarge, ReadSettings
 
 
 def source(path: str, member: str) -> str:
@@ -25,22 +31,39 @@ def to_image(path: str, sample: webdataset.Sample, settings: ReadSettings) -> el
   """The sample's image with its passthrough values; raises RecordError locating the sample."""
   ref = elements.ImageRef(sample.key, source(path, next(iter(sample.names.values()))))
   try:
+    for ext, size in sample.too_large.items():
+      ref = ref._replace(source=source(path, sample.names[ext]))
+      raise InputTooLarge(f'member {sample.names[ext]}', size, settings.max_input_bytes)
     ext = webdataset.image_extension(sample, settings.image_key)
     ref = ref._replace(source=source(path, sample.names[ext]))
     extra = None
     if settings.columns:
       found = webdataset.sample_values(sample)
       extra = {c.name: passthrough.convert(c, found.get(c.name)) for c in settings.columns}
-  except (webdataset.SampleError, passthrough.PassthroughError) as e:
+  except (webdataset.SampleError, passthrough.PassthroughError, InputTooLarge) as e:
     raise elements.RecordError(ref, e) from e
   return elements.EncodedImage(ref._replace(extra=extra), sample.members[ext])
 
 
-def sample(path: str, count: int) -> List[Dict[str, passthrough.Values]]:
+def sample(path: str, count: int, max_member_bytes: Optional[int] = None) -> List[Dict[str, passthrough.Values]]:
   """Passthrough values of the shard's first `count` samples (for typing passthrough columns)."""
   with FileSystems.open(path, compression_type='uncompressed') as f:
-    return passthrough.first_samples(webdataset.samples(f), webdataset.sample_values, webdataset.SampleError,
-                                     count)
+    return passthrough.first_samples(webdataset.samples(f, max_member_bytes), webdataset.sample_values,
+                                     webdataset.SampleError, count)
+
+
+def unread(path: str, last: Optional[str]) -> str:
+  """What of a shard was not read: PATH#after_member=NAME, or PATH when nothing was."""
+  return path if last is None else f'{path}#after_member={last}'
+
+
+def read_shard(path: str, max_member_bytes: Optional[int], position: Tuple[int, Optional[str]]) -> Iterator:
+  """(sample, (samples done, its last member)) from the shard's start, skipping the first position[0] samples."""
+  done = position[0]
+  with FileSystems.open(path, compression_type='uncompressed') as f:
+    for i, item in enumerate(webdataset.samples(f, max_member_bytes)):
+      if i >= done:
+        yield item, (i + 1, item.names[next(reversed(item.names))])
 
 
 class _ReadShards(beam.DoFn):
@@ -51,29 +74,21 @@ class _ReadShards(beam.DoFn):
 
   def process(self, file: match.FileRef) -> Iterable:
     last = '(start)'
+    items = retry.resilient(lambda at: read_shard(file.path, self._settings.max_input_bytes, at), (0, None),
+                            lambda at: unread(file.path, at[1]))
     try:
-      with FileSystems.open(file.path, compression_type='uncompressed') as f:
-        for item in webdataset.samples(f):
-          self._read.inc()
-          last = item.names[next(reversed(item.names))]
-          yield outcomes.image_or_error(lambda item=item: to_image(file.path, item, self._settings))
+      for item in outcomes.counted(items, self._read):
+        if isinstance(item, beam.pvalue.TaggedOutput):  # the rest of the shard, unreadable
+          yield item
+          continue
+        last = item.names[next(reversed(item.names))]
+        yield outcomes.image_or_error(lambda item=item: to_image(file.path, item, self._settings))
     except Exception as e:  # pylint: disable=broad-except
       # The shard itself failed (gone, truncated, not a tar).
       where = source(file.path, last)
       yield outcomes.rest_of_file_lost(self._read, where, e, f'shard unreadable after member {last}')
 
 
-class ReadTarShards(beam.PTransform):
-  """WebDataset samples from tar shards named by globs or lists."""
-
-  def __init__(self, patterns, settings: ReadSettings):
-    super().__init__()
-    self._patterns = list(patterns)
-    self._settings = settings
-
-  def expand(self, pbegin):
-    read = (pbegin
-            | 'Match' >> match.MatchInputs(self._patterns, detect.TAR)
-            | 'ReadShards' >> beam.ParDo(_ReadShards(self._settings)).with_outputs(elements.ERRORS_TAG,
-                                                                                 main='images'))
-    return {'images': read.images, elements.ERRORS_TAG: read[elements.ERRORS_TAG]}
+def ReadTarShards(patterns: Sequence[str], settings: ReadSettings) -> beam.PTransform:  # pylint: disable=invalid-name
+  """WebDataset samples from tar shards named by globs, folders or lists."""
+  return outcomes.MatchAndRead(patterns, detect.TAR, _ReadShards(settings))

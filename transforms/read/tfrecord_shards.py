@@ -13,6 +13,13 @@ in it; tfrecord.RecordReader explains how a range finds its first record and
 why no record is read twice or lost, even around corrupt bytes, which become
 error rows that locate them (`path#offset=N`). GZIP files cannot be cut: each
 is one range, so many compressed shards still read in parallel.
+
+Flaky storage. A range whose read fails with a storage error is reopened at
+the byte after the last record it yielded (GZIP files: reopened at the start,
+skipping the records already yielded), with backoff (retry.resilient); if
+storage keeps failing, what was not read, `PATH#bytes=START-END` (`START-`
+for GZIP files), goes on the unread output. A record whose header declares
+more than --max_input_bytes is an error row, skipped without being read.
 """
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional
 
@@ -21,9 +28,9 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import elements
-from transforms.read import match, outcomes
+from transforms.read import match, outcomes, retry
 from transforms.read.formats import detect, passthrough, tf_example, tfrecord
-from transforms.read.settings import ReadSettings
+from transforms.read.settings import InputTooLarge, ReadSettings
 
 
 class Range(NamedTuple):
@@ -41,9 +48,43 @@ def source(path: str, offset: int) -> str:
   return f'{path}#offset={offset}'
 
 
-def open_reader(path: str, gzip: bool, size: Optional[int]) -> tfrecord.RecordReader:
+def open_reader(path: str, gzip: bool, size: Optional[int], max_record_bytes: Optional[int] = None):
+  """(the open file, its RecordReader); the caller closes the file."""
   f = FileSystems.open(path, compression_type=CompressionTypes.GZIP if gzip else CompressionTypes.UNCOMPRESSED)
-  return tfrecord.RecordReader(f, None if gzip else size)
+  return f, tfrecord.RecordReader(f, None if gzip else size, max_record_bytes)
+
+
+def unread(rng: 'Range', offset: int) -> str:
+  """Where a range's read stopped for good: PATH#bytes=OFFSET-END (OFFSET- for compressed files)."""
+  return f'{rng.path}#bytes={offset}-{"" if rng.end is None else rng.end}'
+
+
+class _Position(NamedTuple):
+  offset: int  # where the next item begins
+  done: int  # items yielded so far
+
+
+def _item_end(item) -> int:
+  if isinstance(item, tfrecord.Record):
+    return item.offset + len(item.data) + tfrecord.OVERHEAD
+  return item.end
+
+
+def read_range(rng: 'Range', max_record_bytes: Optional[int], position: _Position) -> Iterator:
+  """(item, position after it) for the range's items from position on (one attempt; retry.resilient's read)."""
+  gzip = rng.size is None
+  f, reader = open_reader(rng.path, gzip, rng.size, max_record_bytes)
+  with f:
+    if gzip:  # a stream: read again from the start, skipping what was yielded
+      items = reader.read(0, None)
+      for _ in range(position.done):
+        next(items, None)
+    else:
+      items = reader.read(position.offset, rng.end, aligned=position.offset != rng.start)
+    done = position.done
+    for item in items:
+      done += 1
+      yield item, _Position(_item_end(item), done)
 
 
 def to_image(path: str, record: tfrecord.Record, settings: ReadSettings) -> elements.EncodedImage:
@@ -64,8 +105,10 @@ def sample(path: str, settings: ReadSettings, count: int) -> List[Dict[str, pass
   """The features of the file's first `count` readable Examples (for typing passthrough columns)."""
   gzip = is_gzip(path, settings.compression)
   size = None if gzip else FileSystems.match([path])[0].metadata_list[0].size_in_bytes
-  found = (item.data for item in open_reader(path, gzip, size).read() if isinstance(item, tfrecord.Record))
-  return passthrough.first_samples(found, tf_example.features, tf_example.ExampleError, count)
+  f, reader = open_reader(path, gzip, size, settings.max_input_bytes)
+  with f:
+    found = (item.data for item in reader.read() if isinstance(item, tfrecord.Record))
+    return passthrough.first_samples(found, tf_example.features, tf_example.ExampleError, count)
 
 
 class _PlanRanges(beam.DoFn):
@@ -99,21 +142,29 @@ class _ReadRanges(beam.DoFn):
 
   def process(self, rng: Range) -> Iterable:
     position = rng.start
+    bound = self._settings.max_input_bytes
+    items = retry.resilient(lambda at: read_range(rng, bound, at), _Position(rng.start, 0),
+                            lambda at: unread(rng, at.offset))
     try:
-      reader = open_reader(rng.path, rng.size is None, rng.size)
-      for item in reader.read(rng.start, rng.end):
-        self._read.inc()
+      for item in outcomes.counted(items, self._read):
+        if isinstance(item, beam.pvalue.TaggedOutput):  # the rest of the range, unreadable
+          yield item
+          continue
+        position = _item_end(item)
         if isinstance(item, tfrecord.BadRange):
-          position = item.end
           where = source(rng.path, item.start)
           error = elements.ErrorRecord(where, where, elements.READ, 'CorruptRecord',
                                       f'bytes {item.start}-{item.end} skipped: {item.reason}')
           yield beam.pvalue.TaggedOutput(elements.ERRORS_TAG, error)
-          continue
-        position = item.offset + len(item.data) + tfrecord.OVERHEAD
-        yield outcomes.image_or_error(lambda item=item: to_image(rng.path, item, self._settings))
+        elif isinstance(item, tfrecord.TooLarge):
+          where = source(rng.path, item.start)
+          e = InputTooLarge(f'the record at byte {item.start}', item.length, bound)
+          yield beam.pvalue.TaggedOutput(elements.ERRORS_TAG,
+                                         elements.ErrorRecord(where, where, elements.READ, 'InputTooLarge', str(e)))
+        else:
+          yield outcomes.image_or_error(lambda item=item: to_image(rng.path, item, self._settings))
     except Exception as e:  # pylint: disable=broad-except
-      # The file itself failed (gone, unreadable, bad GZIP).
+      # The data itself failed (bad GZIP, ...), or storage refused for good (gone, no permission).
       where = source(rng.path, position)
       yield outcomes.rest_of_file_lost(self._read, where, e, f'reading stopped at byte {position}')
 
@@ -132,9 +183,7 @@ class ReadTFRecords(beam.PTransform):
     ranges = (pbegin
               | 'Match' >> match.MatchInputs(self._patterns, detect.TFRECORD)
               | 'PlanRanges' >> beam.ParDo(plan).with_outputs(elements.ERRORS_TAG, main='ranges'))
-    read = (ranges.ranges
-            | 'Spread' >> beam.Reshuffle()
-            | 'ReadRanges' >> beam.ParDo(_ReadRanges(self._settings)).with_outputs(elements.ERRORS_TAG,
-                                                                                 main='images'))
-    errors = (ranges[elements.ERRORS_TAG], read[elements.ERRORS_TAG]) | 'Errors' >> beam.Flatten()
-    return {'images': read.images, elements.ERRORS_TAG: errors}
+    read = outcomes.read_with(ranges.ranges | 'Spread' >> beam.Reshuffle(), 'ReadRanges',
+                              _ReadRanges(self._settings))
+    read[elements.ERRORS_TAG] = (ranges[elements.ERRORS_TAG], read[elements.ERRORS_TAG]) | 'Errors' >> beam.Flatten()
+    return read

@@ -24,6 +24,12 @@ nothing else realistic can.)
 
 Compressed (GZIP) files are read as one stream from the start; their offsets
 count uncompressed bytes.
+
+Size bound. Given `max_record_bytes`, a record whose length header (checked
+by its CRC) declares more is never read into memory: the reader yields a
+TooLarge for it and skips its bytes (a seek in a plain file, reading and
+discarding them in 1 MiB chunks in a stream), so the memory a reader holds is
+about max_record_bytes plus 2 MiB whatever the file holds.
 """
 import struct
 from typing import BinaryIO, Iterator, List, NamedTuple, Optional, Tuple, Union
@@ -70,6 +76,13 @@ class BadRange(NamedTuple):
   reason: str
 
 
+class TooLarge(NamedTuple):
+  """A record longer than the reader's bound, skipped unread (its data CRC unchecked)."""
+  start: int
+  end: int  # exclusive: the next record's offset
+  length: int  # the data's length, as its header declares
+
+
 class _Window:
   """The bytes of a file from a moving position onwards: reads ahead in chunks, forgets what lies behind."""
 
@@ -102,6 +115,36 @@ class _Window:
       self._buf = bytearray(data)
     return self._pos + len(self._buf)
 
+  def skip_to(self, offset: int, seekable: bool) -> int:
+    """Moves to offset without holding what lies before it; returns the offset reached (less at the end)."""
+    end = self._pos + len(self._buf)
+    if offset <= end:
+      del self._buf[:offset - self._pos]
+      self._pos = offset
+      return offset
+    self._buf = bytearray()
+    self._pos = end
+    if seekable:
+      self._f.seek(offset)
+      self._pos = offset
+      return offset
+    while self._pos < offset and not self._eof:
+      data = self._f.read(min(_CHUNK, offset - self._pos))
+      self._eof = not data
+      self._pos += len(data)
+    return self._pos
+
+  def peek(self, offset: int, n: int) -> bytes:
+    """n bytes at a far offset of a seekable file, without reading what lies between."""
+    if offset + n <= self._pos + len(self._buf):
+      return self.get(offset, n)
+    here = self._f.tell()
+    try:
+      self._f.seek(offset)
+      return self._f.read(n)
+    finally:
+      self._f.seek(here)
+
   def forget_before(self, offset: int) -> None:
     drop = offset - self._pos
     if drop >= _CHUNK:  # amortized: trimming a bytearray's front moves what remains
@@ -110,17 +153,26 @@ class _Window:
 
 
 class RecordReader:
-  """Reads records and bad ranges from a binary file; `size` is None for streams (e.g. decompressed GZIP)."""
+  """Reads records and bad ranges from a binary file; `size` is None for streams (e.g. decompressed GZIP).
 
-  def __init__(self, f: BinaryIO, size: Optional[int] = None):
+  Records longer than max_record_bytes (None: no bound) are yielded as TooLarge, unread.
+  """
+
+  def __init__(self, f: BinaryIO, size: Optional[int] = None, max_record_bytes: Optional[int] = None):
     self._f = f
     self._size = size
+    self._max = max_record_bytes
     self._window: Optional[_Window] = None
 
-  def read(self, start: int = 0, end: Optional[int] = None) -> Iterator[Union[Record, BadRange]]:
-    """The records and bad ranges that begin in [start, end), in file order."""
+  def read(self, start: int = 0, end: Optional[int] = None,
+           aligned: bool = False) -> Iterator[Union[Record, BadRange, TooLarge]]:
+    """The records and bad ranges that begin in [start, end), in file order.
+
+    aligned: start is known to be where a record (or damage) begins, e.g. where an earlier read of the same
+    range stopped; the reader starts there instead of looking for the first record start.
+    """
     self._window = _Window(self._f, start)
-    offset = start if start == 0 else self._find_record_start(start, end)
+    offset = start if start == 0 or aligned else self._find_record_start(start, end)
     while offset is not None and (end is None or offset < end):
       self._window.forget_before(offset)
       item, offset = self._read_at(offset)
@@ -130,7 +182,7 @@ class RecordReader:
       # Damage right where the next range begins: that range cannot see it, so this one reports it.
       yield BadRange(offset, self._resync(offset), 'corrupt record header (length CRC mismatch)')
 
-  def _read_at(self, offset: int) -> Tuple[Optional[Union[Record, BadRange]], Optional[int]]:
+  def _read_at(self, offset: int) -> Tuple[Optional[Union[Record, BadRange, TooLarge]], Optional[int]]:
     """(what starts at offset, the next offset to read or None at the end)."""
     header = self._window.get(offset, HEADER_BYTES)
     if not header:
@@ -144,6 +196,11 @@ class RecordReader:
     record_end = offset + length + OVERHEAD
     if self._size is not None and record_end > self._size:
       return BadRange(offset, self._size, f'truncated record: {length} bytes declared, file ends first'), None
+    if self._max is not None and length > self._max:
+      reached = self._window.skip_to(record_end, self._size is not None)
+      if reached < record_end:
+        return BadRange(offset, reached, f'truncated record: {length} bytes declared, file ends first'), None
+      return TooLarge(offset, record_end, length), self._next_or_none(record_end)
     body = self._window.get(offset + HEADER_BYTES, length + FOOTER_BYTES)
     if len(body) < length + FOOTER_BYTES:
       return BadRange(offset, offset + HEADER_BYTES + len(body),
@@ -170,6 +227,12 @@ class RecordReader:
     length = self._length_at(offset)
     if length is None:
       return False
+    if self._max is not None and length > self._max:  # too large to check its data: check the next header
+      if self._size is None:
+        return False  # a stream cannot look that far ahead; the bytes stay in the bad range
+      nxt = offset + length + OVERHEAD
+      return nxt >= self._size or self._length(self._window.peek(nxt, HEADER_BYTES).ljust(HEADER_BYTES, b'\0')) \
+          is not None
     data_and_crc = self._window.get(offset + HEADER_BYTES, length + FOOTER_BYTES)
     if len(data_and_crc) < length + FOOTER_BYTES:
       return False

@@ -7,7 +7,9 @@ to the first dot of its file name, the rest is its extension, exactly as the
 Shards are read as streams (any compression tarfile detects), one member in
 memory at a time; nothing is ever extracted to disk, so member names such as
 `../x.jpg` are only names, and links are never followed (a sample whose image
-is a link becomes an error row that says so).
+is a link becomes an error row that says so). Given a bound, a member whose
+header declares more bytes is not read: tarfile skips its data in blocks and
+the sample records its size (`too_large`), so memory stays about the bound.
 """
 import io
 import json
@@ -26,6 +28,7 @@ class Sample(NamedTuple):
   members: Dict[str, bytes]  # extension (as written) -> bytes
   names: Dict[str, str]  # extension -> member name
   links: Dict[str, str]  # extension -> link target, for members that are links (never followed)
+  too_large: Dict[str, int] = {}  # extension -> declared size, for members over the bound (not read); never mutated
 
 
 class SampleError(ValueError):
@@ -38,8 +41,12 @@ def split_name(name: str):
   return (match.group(1), match.group(2)) if match else None
 
 
-def samples(f: BinaryIO) -> Iterator[Sample]:
-  """The shard's samples in order; a repeated member starts a new sample rather than replacing one."""
+def samples(f: BinaryIO, max_member_bytes: Optional[int] = None) -> Iterator[Sample]:
+  """The shard's samples in order; a repeated member starts a new sample rather than replacing one.
+
+  Members larger than max_member_bytes (None: no bound) are skipped unread and listed in the sample's too_large.
+  Raises tarfile.ReadError when a member holds fewer bytes than its header says.
+  """
   current: Optional[Sample] = None
   with tarfile.open(fileobj=f, mode='r|*') as tar:
     for member in tar:
@@ -50,9 +57,14 @@ def samples(f: BinaryIO) -> Iterator[Sample]:
       if current is None or key != current.key or ext in current.names:
         if current is not None:
           yield current
-        current = Sample(key, {}, {}, {})
-      if member.isfile():
-        current.members[ext] = tar.extractfile(member).read()
+        current = Sample(key, {}, {}, {}, {})
+      if member.isfile() and max_member_bytes is not None and member.size > max_member_bytes:
+        current.too_large[ext] = member.size  # tarfile skips its data (in blocks) on the way to the next member
+      elif member.isfile():
+        data = tar.extractfile(member).read()
+        if len(data) != member.size:
+          raise tarfile.ReadError(f'{member.name}: {len(data)} bytes where its header says {member.size}')
+        current.members[ext] = data
       else:
         current.links[ext] = member.linkname
       current.names[ext] = member.name

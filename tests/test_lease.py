@@ -1,0 +1,174 @@
+"""One run per output at a time: the claim takes OUT/_lease.json atomically, on local disk and on gs://.
+
+gs:// runs against fake-gcs-server, which refuses a create with if_generation_match=0 over an existing object
+(412) as GCS does; gcp-storage-emulator, the suite's other emulator, ignores preconditions.
+"""
+import datetime
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from tests import gcs
+from transforms import gcs_auth
+from transforms.output import claim, files, lease
+
+JOB = {'input': 'photos/*', 'model': 'm', claim.MODEL_DIGEST: 'abc'}
+ROUNDS = 20
+
+
+@pytest.fixture(scope='session')
+def fake_gcs():
+  with gcs.fake_gcs_server() as host:
+    yield host
+
+
+@pytest.fixture(name='gcs_root')
+def gcs_root_fixture(fake_gcs, monkeypatch):
+  """A fresh bucket on fake-gcs-server; gs:// paths of this test go there."""
+  monkeypatch.setenv('STORAGE_EMULATOR_HOST', fake_gcs)
+  monkeypatch.setattr(lease._Gcs, '_client', None)  # pylint: disable=protected-access  # built for this endpoint
+  gcs_auth.apply(PipelineOptions(['--no_auth']))  # Beam's filesystem: anonymous, to the same endpoint
+  # Beam's GCS filesystem writes job.json with batch requests, which fake-gcs-server does not serve: on gs://
+  # the claim here is its lease part only (the rest of the claim on gs:// runs in test_inputs_end_to_end.py).
+  monkeypatch.setattr(claim, '_claim', lambda output, mode, job: {})
+  return f'gs://{gcs.new_bucket("lease")}'
+
+
+@pytest.fixture(name='local_root')
+def local_root_fixture(tmp_path):
+  return str(tmp_path)
+
+
+def _race(output: str, mode: str, holders=()) -> list:
+  """len(holders) or 2 claims on one output at once (threads behind a barrier): [(run_id, error or None)]."""
+  runs = list(holders) or ['first', 'second']
+  barrier, results = threading.Barrier(len(runs)), []
+
+  def attempt(run_id):
+    barrier.wait()
+    try:
+      claim.claim(output, mode, JOB, run_id)
+      results.append((run_id, None))
+    except claim.OutputError as e:
+      results.append((run_id, str(e)))
+
+  threads = [threading.Thread(target=attempt, args=(r,)) for r in runs]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join(timeout=120)
+  return results
+
+
+def _one_winner(results) -> str:
+  winners = [run_id for run_id, error in results if error is None]
+  assert len(winners) == 1, results
+  for run_id, error in results:
+    if error is not None:
+      assert f'is in use by run {winners[0]} on host ' in error and 'last heartbeat' in error, error
+  return winners[0]
+
+
+def _holder(output: str) -> dict:
+  return files.read_json(lease.path_of(output))
+
+
+def _make_stale(output: str, run_id: str, minutes: float = 11) -> None:
+  record = lease.new_record(run_id)
+  old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=minutes)
+  record['heartbeat'] = old.strftime('%Y-%m-%dT%H:%M:%SZ')
+  if output.startswith('gs://'):  # not through Beam: its renames are batch requests fake-gcs-server lacks
+    lease._Gcs._blob(lease.path_of(output)).upload_from_string(json.dumps(record))  # pylint: disable=protected-access
+  else:
+    files.write_text(lease.path_of(output), json.dumps(record))
+
+
+@pytest.fixture(params=['local', pytest.param('gcs', marks=pytest.mark.full)], name='root')
+def root_fixture(request):
+  return request.getfixturevalue(f'{request.param}_root')
+
+
+def test_two_launches_at_once_one_gets_the_lease(root):
+  for i in range(ROUNDS):
+    output = f'{root}/race{i}'
+    winner = _one_winner(_race(output, claim.NEW))
+    assert _holder(output)['run_id'] == winner
+    if '://' not in root:
+      assert files.read_json(f'{output}/job.json') == JOB
+
+
+def test_resume_while_a_run_holds_the_output_is_refused(root):
+  for i in range(ROUNDS):
+    output = f'{root}/held{i}'
+    claim.claim(output, claim.NEW, JOB, 'holder')
+    results = _race(output, claim.RESUME, ['resume1', 'resume2'])
+    assert all(error and 'is in use by run holder on host ' in error for _, error in results), results
+    assert 'it may still be running' in results[0][1]
+    assert _holder(output)['run_id'] == 'holder'
+
+
+def test_a_stale_lease_is_taken_over_by_one_resume(root, caplog):
+  output = f'{root}/stale'
+  claim.claim(output, claim.NEW, JOB, 'dead')
+  _make_stale(output, 'dead')
+  with pytest.raises(claim.OutputError, match='is in use by run dead .* has died or not sent a heartbeat for over 10 min'):
+    claim.claim(output, claim.NEW, JOB, 'plain')  # a plain launch does not take over
+  for i in range(ROUNDS):
+    _make_stale(output, f'dead{i}')
+    with caplog.at_level(logging.WARNING):
+      winner = _one_winner(_race(output, claim.RESUME, [f'a{i}', f'b{i}']))
+    assert _holder(output)['run_id'] == winner
+    assert f'took over the lease on {output} from run dead{i}' in caplog.text
+
+
+def test_heartbeat_and_release_only_by_the_holder(root):
+  output = f'{root}/beat'
+  claim.claim(output, claim.NEW, JOB, 'mine')
+  _make_stale(output, 'mine', minutes=5)
+  assert lease.age_seconds(_holder(output)) > 200
+  assert lease.beat(output, 'mine') and lease.age_seconds(_holder(output)) < 60
+  assert not lease.beat(output, 'other') and not lease.release(output, 'other')
+  assert lease.release(output, 'mine') and _holder(output) is None
+  assert not lease.beat(output, 'mine') and _holder(output) is None  # a late beat does not bring it back
+  claim.claim(output, claim.RESUME, JOB, 'next')  # free again
+  assert _holder(output)['run_id'] == 'next'
+
+
+def test_a_failed_claim_releases_the_lease(local_root):
+  output = f'{local_root}/used'
+  claim.claim(output, claim.NEW, JOB, 'first')
+  lease.release(output, 'first')
+  with pytest.raises(claim.OutputError, match='already holds a job'):
+    claim.claim(output, claim.NEW, JOB, 'second')
+  assert _holder(output) is None
+
+
+def test_the_launchers_heartbeat_thread_keeps_the_lease_fresh(local_root):
+  output = f'{local_root}/thread'
+  claim.claim(output, claim.NEW, JOB, 'mine')
+  _make_stale(output, 'mine', minutes=5)
+  with lease.Heartbeat(output, 'mine', seconds=0.05):
+    deadline = time.monotonic() + 30
+    while lease.age_seconds(_holder(output)) > 60:
+      assert time.monotonic() < deadline, 'no heartbeat'
+      time.sleep(0.05)
+  assert _holder(output)['run_id'] == 'mine'
+  assert lease.release(output, 'mine')
+
+
+def test_a_lease_of_a_killed_launcher_on_this_host_is_taken_over_at_once(local_root):
+  output = f'{local_root}/killed'
+  proc = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True,
+                        check=True)
+  record = dict(lease.new_record('killed'), pid=int(proc.stdout))  # a process that has ended, on this host
+  files.write_text(lease.path_of(output), json.dumps(record))
+  with pytest.raises(claim.OutputError, match='is in use by run killed .* has died'):
+    claim.claim(output, claim.NEW, JOB, 'plain')
+  claim.claim(output, claim.RESUME, JOB, 'resumed')
+  assert _holder(output)['run_id'] == 'resumed'

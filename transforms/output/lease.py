@@ -1,0 +1,261 @@
+"""One run per output at a time: the lease OUT/_lease.json (run id, host, pid, start time, last heartbeat).
+
+The claim on --output takes it before looking at the output, atomically: on local
+disk written beside and hard-linked into place (fails if it exists, as O_EXCL does,
+and is never seen half-written), on gs:// an object create with if_generation_match=0 (Beam's
+FileSystems has no preconditions, so gs:// goes through google-cloud-storage). A
+second launch finds it taken and is refused, told who holds it. The launcher
+refreshes the heartbeat every HEARTBEAT_SECONDS while it waits for the job, and the
+lease is released when the job ends: by the job's commit step (so a launch that does
+not wait, a Dataflow Flex Template, releases too) and by the launcher, success or
+failure. A lease whose heartbeat is older than STALE_AFTER_SECONDS belongs to a run
+that died, as does one held by a process of this host that no longer exists (a killed
+launcher): --resume or --overwrite take it over (logged); a plain launch does not.
+"""
+import contextlib
+import datetime
+import fcntl
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from typing import Optional, Tuple
+
+LEASE_FILE = '_lease.json'
+HEARTBEAT_SECONDS = 30
+STALE_AFTER_SECONDS = 600  # 10 minutes without a heartbeat: the holder is taken for dead
+
+
+class Held(Exception):
+  """The output is leased by another run; the message names it."""
+
+
+def path_of(output: str) -> str:
+  return output.rstrip('/') + '/' + LEASE_FILE
+
+
+def _now() -> datetime.datetime:
+  return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _stamp(when: datetime.datetime) -> str:
+  return when.strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def age_seconds(record: dict) -> float:
+  beat = datetime.datetime.strptime(record['heartbeat'], '%Y-%m-%dT%H:%M:%SZ')
+  return (_now() - beat.replace(tzinfo=datetime.timezone.utc)).total_seconds()
+
+
+def new_record(run_id: str) -> dict:
+  now = _stamp(_now())
+  return {'run_id': run_id, 'host': socket.gethostname(), 'pid': os.getpid(), 'started': now, 'heartbeat': now}
+
+
+def _died_here(record: dict) -> bool:
+  """A holder on this host whose process is gone (a killed launcher): no need to wait for its heartbeat to age."""
+  if record.get('host') != socket.gethostname() or not isinstance(record.get('pid'), int):
+    return False
+  try:
+    os.kill(record['pid'], 0)
+  except ProcessLookupError:
+    return True
+  except OSError:  # exists, someone else's
+    return False
+  return False
+
+
+def describe(record: dict) -> str:
+  return (f'run {record.get("run_id")} on host {record.get("host")} (pid {record.get("pid")}), started '
+          f'{record.get("started")}, last heartbeat {record.get("heartbeat")} ({age_seconds(record):.0f} s ago)')
+
+
+class _Local:
+  """Local disk; the token of a lease is its content."""
+
+  @staticmethod
+  def create(path: str, data: str) -> Optional[str]:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temp = f'{path}.{uuid.uuid4().hex[:8]}.tmp'
+    fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    with os.fdopen(fd, 'w') as f:
+      f.write(data)
+    try:
+      os.link(temp, path)  # atomic, and fails if the lease exists: like O_EXCL, but never seen half-written
+    except FileExistsError:
+      return None
+    finally:
+      os.unlink(temp)
+    return data
+
+  @staticmethod
+  def read(path: str) -> Optional[Tuple[dict, str]]:
+    try:
+      with open(path, encoding='utf-8') as f:
+        data = f.read()
+    except FileNotFoundError:
+      return None
+    try:
+      return json.loads(data), data
+    except ValueError:  # not written by this module: a fresh lease of an unknown holder
+      return {'run_id': '?', 'heartbeat': _stamp(_now())}, data
+
+  def refresh(self, path: str, data: str, token: str) -> Optional[str]:
+    """Replaces the lease if it still is `token`; under the folder's lock, so the check and the swap are one."""
+    with _folder_lock(path):
+      current = self.read(path)
+      if not current or current[1] != token:
+        return None
+      temp = f'{path}.{uuid.uuid4().hex[:8]}.tmp'
+      with open(temp, 'w', encoding='utf-8') as f:
+        f.write(data)
+      os.replace(temp, path)  # never absent: no one can create it in between
+      return data
+
+  take_over = refresh
+
+  def delete(self, path: str, token: str) -> bool:
+    with _folder_lock(path):
+      current = self.read(path)
+      if not current or current[1] != token:
+        return False
+      os.unlink(path)
+      return True
+
+
+@contextlib.contextmanager
+def _folder_lock(path: str):
+  """An exclusive flock on the lease's folder (local disk): read-check-write steps of launches exclude each other."""
+  fd = os.open(os.path.dirname(path), os.O_RDONLY)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    yield
+  finally:
+    os.close(fd)  # releases the lock
+
+
+class _Gcs:
+  """gs://: preconditions on the object's generation (the token)."""
+  _client = None
+
+  @classmethod
+  def _blob(cls, path: str):
+    from google.cloud import storage  # pylint: disable=import-outside-toplevel
+    if cls._client is None:
+      if os.environ.get('STORAGE_EMULATOR_HOST'):
+        cls._client = storage.Client.create_anonymous_client()
+      else:
+        cls._client = storage.Client()
+    bucket, _, name = path[len('gs://'):].partition('/')
+    return cls._client.bucket(bucket).blob(name)
+
+  def _write(self, path: str, data: str, generation: int) -> Optional[int]:
+    from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
+    blob = self._blob(path)
+    try:
+      blob.upload_from_string(data, content_type='application/json', if_generation_match=generation)
+    except (exceptions.PreconditionFailed, exceptions.NotFound):
+      return None
+    return blob.generation
+
+  def create(self, path: str, data: str) -> Optional[int]:
+    return self._write(path, data, 0)  # only if no object exists
+
+  def read(self, path: str) -> Optional[Tuple[dict, int]]:
+    from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
+    blob = self._blob(path)
+    try:
+      data = blob.download_as_bytes()
+    except exceptions.NotFound:
+      return None
+    return json.loads(data.decode('utf-8')), blob.generation
+
+  def refresh(self, path: str, data: str, token: int) -> Optional[int]:
+    return self._write(path, data, token)
+
+  take_over = refresh
+
+  def delete(self, path: str, token: int) -> bool:
+    from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
+    try:
+      self._blob(path).delete(if_generation_match=token)
+    except (exceptions.PreconditionFailed, exceptions.NotFound):
+      return False
+    return True
+
+
+def _backend(path: str):
+  if path.startswith('gs://'):
+    return _Gcs()
+  if '://' in path:
+    raise ValueError(f'no lease on {path}: only local paths and gs:// are supported')
+  return _Local()
+
+
+def acquire(output: str, run_id: str, take_over_stale: bool) -> None:
+  """Takes the output's lease for run_id, or raises Held naming its holder."""
+  path, backend = path_of(output), _backend(output)
+  data = json.dumps(new_record(run_id), sort_keys=True)
+  for _ in range(5):  # a holder may release or a lease be taken over between the steps
+    if backend.create(path, data) is not None:
+      return
+    current = backend.read(path)
+    if current is None:
+      continue
+    holder, token = current
+    stale = age_seconds(holder) > STALE_AFTER_SECONDS or _died_here(holder)
+    if not stale or not take_over_stale:
+      minutes = STALE_AFTER_SECONDS // 60
+      hint = ('it has died or not sent a heartbeat for over ' if stale else 'it may still be running; once its '
+              'heartbeat is older than ') + f'{minutes} minutes, --resume or --overwrite take its lease over'
+      raise Held(f'--output {output} is in use by {describe(holder)}: {hint}')
+    if backend.take_over(path, data, token) is not None:
+      logging.warning('took over the lease on %s from %s', output, describe(holder))
+      return
+  raise Held(f'--output {output}: could not take its lease ({path}), other launches keep changing it')
+
+
+def release(output: str, run_id: str) -> bool:
+  """Drops the lease if run_id holds it (the commit step and the launcher both call this); True if it did."""
+  path, backend = path_of(output), _backend(output)
+  current = backend.read(path)
+  if current is None or current[0].get('run_id') != run_id:
+    return False
+  return backend.delete(path, current[1])
+
+
+def beat(output: str, run_id: str) -> bool:
+  """Refreshes the heartbeat if run_id still holds the lease; False if it does not (released or taken)."""
+  path, backend = path_of(output), _backend(output)
+  current = backend.read(path)
+  if current is None or current[0].get('run_id') != run_id:
+    return False
+  record = dict(current[0], heartbeat=_stamp(_now()))
+  return backend.refresh(path, json.dumps(record, sort_keys=True), current[1]) is not None
+
+
+class Heartbeat:
+  """A daemon thread in the launcher that refreshes the lease every `seconds` until stopped or the lease is gone."""
+
+  def __init__(self, output: str, run_id: str, seconds: float = HEARTBEAT_SECONDS):
+    self._output, self._run_id, self._seconds = output, run_id, seconds
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._loop, name='lease-heartbeat', daemon=True)
+
+  def _loop(self) -> None:
+    while not self._stop.wait(self._seconds):
+      try:
+        if not beat(self._output, self._run_id):
+          return  # released by the commit step, or taken over
+      except Exception as e:  # pylint: disable=broad-except  # a missed beat is retried at the next one
+        logging.warning('lease heartbeat on %s failed: %s', self._output, e)
+
+  def __enter__(self) -> 'Heartbeat':
+    self._thread.start()
+    return self
+
+  def __exit__(self, *unused) -> None:
+    self._stop.set()
+    self._thread.join(timeout=60)
