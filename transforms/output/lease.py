@@ -217,23 +217,28 @@ def acquire(output: str, run_id: str, take_over_stale: bool) -> None:
   raise Held(f'--output {output}: could not take its lease ({path}), other launches keep changing it')
 
 
-def release(output: str, run_id: str) -> bool:
-  """Drops the lease if run_id holds it (the commit step and the launcher both call this); True if it did."""
+def _held(output: str, run_id: str):
+  """(path, backend, record, token) of the lease if run_id holds it, else None."""
   path, backend = path_of(output), _backend(output)
   current = backend.read(path)
   if current is None or current[0].get('run_id') != run_id:
-    return False
-  return backend.delete(path, current[1])
+    return None
+  return (path, backend) + tuple(current)
+
+
+def release(output: str, run_id: str) -> bool:
+  """Drops the lease if run_id holds it (the commit step and the launcher both call this); True if it did."""
+  held = _held(output, run_id)
+  return held is not None and held[1].delete(held[0], held[3])
 
 
 def beat(output: str, run_id: str) -> bool:
   """Refreshes the heartbeat if run_id still holds the lease; False if it does not (released or taken)."""
-  path, backend = path_of(output), _backend(output)
-  current = backend.read(path)
-  if current is None or current[0].get('run_id') != run_id:
+  held = _held(output, run_id)
+  if held is None:
     return False
-  record = dict(current[0], heartbeat=_stamp(_now()))
-  return backend.refresh(path, json.dumps(record, sort_keys=True), current[1]) is not None
+  path, backend, record, token = held
+  return backend.refresh(path, json.dumps(dict(record, heartbeat=_stamp(_now())), sort_keys=True), token) is not None
 
 
 class Heartbeat:
