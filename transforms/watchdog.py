@@ -38,17 +38,18 @@ class Watchdog:
     self._todo: Optional[queue.SimpleQueue] = None
     self._done: Optional[queue.SimpleQueue] = None
 
-  def call(self, fn, *args):
-    """fn(*args), or TimedOut after `seconds`; fn's own exception is raised here."""
+  def call(self, fn, *args, seconds: Optional[float] = None):
+    """fn(*args), or TimedOut after `seconds` (default: the watchdog's); fn's own exception is raised here."""
+    seconds = self._seconds if seconds is None else seconds
     if self._todo is None:
       self._todo, self._done = queue.SimpleQueue(), queue.SimpleQueue()
       threading.Thread(target=_serve, args=(self._todo, self._done), name=self._name, daemon=True).start()
     self._todo.put((fn, args))
     try:
-      ok, value = self._done.get(timeout=self._seconds)
+      ok, value = self._done.get(timeout=seconds)
     except queue.Empty:
       self.close()
-      raise TimedOut(f'not done in {self._seconds:g} s') from None
+      raise TimedOut(f'not done in {seconds:g} s') from None
     if not ok:
       raise value
     return value

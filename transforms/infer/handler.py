@@ -54,7 +54,8 @@ class ImageModelHandler(ModelHandler[elements.DecodedImage, elements.Prediction,
       if bound is None:
         bound = _threads.watchdog = watchdog.Watchdog(self._timeout, 'infer')
       try:
-        outputs = bound.call(model.predict, pixels)
+        outputs = bound.call(model.predict, pixels, seconds=self._timeout)  # this handler's bound, whichever
+        # handler made the thread's watchdog
       except watchdog.TimedOut:
         _threads.watchdog = None  # its thread is left to the stuck call
         raise TimeoutError(f'model timed out after {self._timeout:g} s') from None
