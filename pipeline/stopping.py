@@ -44,12 +44,7 @@ class Watch:
 
 
 def _children() -> List[int]:
-  """Pids of this process's descendants (psutil when installed, else Linux's /proc)."""
-  try:
-    import psutil  # pylint: disable=import-outside-toplevel
-    return [child.pid for child in psutil.Process().children(recursive=True)]
-  except ImportError:
-    pass
+  """Pids of this process's descendants, from Linux's /proc (psutil is not among the job's requirements)."""
   parents = {}
   for entry in os.listdir('/proc') if os.path.isdir('/proc') else ():
     try:

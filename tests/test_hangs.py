@@ -78,17 +78,17 @@ def test_job_goes_on_past_a_hung_model_call_and_a_hung_decode(tmp_path, run_job,
 
 
 def test_watchdog_reuses_one_thread_and_replaces_a_hung_one():
-  bound = watchdog.Watchdog(0.5, 'test')
-  threads = [bound.call(threading.get_ident) for _ in range(100)]
+  bound = watchdog.Watchdog('test')
+  threads = [bound.call(0.5, threading.get_ident) for _ in range(100)]
   assert len(set(threads)) == 1 and threads[0] != threading.get_ident()  # one helper thread for all calls
   with pytest.raises(ZeroDivisionError):
-    bound.call(lambda: 1 / 0)  # the call's own error, raised in the caller
+    bound.call(0.5, lambda: 1 / 0)  # the call's own error, raised in the caller
   release = threading.Event()
   with pytest.raises(watchdog.TimedOut):
-    bound.call(release.wait, 30)
+    bound.call(0.5, release.wait, 30)
   hung = [t for t in threading.enumerate() if t.ident == threads[0]]
   assert hung and hung[0].daemon  # left to its call; it cannot keep the process from exiting
-  assert bound.call(threading.get_ident) not in threads  # a new thread
+  assert bound.call(0.5, threading.get_ident) not in threads  # a new thread
   release.set()
   bound.close()
 

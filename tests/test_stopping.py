@@ -42,16 +42,6 @@ def test_a_signal_cancels_the_job_ends_the_children_and_raises_stopped(signum, c
   assert signal.getsignal(signum) == before  # handlers restored
 
 
-def test_children_without_psutil_come_from_proc(monkeypatch):
-  child = subprocess.Popen(['sleep', '60'])
-  monkeypatch.setitem(sys.modules, 'psutil', None)  # import psutil fails, as in the job's own environment
-  try:
-    assert child.pid in stopping._children()  # pylint: disable=protected-access
-  finally:
-    child.kill()
-    child.wait()
-
-
 IMAGES = 400
 JOB = ['--model', str(datagen.TFLITE_QUANT), '--task', 'classify', '--labels_file', str(datagen.LABELS),
        '--checkpoint_rows', '10', '--max_batch_size', '4']

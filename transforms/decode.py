@@ -189,13 +189,14 @@ class DecodeImages(beam.DoFn):
     self._decoded = Metrics.counter('images', 'images_decoded')
 
   def setup(self):
-    self._watchdog = watchdog.Watchdog(self._timeout, 'decode') if self._timeout else None
+    self._watchdog = watchdog.Watchdog('decode') if self._timeout else None
 
   def process(self, element: elements.EncodedImage) -> Iterable:
     ref = element.ref
     args = (element.data, self._size, self._method, self._max_pixels)
     try:
-      stage, result = self._watchdog.call(_decode_one, *args) if self._watchdog else _decode_one(*args)
+      stage, result = self._watchdog.call(self._timeout, _decode_one, *args) if self._watchdog \
+          else _decode_one(*args)
     except watchdog.TimedOut:
       stage, result = elements.DECODE, DecodeTimeout(
           f'decoding timed out: not done in {self._timeout:g} s (--decode_timeout_seconds); the image may be '

@@ -29,18 +29,16 @@ def _serve(todo: queue.SimpleQueue, done: queue.SimpleQueue) -> None:
 
 
 class Watchdog:
-  """Runs calls on one daemon thread and waits at most `seconds` for each; not for concurrent use (one per DoFn
-  instance, which Beam gives one bundle at a time)."""
+  """Runs calls on one daemon thread and waits at most the given seconds for each; not for concurrent use (one
+  per DoFn instance, which Beam gives one bundle at a time, or per calling thread)."""
 
-  def __init__(self, seconds: float, name: str):
-    self._seconds = seconds
+  def __init__(self, name: str):
     self._name = name
     self._todo: Optional[queue.SimpleQueue] = None
     self._done: Optional[queue.SimpleQueue] = None
 
-  def call(self, fn, *args, seconds: Optional[float] = None):
-    """fn(*args), or TimedOut after `seconds` (default: the watchdog's); fn's own exception is raised here."""
-    seconds = self._seconds if seconds is None else seconds
+  def call(self, seconds: float, fn, *args):
+    """fn(*args), or TimedOut after `seconds`; fn's own exception is raised here."""
     if self._todo is None:
       self._todo, self._done = queue.SimpleQueue(), queue.SimpleQueue()
       threading.Thread(target=_serve, args=(self._todo, self._done), name=self._name, daemon=True).start()

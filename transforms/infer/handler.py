@@ -52,10 +52,9 @@ class ImageModelHandler(ModelHandler[elements.DecodedImage, elements.Prediction,
     else:
       bound = getattr(_threads, 'watchdog', None)
       if bound is None:
-        bound = _threads.watchdog = watchdog.Watchdog(self._timeout, 'infer')
+        bound = _threads.watchdog = watchdog.Watchdog('infer')
       try:
-        outputs = bound.call(model.predict, pixels, seconds=self._timeout)  # this handler's bound, whichever
-        # handler made the thread's watchdog
+        outputs = bound.call(self._timeout, model.predict, pixels)
       except watchdog.TimedOut:
         _threads.watchdog = None  # its thread is left to the stuck call
         raise TimeoutError(f'model timed out after {self._timeout:g} s') from None

@@ -20,6 +20,8 @@ from transforms.read import match, outcomes, retry
 from transforms.read.formats import detect
 from transforms.read.settings import MAX_INPUT_BYTES, InputTooLarge
 
+_READ_BYTES = 1 << 20  # per read call
+
 
 def _size(file: match.FileRef) -> Optional[int]:
   """The file's size from the listing, else a match; None for a file not found (opening it will say so)."""
@@ -37,7 +39,8 @@ def read_file(file: match.FileRef, max_bytes: int, _position=None) -> Iterable:
   chunks, total = [], 0
   with FileSystems.open(file.path, compression_type='uncompressed') as f:
     while total <= max_bytes:  # a read may return less than asked (a network stream): read on to the end
-      chunk = f.read(max_bytes + 1 - total)
+      # In steps: read(n) allocates n bytes up front, which for the bound (256 MiB) costs 0.3 ms per image.
+      chunk = f.read(min(_READ_BYTES, max_bytes + 1 - total))
       if not chunk:
         break
       chunks.append(chunk)
