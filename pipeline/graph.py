@@ -17,6 +17,7 @@ from transforms.infer.handler import ImageModelHandler, Infer
 from transforms.infer.models import ModelInfo
 from transforms.output import resume, tally
 from transforms.output.commit import CommitOutput
+from transforms.output.keep_lease import KeepLease
 from transforms.output.layout import ERRORS_DIR, PREDICTIONS_DIR, Layout
 from transforms.output.parquet import WriteParquet
 from transforms.output.schema import ERROR_SCHEMA, prediction_schema
@@ -38,6 +39,7 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
 
   read = p | 'Read' >> ReadImages(inputs)
   images, read_errors = read['images'], read[elements.ERRORS_TAG]
+  images = images | 'KeepLease' >> beam.ParDo(KeepLease(config.output, layout.run_id))  # on every worker
   counted += [tally.count_as(images, 'TallyRead', tally.READ),
               tally.count_as(read_errors, 'TallyReadErrors', tally.READ),
               tally.count_as(read[UNREAD_TAG], 'TallyUnread', tally.unread_key)]

@@ -15,7 +15,7 @@ from pipeline import command_line, graph, local_defaults, logs, options, stoppin
 from transforms import gcs_auth
 from transforms.infer import labels as labels_lib
 from transforms.infer import model_files, models
-from transforms.output import claim, files, layout, lease
+from transforms.output import claim, files, keep_lease, layout, lease
 from transforms.read import plan
 
 
@@ -121,7 +121,7 @@ def run(argv: Optional[List[str]] = None) -> dict:
   ended = True
   try:
     # SIGTERM, SIGINT: the job is stopped and the output left resumable (pipeline/stopping.py)
-    with lease.Heartbeat(config.output, p.run_id), stopping.on_signals(config.output) as watch:
+    with keep_lease.Heartbeat(config.output, p.run_id), stopping.on_signals(config.output) as watch:
       result = watch.result = p.run()
       result.wait_until_finish()
       ended = PipelineState.is_terminal(result.state)  # not when a template launch returns at once

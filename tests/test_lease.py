@@ -11,12 +11,13 @@ import sys
 import threading
 import time
 
+import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from tests import gcs
 from transforms import gcs_auth
-from transforms.output import claim, files, lease
+from transforms.output import claim, files, keep_lease, lease
 
 JOB = {'input': 'photos/*', 'model': 'm', claim.MODEL_DIGEST: 'abc'}
 ROUNDS = 20
@@ -153,12 +154,55 @@ def test_the_launchers_heartbeat_thread_keeps_the_lease_fresh(local_root):
   output = f'{local_root}/thread'
   claim.claim(output, claim.NEW, JOB, 'mine')
   _make_stale(output, 'mine', minutes=5)
-  with lease.Heartbeat(output, 'mine', seconds=0.05):
+  with keep_lease.Heartbeat(output, 'mine', seconds=0.05):
     deadline = time.monotonic() + 30
     while lease.age_seconds(_holder(output)) > 60:
       assert time.monotonic() < deadline, 'no heartbeat'
       time.sleep(0.05)
   assert _holder(output)['run_id'] == 'mine'
+  assert lease.release(output, 'mine')
+
+
+def test_many_beaters_share_one_lease(root):
+  """The launcher and every worker process beat one lease at once: none of them takes it for lost."""
+  output = f'{root}/many'
+  claim.claim(output, claim.NEW, JOB, 'mine')
+  beaters = 8
+  for fresh in (0, lease.HEARTBEAT_SECONDS / 2):
+    _make_stale(output, 'mine', minutes=5)
+    barrier, results = threading.Barrier(beaters), []
+
+    def beat(fresh_seconds=fresh):
+      barrier.wait()
+      results.append(lease.beat(output, 'mine', fresh_seconds))
+
+    threads = [threading.Thread(target=beat) for _ in range(beaters)]
+    for t in threads:
+      t.start()
+    for t in threads:
+      t.join(timeout=120)
+    assert results == [True] * beaters
+    assert _holder(output)['run_id'] == 'mine' and lease.age_seconds(_holder(output)) < 60
+  assert lease.release(output, 'mine')
+  assert not lease.beat(output, 'mine', lease.HEARTBEAT_SECONDS / 2)
+
+
+def _nap(x):
+  time.sleep(1.5)
+  return x
+
+
+def test_worker_processes_keep_the_lease_fresh_without_the_launcher(local_root):
+  """A Flex Template launcher does not wait: the job's workers alone keep its lease from going stale."""
+  output = f'{local_root}/workers'
+  claim.claim(output, claim.NEW, JOB, 'mine')
+  _make_stale(output, 'mine', minutes=5)
+  options = PipelineOptions(['--direct_num_workers=2', '--direct_running_mode=multi_processing'])
+  with beam.Pipeline(options=options) as p:
+    _ = (p | beam.Create(range(4)) | beam.Reshuffle()
+         | beam.ParDo(keep_lease.KeepLease(output, 'mine', seconds=0.2)) | beam.Map(_nap))
+  assert lease.age_seconds(_holder(output)) < 60, _holder(output)
+  assert not [t for t in threading.enumerate() if t.name == 'lease-heartbeat']  # not this process: the workers
   assert lease.release(output, 'mine')
 
 

@@ -4,8 +4,8 @@ The claim on --output takes it before looking at the output, atomically: on loca
 disk written beside and hard-linked into place (fails if it exists, as O_EXCL does,
 and is never seen half-written), on gs:// an object create with if_generation_match=0 (Beam's
 FileSystems has no preconditions, so gs:// goes through google-cloud-storage). A
-second launch finds it taken and is refused, told who holds it. The launcher
-refreshes the heartbeat every HEARTBEAT_SECONDS while it waits for the job, and the
+second launch finds it taken and is refused, told who holds it. The launcher, while
+it waits, and every worker process refresh the heartbeat (keep_lease.py), and the
 lease is released when the job ends: by the job's commit step (so a launch that does
 not wait, a Dataflow Flex Template, releases too) and by the launcher, success or
 failure. A lease whose heartbeat is older than STALE_AFTER_SECONDS belongs to a run
@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import socket
-import threading
 import uuid
 from typing import Optional, Tuple
 
@@ -232,35 +231,20 @@ def release(output: str, run_id: str) -> bool:
   return held is not None and held[1].delete(held[0], held[3])
 
 
-def beat(output: str, run_id: str) -> bool:
-  """Refreshes the heartbeat if run_id still holds the lease; False if it does not (released or taken)."""
-  held = _held(output, run_id)
-  if held is None:
-    return False
-  path, backend, record, token = held
-  return backend.refresh(path, json.dumps(dict(record, heartbeat=_stamp(_now())), sort_keys=True), token) is not None
+def beat(output: str, run_id: str, fresh_seconds: float = 0) -> bool:
+  """Refreshes the heartbeat if run_id still holds the lease; False if it does not (released or taken).
 
-
-class Heartbeat:
-  """A daemon thread in the launcher that refreshes the lease every `seconds` until stopped or the lease is gone."""
-
-  def __init__(self, output: str, run_id: str, seconds: float = HEARTBEAT_SECONDS):
-    self._output, self._run_id, self._seconds = output, run_id, seconds
-    self._stop = threading.Event()
-    self._thread = threading.Thread(target=self._loop, name='lease-heartbeat', daemon=True)
-
-  def _loop(self) -> None:
-    while not self._stop.wait(self._seconds):
-      try:
-        if not beat(self._output, self._run_id):
-          return  # released by the commit step, or taken over
-      except Exception as e:  # pylint: disable=broad-except  # a missed beat is retried at the next one
-        logging.warning('lease heartbeat on %s failed: %s', self._output, e)
-
-  def __enter__(self) -> 'Heartbeat':
-    self._thread.start()
-    return self
-
-  def __exit__(self, *unused) -> None:
-    self._stop.set()
-    self._thread.join(timeout=60)
+  Many beaters (the launcher, every worker process) share one lease: a heartbeat younger than fresh_seconds is
+  left as it is, and a refresh another beater won in between is as good as one's own."""
+  for _ in range(3):
+    held = _held(output, run_id)
+    if held is None:
+      return False
+    path, backend, record, token = held
+    if fresh_seconds and age_seconds(record) < fresh_seconds:
+      return True
+    data = json.dumps(dict(record, heartbeat=_stamp(_now())), sort_keys=True)
+    if backend.refresh(path, data, token) is not None:
+      return True
+    fresh_seconds = fresh_seconds or HEARTBEAT_SECONDS  # lost a race: a fresh beat by another is fine
+  return _held(output, run_id) is not None
