@@ -19,17 +19,18 @@ from transforms.output import lease
 
 
 class Heartbeat:
-  """A daemon thread that refreshes the lease every `seconds` until stopped or the lease is gone."""
+  """A daemon thread that beats the lease every `seconds` (writing when it is half stale) until stopped or the
+  lease is gone."""
 
-  def __init__(self, output: str, run_id: str, seconds: float = lease.HEARTBEAT_SECONDS, fresh_seconds: float = 0):
-    self._output, self._run_id, self._seconds, self._fresh = output, run_id, seconds, fresh_seconds
+  def __init__(self, output: str, run_id: str, seconds: float = lease.HEARTBEAT_SECONDS):
+    self._output, self._run_id, self._seconds = output, run_id, seconds
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._loop, name='lease-heartbeat', daemon=True)
 
   def _loop(self) -> None:
     while not self._stop.wait(self._seconds):
       try:
-        if not lease.beat(self._output, self._run_id, self._fresh):
+        if not lease.beat(self._output, self._run_id, self._seconds / 2):
           return  # released by the commit step, or taken over
       except Exception as e:  # pylint: disable=broad-except  # a missed beat is retried at the next one
         logging.warning('lease heartbeat on %s failed: %s', self._output, e)
@@ -55,7 +56,7 @@ def keep_alive(output: str, run_id: str, seconds: float = lease.HEARTBEAT_SECOND
   with _lock:
     current = _running.get((output, run_id))
     if current is None or not current.alive():
-      _running[(output, run_id)] = Heartbeat(output, run_id, seconds, fresh_seconds=seconds / 2).__enter__()
+      _running[(output, run_id)] = Heartbeat(output, run_id, seconds).__enter__()
 
 
 class KeepLease(beam.DoFn):

@@ -241,10 +241,10 @@ def beat(output: str, run_id: str, fresh_seconds: float = 0) -> bool:
     if held is None:
       return False
     path, backend, record, token = held
-    if fresh_seconds and age_seconds(record) < fresh_seconds:
+    if age_seconds(record) < fresh_seconds:
       return True
     data = json.dumps(dict(record, heartbeat=_stamp(_now())), sort_keys=True)
     if backend.refresh(path, data, token) is not None:
       return True
-    fresh_seconds = fresh_seconds or HEARTBEAT_SECONDS  # lost a race: a fresh beat by another is fine
+    fresh_seconds = max(fresh_seconds, HEARTBEAT_SECONDS)  # lost a race: another's fresh beat will do
   return _held(output, run_id) is not None
