@@ -23,6 +23,23 @@ from transforms.read.plan import InputPlan
 from transforms.read.units import ReadUnits
 
 
+class _Analyzed(beam.PTransform):
+  """Committed units' markers -> their rows read back, with the analysis' columns, as predictions/ shards staged
+  for the commit (the analysis needs every embedding before it can give one row its columns)."""
+
+  def __init__(self, layout: Layout, step, schema):
+    super().__init__()
+    self._layout, self._step, self._schema = layout, step, schema
+
+  def expand(self, markers):
+    layout = self._layout
+    return (markers
+            | 'SpreadParts' >> beam.Reshuffle()
+            | 'CommittedRows' >> beam.ParDo(resume.ReadCommitted(layout))
+            | 'Analyze' >> self._step
+            | 'Write' >> WriteParquet(layout.staging(PREDICTIONS_DIR), self._schema, 0, layout.shard_name))
+
+
 def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPlan, layout: Layout,
           resuming: bool = False) -> None:
   spec = config.model
@@ -60,15 +77,9 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
     analysis = config.analysis
     step = embeddings.AnalyzeEmbeddings(config.output, info.embedding_dim, analysis.pca_dims, analysis.whiten,
                                         analysis.temp_dir)
-    rows = (markers
-            | 'SpreadParts' >> beam.Reshuffle()
-            | 'CommittedRows' >> beam.ParDo(resume.ReadCommitted(layout))
-            | 'AnalyzeEmbeddings' >> step)
     schema = prediction_schema(spec.wants_classes, spec.wants_embedding, bool(config.labels), passthrough,
                                step.columns)
-    after += [rows | 'WriteAnalyzed' >> WriteParquet(layout.staging(PREDICTIONS_DIR), schema, 0,
-                                                     layout.shard_name),
-              step.statistics_written]
+    after += [markers | 'AnalyzeEmbeddings' >> _Analyzed(layout, step, schema), step.statistics_written]
     scratch.append(analysis.temp_dir)  # deleted by the commit step, on every runner and filesystem
   _ = p | 'CommitOutput' >> CommitOutput(layout, {PREDICTIONS_DIR: schema, ERRORS_DIR: ERROR_SCHEMA}, counts,
                                          markers, after, scratch)

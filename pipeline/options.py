@@ -31,6 +31,10 @@ DEFAULT_MAX_BATCH_SIZE = 64  # fixed batches of this size unless --min_batch_siz
 DEFAULT_PCA_DIMS = 64
 
 
+REMOVED = {'--num_shards': 'each read unit is its own Parquet part (docs/output.md)',  # refused, saying why
+           '--checkpoint_rows': 'each read unit is committed when done (docs/output.md); see --image_groups'}
+
+
 class OptionsError(ValueError):
   """A bad option; the message says which and why."""
 
@@ -122,7 +126,6 @@ class ImageOptions(PipelineOptions):
 
     output = parser.add_argument_group('output', 'Parquet datasets predictions/ and errors/, and summary.json.')
     output.add_argument('--output', help='Required. Output prefix, a directory or gs:// path.')
-    output.add_argument('--num_shards', default=None, help=argparse.SUPPRESS)  # gone: refused with a message
     _switch(output, '--overwrite', 'Replace what an earlier job wrote under --output (deleted at launch); '
             'without it, or --resume, an output a job wrote before is refused.')
     output.add_argument('--progress_seconds', type=float, default=DEFAULT_PROGRESS_SECONDS,
@@ -131,11 +134,9 @@ class ImageOptions(PipelineOptions):
     reliability = parser.add_argument_group('reliability', 'Reruns, crashes and bad input.')
     _switch(reliability, '--resume', 'Continue an earlier run of the same job under --output: inputs it finished '
             'are skipped and its rows kept. Refused if the options that shape rows or the model\'s files changed.')
-    reliability.add_argument('--checkpoint_rows', default=None, help=argparse.SUPPRESS)  # gone: refused
     reliability.add_argument('--image_groups', type=int, default=units.DEFAULT_IMAGE_GROUPS,
-                             help='Image files are read and committed in this many groups (by a hash of their '
-                             'path): --resume skips committed groups, and a crash redoes at most the groups '
-                             'being read. TFRecord byte ranges and tar shards are units of their own.')
+                             help='Image files are read and committed in this many groups (by a hash of the path); '
+                             '--resume skips committed groups, a crash redoes those being read.')
     reliability.add_argument('--max_image_pixels', type=int, default=decode.MAX_IMAGE_PIXELS,
                              help='An image whose header claims more pixels is refused before any pixel is '
                              'decoded (decompression bombs).')
@@ -264,11 +265,6 @@ def validate(options: PipelineOptions) -> JobConfig:
                        f'{o.max_batch_size}')
   if o.progress_seconds <= 0:
     raise OptionsError(f'--progress_seconds must be positive, not {o.progress_seconds}')
-  for flag, why in (('--num_shards', 'each read unit is its own Parquet part (docs/output.md)'),
-                    ('--checkpoint_rows', 'every read unit is committed when it is done (docs/output.md); '
-                     '--image_groups sets the size of image-file units')):
-    if getattr(o, flag[2:]) is not None:
-      raise OptionsError(f'{flag} is no longer an option: {why}')
   for flag, value, least in (('--image_groups', o.image_groups, 1),
                              ('--max_image_pixels', o.max_image_pixels, 1),
                              ('--max_input_bytes', o.max_input_bytes, 1),

@@ -85,7 +85,9 @@ def test_resume_of_a_complete_output_keeps_it(tmp_path):
 
 @pytest.mark.parametrize('extra, message', [
     (['--overwrite', '--resume'], '--overwrite and --resume exclude each other'),
-    (['--checkpoint_rows', '0'], '--checkpoint_rows must be positive'),
+    (['--checkpoint_rows', '20'], '--checkpoint_rows is no longer an option: each read unit is committed'),
+    (['--num_shards', '4'], '--num_shards is no longer an option: each read unit is its own Parquet part'),
+    (['--image_groups', '0'], '--image_groups must be positive'),
     (['--max_image_pixels', '0'], '--max_image_pixels must be positive'),
 ])
 def test_bad_rerun_options_fail_fast(tmp_path, extra, message):
