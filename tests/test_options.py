@@ -161,7 +161,7 @@ def test_help_in_process_shows_every_option_with_its_default(capsys):
       < out.index('\nanalysis:')
   flat = ' '.join(out.split())
   assert '--top_k TOP_K Classes kept per image, best first. (default: 5)' in flat
-  assert '(default: 64)' in flat and '(default: bilinear)' in flat and '(default: 2000)' in flat
+  assert '(default: 64)' in flat and '(default: bilinear)' in flat and '(default: 1024)' in flat
 
 
 def test_command_line_help_lists_options_and_points_to_beam():
