@@ -17,7 +17,7 @@ from transforms.output.commit import CommitOutput
 from transforms.output.layout import ERRORS_DIR, PREDICTIONS_DIR, Layout
 from transforms.output.parquet import WriteParquet
 from transforms.output.schema import ERROR_SCHEMA, prediction_schema
-from transforms.output.write_units import WriteUnits
+from transforms.output.write_units import IDS_TAG, WriteUnits
 from transforms.read import readers
 from transforms.read.plan import InputPlan
 from transforms.read.units import ReadUnits
@@ -58,14 +58,11 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
                                                     config.inference_timeout_seconds))
                | 'Format' >> beam.ParDo(FormatRows(spec.location, config.top_k, config.labels,
                                                    config.progress_seconds, info.num_classes)))
-  written = formatted | 'WriteUnits' >> beam.ParDo(
-      WriteUnits(layout, {PREDICTIONS_DIR: schema, ERRORS_DIR: ERROR_SCHEMA}))
-  skipped = joined[resume.SKIPPED_TAG]
+  write = formatted | 'WriteUnits' >> beam.ParDo(
+      WriteUnits(layout, {PREDICTIONS_DIR: schema, ERRORS_DIR: ERROR_SCHEMA})).with_outputs(IDS_TAG, main='markers')
+  written, skipped = write.markers, joined[resume.SKIPPED_TAG]
   markers = (written, skipped) | 'KeptUnits' >> beam.Flatten()
-
-  ids = ((formatted | 'RowIds' >> beam.FlatMap(lambda x: [x[2]['id']] if x[0] == PREDICTIONS_DIR else []),
-          skipped | 'SkippedIds' >> beam.ParDo(resume.ReadCommitted(layout, ['id'])) | 'Id' >> beam.Map(lambda r: r['id']))
-         | 'AllIds' >> beam.Flatten())
+  ids = (write[IDS_TAG], skipped | 'SkippedIds' >> beam.ParDo(resume.CommittedIds(layout))) | 'AllIds' >> beam.Flatten()
   counted = [written | 'CountWritten' >> beam.FlatMap(tally.marker_counts, resumed=resuming),
              skipped | 'CountSkipped' >> beam.FlatMap(tally.marker_counts, skipped=True),
              ids | 'DuplicateIds' >> tally.DuplicateIds()]

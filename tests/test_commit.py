@@ -57,6 +57,7 @@ def _stage(out: str) -> None:
       _parquet(f'{out}/errors/{marker["parts"]["errors"]}', errors)
   _parquet(f'{out}/predictions/part-a-0.parquet', ['a1'])  # a failed attempt's part
   _parquet(f'{out}/errors/_inprogress-part-b-2.parquet', ['x'])  # being written when its worker died
+  files.write_text(f'{out}/_units/d.json.1a2b3c4d.tmp', '{"cut')  # a marker being written then
   files.write_text(f'{out}/_staging/{EARLIER}/predictions/left-over', 'analysis scratch')
   _parquet(f'{out}/_staging/{OTHER}/predictions/part-{OTHER}-00000-of-00001.parquet', ['q'])
   files.write_text(f'{out}/tft_tmp-123/scratch', 'tf.Transform')

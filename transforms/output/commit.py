@@ -90,8 +90,8 @@ class Commit(beam.DoFn):
         files.delete_files([p for p in files.list_files(files.join(folder, '*'))
                             if files.basename(p) not in keep])  # orphans, and earlier runs' shards
     keys = {f'{m["key"]}.json' for m in markers}
-    files.delete_files([p for p in files.list_files(files.join(layout.units, '*.json'))
-                        if files.basename(p) not in keys])  # units no longer planned, or read again
+    files.delete_files([p for p in files.list_files(files.join(layout.units, '*'))
+                        if files.basename(p) not in keys])  # units no longer planned, cut writes
     for shard, path in sorted(staged.items()):
       if shard in moved:
         files.delete_files([path])  # an interrupted move: the copy is in place

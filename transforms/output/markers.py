@@ -55,10 +55,11 @@ def part_paths(layout: Layout, marker: dict) -> Dict[str, str]:
 
 def still_committed(layout: Layout, path: str, fingerprint: str) -> Optional[dict]:
   """The marker at path if its unit is done and still what the input holds: same fingerprint, parts present
-  with the rows it counted (from their footers); else None, and the unit is read again."""
+  with the rows it counted (from their footers); else None, and the unit is read again. So is a unit that
+  storage would not give whole (its marker lists unread locations): storage may give it now."""
   try:
     marker = files.read_json(path)
-    if marker is None or marker.get('fingerprint') != fingerprint:
+    if marker is None or marker.get('fingerprint') != fingerprint or marker['unread']:
       return None
     expected = {PREDICTIONS_DIR: marker['rows'], ERRORS_DIR: sum(marker['errors_by_stage'].values())}
     found = {name: files.count_rows([p]) for name, p in part_paths(layout, marker).items()}

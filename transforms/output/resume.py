@@ -16,7 +16,7 @@ from typing import Iterable, List, Optional
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.output import files, markers
+from transforms.output import files, markers, tally
 from transforms.output.layout import Layout
 from transforms.read import units
 
@@ -63,6 +63,16 @@ class JoinUnits(beam.PTransform):
               | 'ByUnit' >> beam.CoGroupByKey()
               | 'Decide' >> beam.ParDo(_Decide(self._layout)).with_outputs(SKIPPED_TAG, main='units'))
     return {'units': joined.units, SKIPPED_TAG: joined[SKIPPED_TAG]}
+
+
+class CommittedIds(beam.DoFn):
+  """A committed unit's marker -> the ids of its rows, in (bucket, ids) lists (tally.DuplicateIds)."""
+
+  def __init__(self, layout: Layout):
+    self._layout = layout
+
+  def process(self, marker: dict) -> Iterable[tuple]:
+    yield from tally.id_buckets(row['id'] for row in markers.read_rows(self._layout, marker, ['id']))
 
 
 class ReadCommitted(beam.DoFn):

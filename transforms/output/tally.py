@@ -6,7 +6,9 @@ attempt's outputs are discarded by the runner), so the counts that decide
 `accounted` are the markers' counts, turned into (key, count) pairs and summed
 in a shuffle. The commit step reads the sums as a side input.
 """
-from typing import Dict, Iterable, Tuple
+import collections
+import zlib
+from typing import Dict, Iterable, List, Tuple
 
 import apache_beam as beam
 
@@ -15,6 +17,7 @@ SKIPPED_UNITS, SKIPPED_RECORDS = 'skipped_units', 'skipped_records'  # committed
 REDONE_UNITS, REDONE_RECORDS = 'redone_units', 'redone_records'  # read by a resumed run
 RESUMED = (SKIPPED_UNITS, SKIPPED_RECORDS, REDONE_UNITS, REDONE_RECORDS)
 ERRORS_PREFIX = 'errors/'
+ID_BUCKETS = 256  # duplicate ids are counted per bucket of ids (a CRC-32 of the id): a unit gives at most this many
 UNREAD_PREFIX = 'unread/'  # + what storage would not give after retries (transforms/read/retry.py)
 
 
@@ -34,14 +37,29 @@ def marker_counts(marker: dict, skipped: bool = False, resumed: bool = False) ->
     yield REDONE_RECORDS, marker['records']
 
 
-class DuplicateIds(beam.PTransform):
-  """Ids of every row -> one tally pair per id that more than one row has (distinct inputs sharing an id)."""
+def id_buckets(ids: Iterable[str]) -> Iterable[Tuple[int, List[str]]]:
+  """A unit's ids, in (bucket, ids) lists: a few hundred elements per unit, not one per row."""
+  buckets: Dict[int, List[str]] = collections.defaultdict(list)
+  for row_id in ids:
+    buckets[zlib.crc32(row_id.encode('utf-8')) % ID_BUCKETS].append(row_id)
+  return buckets.items()
 
-  def expand(self, ids):
-    return (ids
-            | 'Ids' >> beam.Map(lambda row_id: (row_id, 1))
-            | 'PerId' >> beam.CombinePerKey(sum)
-            | 'Shared' >> beam.FlatMap(lambda kv: [(DUPLICATE_IDS, 1)] if kv[1] > 1 else []))
+
+def _shared(bucket: Tuple[int, Iterable[List[str]]]) -> Iterable[Tuple[str, int]]:
+  counts = collections.Counter(row_id for ids in bucket[1] for row_id in ids)
+  shared = sum(1 for count in counts.values() if count > 1)
+  return [(DUPLICATE_IDS, shared)] if shared else []
+
+
+class DuplicateIds(beam.PTransform):
+  """(bucket, ids) lists of every row's id -> a tally pair counting the ids that more than one row has (distinct
+  inputs sharing an id). A GroupByKey, not a combine: Beam's combiner lifting would keep a table of up to a
+  million ids in each worker; here a worker holds one bucket's ids at a time (1/256 of them)."""
+
+  def expand(self, buckets):
+    return (buckets
+            | 'ByBucket' >> beam.GroupByKey()
+            | 'Shared' >> beam.FlatMap(_shared))
 
 
 class Tally(beam.PTransform):

@@ -18,7 +18,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from transforms import format as format_stage
-from transforms.output import markers
+from transforms.output import markers, tally
 from transforms.output.layout import DATASETS, ERRORS_DIR, PREDICTIONS_DIR, Layout
 from transforms.read.units import unit_key
 
@@ -27,8 +27,12 @@ class UnitIncomplete(RuntimeError):
   """A unit's records did not all arrive in the bundle that read it."""
 
 
+IDS_TAG = 'ids'
+
+
 class WriteUnits(beam.DoFn):
-  """(dataset or END, unit, row or UnitEnd) -> the markers of the units it committed."""
+  """(dataset or END, unit, row or UnitEnd) -> the markers of the units it committed, and their rows' ids in
+  (bucket, ids) lists on the 'ids' output (tally.DuplicateIds)."""
 
   def __init__(self, layout: Layout, schemas: Dict[str, pa.Schema]):
     self._layout = layout
@@ -55,6 +59,8 @@ class WriteUnits(beam.DoFn):
       del self._open[unit]
       yield markers.commit_unit(self._layout, unit_key(unit), end, {name: state[name] for name in DATASETS},
                                 self._schemas)
+      for bucket in tally.id_buckets(row['id'] for row in state[PREDICTIONS_DIR]):
+        yield beam.pvalue.TaggedOutput(IDS_TAG, bucket)
 
   def finish_bundle(self):
     if self._open:
