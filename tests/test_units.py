@@ -69,12 +69,12 @@ def test_resume_reads_only_the_units_not_committed(photos, tmp_path, run_job):
   out = tmp_path / 'out'
   clean = run_job(out, ['--input', f'{photos}/*'] + JOB)
   markers = sorted((out / '_units').glob('*.json'))
-  assert len(markers) == 4  # --image_groups 4: the 7 files in 4 groups
+  assert 2 <= len(markers) <= 4  # --image_groups 4: the 7 files in the groups their paths hash to
   lost = json.loads(markers[0].read_text())  # as if the job died before this unit's marker
   markers[0].unlink()
   (out / 'summary.json').unlink()
   resumed = run_job(out, ['--input', f'{photos}/*', '--resume'] + JOB)
-  assert resumed.summary['resumed'] == {'skipped_units': 3, 'skipped_records': 7 - lost['records'],
+  assert resumed.summary['resumed'] == {'skipped_units': len(markers) - 1, 'skipped_records': 7 - lost['records'],
                                         'redone_units': 1, 'redone_records': lost['records']}
   assert sum(resumed.summary['records_read_by_worker']) == lost['records']  # Beam's count of records read
   for key in ('records_read', 'rows_written', 'errors', 'errors_by_stage', 'accounted', 'duplicate_ids'):
