@@ -11,9 +11,10 @@ from apache_beam.io.filesystems import FileSystems
 from tests import datagen
 from transforms import elements
 from transforms import format as format_stage
-from transforms.output import write_units
+from transforms.output import markers, write_units
 from transforms.output.layout import Layout
 from transforms.output.schema import ERROR_SCHEMA, prediction_schema
+from transforms.read.units import unit_key
 
 JOB = ['--model', str(datagen.TFLITE_QUANT), '--task', 'both', '--labels_file', str(datagen.LABELS),
        '--image_groups', '4']
@@ -103,3 +104,23 @@ def test_a_unit_not_whole_at_the_end_of_its_bundle_fails_the_bundle(tmp_path):
   assert marker['records'] == 1 and marker['errors_by_stage'] == {'decode': 1} and marker['rows'] == 0
   assert pq.read_table(str(tmp_path / 'errors')).num_rows == 1 and (tmp_path / '_units').is_dir()
   writer.finish_bundle()
+
+
+def test_a_committed_unit_is_skipped_only_while_it_still_holds_what_its_input_does(tmp_path):
+  layout = Layout(str(tmp_path), 'run')
+  schemas = {'predictions': prediction_schema(False, False, False), 'errors': ERROR_SCHEMA}
+  row = {'id': 'a', 'source': 'a.jpg', 'width': 1, 'height': 1, 'model': 'm'}
+
+  def commit(unit, unread=()):
+    end = elements.UnitEnd(unit, 1, unread, 'f1')
+    return markers.commit_unit(layout, unit_key(unit), end, {'predictions': [row], 'errors': []}, schemas)
+  good = commit('good')
+  assert markers.still_committed(layout, layout.marker(good['key']), 'f1') == good
+  assert markers.still_committed(layout, layout.marker(good['key']), 'f2') is None  # its input changed
+  cut = commit('cut', ('x.tar#after_member=a.jpg',))
+  assert markers.still_committed(layout, layout.marker(cut['key']), 'f1') is None  # storage may give it now
+  lost = commit('lost')
+  (tmp_path / 'predictions' / lost['parts']['predictions']).unlink()
+  assert markers.still_committed(layout, layout.marker(lost['key']), 'f1') is None
+  (tmp_path / '_units' / f'{good["key"]}.json').write_text('{"cut')
+  assert markers.still_committed(layout, layout.marker(good['key']), 'f1') is None  # a damaged marker
