@@ -33,9 +33,10 @@ class _Analyzed(beam.PTransform):
 
   def expand(self, markers):
     layout = self._layout
-    return (markers
-            | 'SpreadParts' >> beam.Reshuffle()
-            | 'CommittedRows' >> beam.ParDo(resume.ReadCommitted(layout))
+    rows = [kept | f'Spread_{i}' >> beam.Reshuffle() | f'CommittedRows_{i}' >> beam.ParDo(resume.ReadCommitted(layout))
+            for i, kept in enumerate(markers)]
+    return (tuple(rows)
+            | 'AllRows' >> beam.Flatten()
             | 'Analyze' >> self._step
             | 'Write' >> WriteParquet(layout.staging(PREDICTIONS_DIR), self._schema, 0, layout.shard_name))
 
@@ -61,7 +62,7 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
   write = formatted | 'WriteUnits' >> beam.ParDo(
       WriteUnits(layout, {PREDICTIONS_DIR: schema, ERRORS_DIR: ERROR_SCHEMA})).with_outputs(IDS_TAG, main='markers')
   written, skipped = write.markers, joined[resume.SKIPPED_TAG]
-  markers = (written, skipped) | 'KeptUnits' >> beam.Flatten()
+  markers = (written, skipped)  # the units the output keeps (side inputs: a Flatten of them gave None on Flink)
   ids = (write[IDS_TAG], skipped | 'SkippedIds' >> beam.ParDo(resume.CommittedIds(layout))) | 'AllIds' >> beam.Flatten()
   counted = [written | 'CountWritten' >> beam.FlatMap(tally.marker_counts, resumed=resuming),
              skipped | 'CountSkipped' >> beam.FlatMap(tally.marker_counts, skipped=True),

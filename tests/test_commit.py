@@ -82,8 +82,8 @@ def _read_ids(path: str):
 
 def _commit(out: str, tally=None) -> None:
   layout = Layout(out, RUN, (EARLIER, RUN))
-  list(commit.Commit(layout, SCHEMAS, [f'{out}/tft_tmp-123']).process(None, tally or TALLY,
-                                                                       [_marker(k) for k in KEPT]))
+  list(commit.Commit(layout, SCHEMAS, [f'{out}/tft_tmp-123']).process(
+      None, tally or TALLY, [_marker(k) for k in KEPT[:2]], [_marker(k) for k in KEPT[2:]]))
 
 
 def _inject(monkeypatch, die_at: int) -> list:

@@ -23,9 +23,9 @@ class CommitError(RuntimeError):
 class Commit(beam.DoFn):
   """The kept units' parts make the datasets; orphans and scratch space go; summary.json comes last.
 
-  `markers`: the marker of every unit the output keeps (this run's and, with --resume, the earlier runs' still
-  good ones). It first checks that they are one per unit, add up to the tally and that their parts exist, and
-  changes nothing otherwise. Idempotent, so that a retry after dying at any point ends as a clean run would
+  `written`, `skipped`: the markers of the units the output keeps (this run's; with --resume, the earlier
+  runs' still good ones). It first checks that they are one per unit, add up to the tally and that their
+  parts exist, and changes nothing otherwise. Idempotent, so that a retry after dying at any point ends as a clean run would
   (runners retry the step): summary.json goes first; what it deletes is what no kept marker names (parts of
   failed attempts and of units no longer planned, earlier runs' analysis shards, stale markers), and
   `scratch` (tf.Transform's temporary folder); a dataset without rows gets one empty part so that it reads as
@@ -73,8 +73,10 @@ class Commit(beam.DoFn):
     moved = files.list_files(files.join(layout.dataset(PREDICTIONS_DIR), layout.shard_prefix + '*'))
     return {files.basename(p): p for p in staged}, {files.basename(p): p for p in moved}
 
-  def process(self, unused, tally: Dict[str, int], markers: List[dict], *unused_waits) -> Iterable[str]:
+  def process(self, unused, tally: Dict[str, int], written: List[dict], skipped: List[dict],
+              *unused_waits) -> Iterable[str]:
     layout = self._layout
+    markers = list(written) + list(skipped)
     summary = accounting(tally)
     files.delete_files([layout.summary])  # first: while this step runs, the output reads as incomplete
     kept = self._check(summary, markers)
@@ -113,7 +115,8 @@ class Commit(beam.DoFn):
 
 class CommitOutput(beam.PTransform):
   """Runs Commit once, after every unit is committed (and anything in `after`); `markers`: the kept units'
-  markers; `scratch`: more folders it deletes (tf.Transform's temporary folder), on every runner and filesystem."""
+  markers (PCollections: this run's, the skipped units'); `scratch`: more folders it deletes (tf.Transform's
+  temporary folder), on every runner and filesystem."""
 
   def __init__(self, layout: Layout, schemas: Dict[str, pa.Schema], tally, markers, after: Sequence,
                scratch: Sequence[str] = ()):
@@ -130,4 +133,5 @@ class CommitOutput(beam.PTransform):
     return (pbegin
             | 'Once' >> beam.Create([None])
             | 'Commit' >> beam.ParDo(Commit(self._layout, self._schemas, self._scratch),
-                                     beam.pvalue.AsDict(self._tally), beam.pvalue.AsList(self._markers), *waits))
+                                     beam.pvalue.AsDict(self._tally),
+                                     *[beam.pvalue.AsList(pcoll) for pcoll in self._markers], *waits))
