@@ -61,7 +61,9 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
                                                    config.progress_seconds, info.num_classes)))
   write = formatted | 'WriteUnits' >> beam.ParDo(
       WriteUnits(layout, {PREDICTIONS_DIR: schema, ERRORS_DIR: ERROR_SCHEMA})).with_outputs(IDS_TAG, main='markers')
-  written, skipped = write.markers, joined[resume.SKIPPED_TAG]
+  # A PCollection of its own (as resume.JoinUnits does for the skipped): as a side input, the output of a
+  # multi-output DoFn gets its other outputs too on Beam's BundleBasedDirectRunner (2.77; test_retries.py).
+  written, skipped = write.markers | 'Written' >> beam.Map(lambda marker: marker), joined[resume.SKIPPED_TAG]
   markers = (written, skipped)  # the units the output keeps (side inputs: a Flatten of them gave None on Flink)
   ids = (write[IDS_TAG], skipped | 'SkippedIds' >> beam.ParDo(resume.CommittedIds(layout))) | 'AllIds' >> beam.Flatten()
   counted = [written | 'CountWritten' >> beam.FlatMap(tally.marker_counts, resumed=resuming),
@@ -69,7 +71,7 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
              ids | 'DuplicateIds' >> tally.DuplicateIds()]
   counts = tuple(counted) | 'Tally' >> tally.Tally()
 
-  after, scratch = [written], []
+  after, scratch = [], []  # the commit waits for every unit anyway: their markers are its side inputs
   if config.analysis:  # the rows wait for every unit, then the analysis writes predictions/ with its columns
     from transforms.analyze import embeddings  # pylint: disable=import-outside-toplevel  # tf.Transform if asked
     analysis = config.analysis

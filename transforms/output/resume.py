@@ -62,7 +62,10 @@ class JoinUnits(beam.PTransform):
     joined = ({'planned': planned, 'committed': committed}
               | 'ByUnit' >> beam.CoGroupByKey()
               | 'Decide' >> beam.ParDo(_Decide(self._layout)).with_outputs(SKIPPED_TAG, main='units'))
-    return {'units': joined.units, SKIPPED_TAG: joined[SKIPPED_TAG]}
+    # A PCollection of its own for the skipped markers: as a side input, a multi-output DoFn's output gets the
+    # others' elements on Beam's BundleBasedDirectRunner (2.77; tests/test_retries.py runs on it).
+    skipped = joined[SKIPPED_TAG] | 'Skipped' >> beam.Map(lambda marker: marker)
+    return {'units': joined.units, SKIPPED_TAG: skipped}
 
 
 class CommittedIds(beam.DoFn):
