@@ -11,7 +11,7 @@ from typing import Sequence
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners import runner as beam_runner
 
-from pipeline.options import ImageOptions, OptionsError
+from pipeline.options import REMOVED, ImageOptions, OptionsError
 
 HELP_FLAGS = ('-h', '--help')
 JOB_PROG = 'python -m pipeline'
@@ -100,6 +100,9 @@ def check_known(argv: Sequence[str], prog: str = JOB_PROG, own: Sequence[str] = 
   prog names the command in the message; own are options of another tool (already taken out of argv) that
   may be suggested."""
   argv = [arg for arg in argv if arg not in HELP_FLAGS]
+  for flag in (arg.split('=', 1)[0] for arg in argv):
+    if flag in REMOVED:
+      raise OptionsError(f'{flag} is no longer an option: {REMOVED[flag]}')
   parser = _all_options_parser()
   known, unknown = parser.parse_known_args(argv)
   if unknown:  # perhaps the runner's own options: import its module, which defines them, and look again

@@ -1,18 +1,15 @@
-"""Assembles the job: read -> decode -> infer -> format [-> analyze] -> write -> commit, errors beside.
+"""Assembles the job: plan units -> [skip committed ones] -> read -> decode -> infer -> format -> write units ->
+commit, on one fused line from read to write, [-> analyze] before the commit.
 
-Beside the main line, each its own transform: resume (skip what earlier runs
-finished, carry their rows, checkpoint this run's) and the tally of every
-record, which the commit step checks the shards against and writes into
-summary.json.
+Beside the main line: the join that skips the units earlier runs committed
+(transforms/output/resume.py), and the tally of the committed units' markers,
+which the commit step checks and writes into summary.json.
 """
-from typing import Dict, List, Optional
-
 import apache_beam as beam
 
 from pipeline.options import JobConfig
-from transforms import elements
 from transforms.decode import DecodeImages
-from transforms.format import ErrorRows, FormatRows
+from transforms.format import FormatRows
 from transforms.infer.handler import ImageModelHandler, Infer
 from transforms.infer.models import ModelInfo
 from transforms.output import resume, tally
@@ -21,67 +18,70 @@ from transforms.output.keep_lease import KeepLease
 from transforms.output.layout import ERRORS_DIR, PREDICTIONS_DIR, Layout
 from transforms.output.parquet import WriteParquet
 from transforms.output.schema import ERROR_SCHEMA, prediction_schema
+from transforms.output.write_units import IDS_TAG, WriteUnits
+from transforms.read import readers
 from transforms.read.plan import InputPlan
-from transforms.read.readers import ReadImages
-from transforms.read.retry import UNREAD_TAG
+from transforms.read.units import ReadUnits
+
+
+class _Analyzed(beam.PTransform):
+  """Committed units' markers -> their rows read back, with the analysis' columns, as predictions/ shards staged
+  for the commit (the analysis needs every embedding before it can give one row its columns)."""
+
+  def __init__(self, layout: Layout, step, schema):
+    super().__init__()
+    self._layout, self._step, self._schema = layout, step, schema
+
+  def expand(self, markers):
+    layout = self._layout
+    rows = [kept | f'Spread_{i}' >> beam.Reshuffle() | f'CommittedRows_{i}' >> beam.ParDo(resume.ReadCommitted(layout))
+            for i, kept in enumerate(markers)]
+    return (tuple(rows)
+            | 'AllRows' >> beam.Flatten()
+            | 'Analyze' >> self._step
+            | 'Write' >> WriteParquet(layout.staging(PREDICTIONS_DIR), self._schema, 0, layout.shard_name))
 
 
 def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPlan, layout: Layout,
-          previous: Optional[Dict[str, List[str]]] = None) -> None:
+          resuming: bool = False) -> None:
   spec = config.model
   passthrough = [(c.name, c.arrow_type) for c in inputs.settings.columns]
   schema = prediction_schema(spec.wants_classes, spec.wants_embedding, bool(config.labels), passthrough)
-  earlier = None
-  if previous and any(previous.values()):  # --resume over an output with finished work
-    earlier = p | 'Earlier' >> resume.ReadEarlier(previous, {PREDICTIONS_DIR: schema.names,
-                                                             ERRORS_DIR: ERROR_SCHEMA.names})
-  counted = []  # tally keys, from wherever something is counted
+  layout = layout._replace(analysis=config.analysis is not None)
 
-  read = p | 'Read' >> ReadImages(inputs)
-  images, read_errors = read['images'], read[elements.ERRORS_TAG]
-  images = images | 'KeepLease' >> beam.ParDo(KeepLease(config.output, layout.run_id))  # on every worker
-  counted += [tally.count_as(images, 'TallyRead', tally.READ),
-              tally.count_as(read_errors, 'TallyReadErrors', tally.READ),
-              tally.count_as(read[UNREAD_TAG], 'TallyUnread', tally.unread_key)]
-  if earlier:
-    images, read_errors, skipped = (images, read_errors) | 'SkipDone' >> resume.SkipDone(earlier)
-    counted.append(skipped)
+  planned = p | 'Plan' >> readers.PlanInputs(inputs, config.image_groups)
+  joined = planned | 'SkipCommitted' >> resume.JoinUnits(layout)
+  formatted = (joined['units']
+               | 'Spread' >> beam.Reshuffle()  # units only, never image bytes: spreads the reading over workers
+               | 'KeepLease' >> beam.ParDo(KeepLease(config.output, layout.run_id))  # on every worker that reads
+               | 'Read' >> beam.ParDo(ReadUnits(readers.readers(inputs)))
+               | 'Decode' >> beam.ParDo(DecodeImages(info.input_size, config.resize_method, config.max_image_pixels,
+                                                     config.decode_timeout_seconds))
+               | 'Infer' >> Infer(ImageModelHandler(spec, config.min_batch_size, config.max_batch_size,
+                                                    config.inference_timeout_seconds))
+               | 'Format' >> beam.ParDo(FormatRows(spec.location, config.top_k, config.labels,
+                                                   config.progress_seconds, info.num_classes)))
+  write = formatted | 'WriteUnits' >> beam.ParDo(
+      WriteUnits(layout, {PREDICTIONS_DIR: schema, ERRORS_DIR: ERROR_SCHEMA})).with_outputs(IDS_TAG, main='markers')
+  # A PCollection of its own (as resume.JoinUnits does for the skipped): as a side input, the output of a
+  # multi-output DoFn gets its other outputs too on Beam's BundleBasedDirectRunner (2.77; test_retries.py).
+  written, skipped = write.markers | 'Written' >> beam.Map(lambda marker: marker), joined[resume.SKIPPED_TAG]
+  markers = (written, skipped)  # the units the output keeps (side inputs: a Flatten of them gave None on Flink)
+  ids = (write[IDS_TAG], skipped | 'SkippedIds' >> beam.ParDo(resume.CommittedIds(layout))) | 'AllIds' >> beam.Flatten()
+  counted = [written | 'CountWritten' >> beam.FlatMap(tally.marker_counts, resumed=resuming),
+             skipped | 'CountSkipped' >> beam.FlatMap(tally.marker_counts, skipped=True),
+             ids | 'DuplicateIds' >> tally.DuplicateIds()]
+  counts = tuple(counted) | 'Tally' >> tally.Tally()
 
-  decoded = images | 'Decode' >> beam.ParDo(
-      DecodeImages(info.input_size, config.resize_method, config.max_image_pixels,
-                   config.decode_timeout_seconds)).with_outputs(elements.ERRORS_TAG, main='images')
-  inferred = decoded.images | 'Infer' >> Infer(ImageModelHandler(spec, config.min_batch_size, config.max_batch_size,
-                                                                 config.inference_timeout_seconds))
-  rows = inferred['predictions'] | 'Format' >> beam.ParDo(
-      FormatRows(spec.location, config.top_k, config.labels, config.progress_seconds, info.num_classes))
-  errors = ((read_errors, decoded[elements.ERRORS_TAG], inferred[elements.ERRORS_TAG])
-            | 'AllErrors' >> beam.Flatten()
-            | 'ErrorRows' >> beam.ParDo(ErrorRows()))
-
-  _ = (rows, errors) | 'Checkpoint' >> resume.CheckpointRows(
-      layout, {PREDICTIONS_DIR: schema, ERRORS_DIR: ERROR_SCHEMA}, config.checkpoint_rows)
-  if earlier:
-    rows, errors, carried = (rows, errors) | 'WithEarlier' >> resume.WithEarlier(earlier)
-    counted.append(carried)
-
-  after, scratch = [], []
-  if config.analysis:  # the only change to the main line; without it the job is unchanged
+  after, scratch = [], []  # the commit waits for every unit anyway: their markers are its side inputs
+  if config.analysis:  # the rows wait for every unit, then the analysis writes predictions/ with its columns
     from transforms.analyze import embeddings  # pylint: disable=import-outside-toplevel  # tf.Transform if asked
     analysis = config.analysis
     step = embeddings.AnalyzeEmbeddings(config.output, info.embedding_dim, analysis.pca_dims, analysis.whiten,
                                         analysis.temp_dir)
-    rows = rows | 'AnalyzeEmbeddings' >> step
     schema = prediction_schema(spec.wants_classes, spec.wants_embedding, bool(config.labels), passthrough,
                                step.columns)
-    after.append(step.statistics_written)
+    after += [markers | 'AnalyzeEmbeddings' >> _Analyzed(layout, step, schema), step.statistics_written]
     scratch.append(analysis.temp_dir)  # deleted by the commit step, on every runner and filesystem
-
-  written = [rows | 'WritePredictions' >> WriteParquet(layout.staging(PREDICTIONS_DIR), schema, config.num_shards,
-                                                       layout.shard_name),
-             errors | 'WriteErrors' >> WriteParquet(layout.staging(ERRORS_DIR), ERROR_SCHEMA, config.num_shards,
-                                                    layout.shard_name)]
-  counted += [tally.count_as(rows, 'TallyRows', tally.ROWS),
-              tally.count_as(errors, 'TallyErrors', tally.error_key),
-              rows | 'DuplicateIds' >> tally.DuplicateIds()]
-  counts = tuple(counted) | 'Tally' >> tally.Tally()
-  _ = p | 'CommitOutput' >> CommitOutput(layout, counts, written + after, scratch)
+  _ = p | 'CommitOutput' >> CommitOutput(layout, {PREDICTIONS_DIR: schema, ERRORS_DIR: ERROR_SCHEMA}, counts,
+                                         markers, after, scratch)

@@ -22,14 +22,17 @@ from transforms.format import DEFAULT_PROGRESS_SECONDS  # defined beside FormatR
 from transforms.infer import handler, models
 from transforms.output import claim
 from transforms.output.schema import RESERVED_COLUMNS, reduced_columns
+from transforms.read import units
 from transforms.read.formats import detect, passthrough, tf_example
 from transforms.read.settings import COMPRESSIONS, MAX_INPUT_BYTES, ReadSettings
 
 DEFAULT_TOP_K = 5
 DEFAULT_MAX_BATCH_SIZE = 64  # fixed batches of this size unless --min_batch_size asks for a range (docs/benchmarks.md)
-DEFAULT_NUM_SHARDS = 0  # the runner decides
-DEFAULT_CHECKPOINT_ROWS = 2000
 DEFAULT_PCA_DIMS = 64
+
+
+REMOVED = {'--num_shards': 'each read unit is its own Parquet part (docs/output.md)',  # refused, saying why
+           '--checkpoint_rows': 'each read unit is committed when done (docs/output.md); see --image_groups'}
 
 
 class OptionsError(ValueError):
@@ -123,8 +126,6 @@ class ImageOptions(PipelineOptions):
 
     output = parser.add_argument_group('output', 'Parquet datasets predictions/ and errors/, and summary.json.')
     output.add_argument('--output', help='Required. Output prefix, a directory or gs:// path.')
-    output.add_argument('--num_shards', type=int, default=DEFAULT_NUM_SHARDS,
-                        help='Parquet files per dataset (0: the runner decides).')
     _switch(output, '--overwrite', 'Replace what an earlier job wrote under --output (deleted at launch); '
             'without it, or --resume, an output a job wrote before is refused.')
     output.add_argument('--progress_seconds', type=float, default=DEFAULT_PROGRESS_SECONDS,
@@ -133,9 +134,9 @@ class ImageOptions(PipelineOptions):
     reliability = parser.add_argument_group('reliability', 'Reruns, crashes and bad input.')
     _switch(reliability, '--resume', 'Continue an earlier run of the same job under --output: inputs it finished '
             'are skipped and its rows kept. Refused if the options that shape rows or the model\'s files changed.')
-    reliability.add_argument('--checkpoint_rows', type=int, default=DEFAULT_CHECKPOINT_ROWS,
-                             help='Rows each worker commits at a time for --resume: after a crash at most this '
-                             'many per worker are done again.')
+    reliability.add_argument('--image_groups', type=int, default=units.DEFAULT_IMAGE_GROUPS,
+                             help='Image files are read and committed in this many groups (by a hash of the path); '
+                             '--resume skips committed groups, a crash redoes those being read.')
     reliability.add_argument('--max_image_pixels', type=int, default=decode.MAX_IMAGE_PIXELS,
                              help='An image whose header claims more pixels is refused before any pixel is '
                              'decoded (decompression bombs).')
@@ -178,10 +179,9 @@ class JobConfig:
   resize_method: str
   min_batch_size: int
   max_batch_size: int
-  num_shards: int
   progress_seconds: float
   output_mode: str = claim.NEW  # new, overwrite or resume
-  checkpoint_rows: int = DEFAULT_CHECKPOINT_ROWS
+  image_groups: int = units.DEFAULT_IMAGE_GROUPS
   max_image_pixels: int = decode.MAX_IMAGE_PIXELS
   decode_timeout_seconds: float = decode.DECODE_TIMEOUT_SECONDS  # 0: no bound
   inference_timeout_seconds: float = handler.INFERENCE_TIMEOUT_SECONDS  # 0: no bound
@@ -265,7 +265,7 @@ def validate(options: PipelineOptions) -> JobConfig:
                        f'{o.max_batch_size}')
   if o.progress_seconds <= 0:
     raise OptionsError(f'--progress_seconds must be positive, not {o.progress_seconds}')
-  for flag, value, least in (('--num_shards', o.num_shards, 0), ('--checkpoint_rows', o.checkpoint_rows, 1),
+  for flag, value, least in (('--image_groups', o.image_groups, 1),
                              ('--max_image_pixels', o.max_image_pixels, 1),
                              ('--max_input_bytes', o.max_input_bytes, 1),
                              ('--decode_timeout_seconds', o.decode_timeout_seconds, 0),
@@ -293,8 +293,8 @@ def validate(options: PipelineOptions) -> JobConfig:
   return JobConfig(inputs=patterns, input_format=o.input_format, read_settings=settings,
                    passthrough_keys=passthrough_keys, output=output_prefix, model=spec, labels=o.labels_file,
                    top_k=o.top_k, resize_method=o.resize_method, min_batch_size=min_batch_size,
-                   max_batch_size=o.max_batch_size, num_shards=o.num_shards, progress_seconds=o.progress_seconds,
-                   output_mode=mode, checkpoint_rows=o.checkpoint_rows, max_image_pixels=o.max_image_pixels,
+                   max_batch_size=o.max_batch_size, progress_seconds=o.progress_seconds,
+                   output_mode=mode, image_groups=o.image_groups, max_image_pixels=o.max_image_pixels,
                    decode_timeout_seconds=o.decode_timeout_seconds,
                    inference_timeout_seconds=o.inference_timeout_seconds,
                    analysis=_analysis(options, output_prefix, spec, passthrough_keys))

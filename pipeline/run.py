@@ -93,18 +93,19 @@ def prepare(argv: List[str]) -> Tuple[beam.Pipeline, options.JobConfig]:
   info = inspect_model(config)
   logging.info('model %s: %s, input %s', config.model.location, info.format, info.input_size)
   run_layout = layout.Layout(config.output, layout.new_run_id())
-  previous = None
+  claimed = False
   if not pipeline_options.view_as(TestOptions).dry_run:  # a dry run writes nothing, not even job.json
     record = job_record(config)
     if config.output_mode == claim.RESUME:
       check_labels_unchanged(config.output, record)
-    previous = claim.claim(config.output, config.output_mode, record, run_layout.run_id)  # takes the lease
+    claim.claim(config.output, config.output_mode, record, run_layout.run_id)  # takes the lease
+    claimed = True
     run_layout = run_layout._replace(earlier_runs=layout.run_folders(config.output))  # the commit deletes theirs
   p = beam.Pipeline(options=pipeline_options)
   try:
-    graph.build(p, config, info, input_plan, run_layout, previous)
+    graph.build(p, config, info, input_plan, run_layout, config.output_mode == claim.RESUME)
   except BaseException:
-    if previous is not None:  # claimed: the lease is this run's
+    if claimed:  # the lease is this run's
       lease.release(config.output, run_layout.run_id)
     raise
   p.run_id = run_layout.run_id  # for run(): the lease's holder

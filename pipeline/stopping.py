@@ -6,8 +6,8 @@ what it started before it exits: a job submitted to a job service (Flink, any
 portable runner) is cancelled through its result (`result.cancel()`), and the
 local runner's worker processes, children of the launcher, are terminated
 (killed if they do not end within a few seconds). The commit step never runs,
-so there is no summary.json and nothing new in predictions/ or errors/; the
-checkpoints stay, and the same command with --resume continues from them.
+so there is no summary.json; the read units committed so far stay, and the
+same command with --resume continues, skipping them.
 The exit code is 128 + the signal's number (130 for SIGINT, 143 for SIGTERM),
 as a shell reports a process killed by it.
 """

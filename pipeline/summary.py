@@ -32,7 +32,9 @@ def complete(output_prefix: str, result, wall_seconds: float) -> dict:
     raise RuntimeError(f'the job finished but did not commit {output_prefix}: summary.json is missing')
   counters = _counters(result)
   worker_prefix = outcomes.WORKERS_NAMESPACE + '/'
-  done_here = report['rows_written'] - report.get('resumed', {}).get('carried_rows', 0)
+  resumed = report.get('resumed', {})
+  done_here = report['rows_written'] if not resumed else round(
+      report['rows_written'] * resumed['redone_records'] / max(report['records_read'], 1))
   report.update({
       'records_read_by_worker': sorted((v for k, v in counters.items() if k.startswith(worker_prefix)),
                                        reverse=True),

@@ -1,9 +1,11 @@
 """The commit step is idempotent: killed after any one of its file operations and run again, on local disk
 and on gs:// (the GCS emulator), it leaves exactly what an uninterrupted commit leaves.
 
-The output is staged by hand: this run's shards under _staging/RUN/, an earlier run's committed shard and
-its staging and checkpoints (a --resume carries that run), another run's staging (not carried: it must stay),
-tf.Transform's scratch folder, a stale summary.json and this run's lease.
+The output is laid out by hand: this run's committed units A and B (markers and parts), a unit C an earlier
+run committed (a --resume kept it), an orphan part of A from a failed attempt, a marker and part of a unit D
+no longer planned, a part being written when a worker died, an earlier run's staging (carried: deleted) and
+another run's (not carried: it must stay), tf.Transform's scratch folder, a stale summary.json and this run's
+lease.
 """
 import io
 
@@ -17,9 +19,22 @@ from transforms.output import commit, files, lease
 from transforms.output.layout import Layout
 
 RUN, EARLIER, OTHER = 'run1', 'old0', 'other'
-TALLY = {'records_read': 5, 'rows_written': 4, 'errors/decode': 1}
-ROWS = {'predictions': [['a', 'b'], ['c', 'd']], 'errors': [['e']]}  # ids per shard of this run
 SCHEMA = pa.schema([('id', pa.string())])
+SCHEMAS = {'predictions': SCHEMA, 'errors': SCHEMA}
+# unit key -> (predictions ids, error ids); A and B by this run, C by an earlier one, D no longer planned
+UNITS = {'a': (['a1', 'a2'], ['a3']), 'b': (['b1', 'b2'], []), 'c': (['c1'], []), 'd': (['d1'], [])}
+KEPT = ('a', 'b', 'c')
+TALLY = {'records_read': 6, 'rows_written': 5, 'errors/decode': 1}
+
+
+def _marker(key):
+  rows, errors = UNITS[key]
+  parts = {'predictions': f'part-{key}-1.parquet'}
+  if errors:
+    parts['errors'] = f'part-{key}-1.parquet'
+  return {'unit': key, 'key': key, 'fingerprint': key, 'run': RUN, 'records': len(rows) + len(errors),
+          'rows': len(rows), 'errors_by_stage': {'decode': len(errors)} if errors else {}, 'unread': [],
+          'parts': parts}
 
 
 class Died(Exception):
@@ -34,14 +49,16 @@ def _parquet(path: str, ids) -> None:
 
 
 def _stage(out: str) -> None:
-  for name, shards in ROWS.items():
-    for i, ids in enumerate(shards):
-      _parquet(f'{out}/_staging/{RUN}/{name}/part-{RUN}-{i:05d}-of-{len(shards):05d}.parquet', ids)
-  files.write_text(f'{out}/_staging/{RUN}/predictions/.temp-beam-1/left-over', 'beam scratch')
-  _parquet(f'{out}/_checkpoints/{RUN}/predictions/c-1.parquet', ['a'])
-  _parquet(f'{out}/predictions/part-{EARLIER}-00000-of-00001.parquet', ['a', 'z'])  # carried, then replaced
-  _parquet(f'{out}/_staging/{EARLIER}/errors/part-{EARLIER}-00000-of-00001.parquet', ['e'])
-  _parquet(f'{out}/_checkpoints/{EARLIER}/predictions/c-2.parquet', ['b'])
+  for key, (rows, errors) in UNITS.items():
+    marker = _marker(key)
+    files.write_json(f'{out}/_units/{key}.json', marker)
+    _parquet(f'{out}/predictions/{marker["parts"]["predictions"]}', rows)
+    if errors:
+      _parquet(f'{out}/errors/{marker["parts"]["errors"]}', errors)
+  _parquet(f'{out}/predictions/part-a-0.parquet', ['a1'])  # a failed attempt's part
+  _parquet(f'{out}/errors/_inprogress-part-b-2.parquet', ['x'])  # being written when its worker died
+  files.write_text(f'{out}/_units/d.json.1a2b3c4d.tmp', '{"cut')  # a marker being written then
+  files.write_text(f'{out}/_staging/{EARLIER}/predictions/left-over', 'analysis scratch')
   _parquet(f'{out}/_staging/{OTHER}/predictions/part-{OTHER}-00000-of-00001.parquet', ['q'])
   files.write_text(f'{out}/tft_tmp-123/scratch', 'tf.Transform')
   files.write_json(f'{out}/summary.json', {'stale': True})
@@ -52,7 +69,7 @@ def _state(out: str) -> dict:
   """Every file under the output, and the ids each dataset holds."""
   paths = sorted(p[len(out) + 1:] for p in files.list_files(out + '/**') if not p.endswith('/'))
   ids = {}
-  for name in ROWS:
+  for name in SCHEMAS:
     found = files.list_files(f'{out}/{name}/*.parquet')
     ids[name] = sorted(i for p in found for i in _read_ids(p))
   return {'files': paths, 'ids': ids, 'summary': files.read_json(f'{out}/summary.json')}
@@ -63,9 +80,10 @@ def _read_ids(path: str):
     return pq.read_table(io.BytesIO(f.read()))['id'].to_pylist()
 
 
-def _commit(out: str) -> None:
+def _commit(out: str, tally=None) -> None:
   layout = Layout(out, RUN, (EARLIER, RUN))
-  list(commit.Commit(layout, [f'{out}/tft_tmp-123']).process(None, TALLY))
+  list(commit.Commit(layout, SCHEMAS, [f'{out}/tft_tmp-123']).process(
+      None, tally or TALLY, [_marker(k) for k in KEPT[:2]], [_marker(k) for k in KEPT[2:]]))
 
 
 def _inject(monkeypatch, die_at: int) -> list:
@@ -106,12 +124,12 @@ def _check_every_death(out_of, monkeypatch) -> int:
   lease.acquire(clean_out, RUN, False)
   _commit(clean_out)
   clean = _state(clean_out)
-  assert clean['ids'] == {'predictions': ['a', 'b', 'c', 'd'], 'errors': ['e']}
-  assert set(clean['files']) == {'errors/part-run1-00000-of-00001.parquet', 'job.json',
-                            'predictions/part-run1-00000-of-00002.parquet',
-                            'predictions/part-run1-00001-of-00002.parquet',
-                            'summary.json', f'_staging/{OTHER}/predictions/part-{OTHER}-00000-of-00001.parquet'}
-  assert clean['summary']['rows_written'] == 4 and clean['summary']['errors'] == 1
+  assert clean['ids'] == {'predictions': ['a1', 'a2', 'b1', 'b2', 'c1'], 'errors': ['a3']}
+  assert set(clean['files']) == {'errors/part-a-1.parquet', 'job.json', 'predictions/part-a-1.parquet',
+                                 'predictions/part-b-1.parquet', 'predictions/part-c-1.parquet', '_units/a.json',
+                                 '_units/b.json', '_units/c.json', 'summary.json',
+                                 f'_staging/{OTHER}/predictions/part-{OTHER}-00000-of-00001.parquet'}
+  assert clean['summary']['rows_written'] == 5 and clean['summary']['errors'] == 1
 
   die_at = 0
   while True:
@@ -139,21 +157,26 @@ def _check_every_death(out_of, monkeypatch) -> int:
 
 def test_commit_killed_at_each_step_then_retried_on_local_disk(tmp_path, monkeypatch):
   operations = _check_every_death(lambda name: str(tmp_path / name), monkeypatch)
-  assert operations >= 10  # summary, earlier shard, 3 moves (copy + delete), 4 scratch folders, summary, lease
+  assert operations >= 8  # summary, orphans in 2 folders, markers, 2 scratch folders, summary, lease
 
 
 @pytest.mark.usefixtures('gcs_emulator')
 def test_commit_killed_at_each_step_then_retried_on_gcs(monkeypatch):
   bucket = gcs.new_bucket('commit')
   operations = _check_every_death(lambda name: f'gs://{bucket}/{name}', monkeypatch)
-  assert operations >= 10
+  assert operations >= 8
 
 
-def test_shards_that_do_not_match_the_tally_move_nothing(tmp_path):
+@pytest.mark.parametrize('broken, message', [
+    ('tally', 'the job counted 6 rows but its units hold 5'),
+    ('part', r'committed part\(s\) are missing, e.g. part-b-1.parquet'),
+])
+def test_units_that_do_not_match_the_tally_change_nothing(tmp_path, broken, message):
   out = str(tmp_path / 'out')
   _stage(out)
-  layout = Layout(out, RUN, (EARLIER,))
-  with pytest.raises(commit.CommitError, match='counted 5 rows but its shards hold 4'):
-    list(commit.Commit(layout).process(None, dict(TALLY, rows_written=5)))
-  assert not files.list_files(f'{out}/predictions/part-{RUN}-*')
-  assert len(files.list_files(f'{out}/_staging/{RUN}/predictions/*.parquet')) == 2
+  if broken == 'part':
+    files.delete_files([f'{out}/predictions/part-b-1.parquet'])
+  before = sorted(files.list_files(out + '/**'))
+  with pytest.raises(commit.CommitError, match=message):
+    _commit(out, dict(TALLY, rows_written=6) if broken == 'tally' else TALLY)
+  assert sorted(files.list_files(out + '/**')) == [p for p in before if not p.endswith('summary.json')]

@@ -18,7 +18,8 @@ from tests import datagen
 from transforms import decode
 from transforms import format as format_rows
 from transforms.infer import handler, models
-from transforms.read import image_files
+from transforms.output import write_units
+from transforms.read import image_files, units
 from transforms.read.formats import detect
 from transforms.read.settings import COMPRESSIONS
 
@@ -148,8 +149,9 @@ def test_translated_dofns_and_model_handler_unpickle(translated):
       payload = beam_runner_api_pb2.ParDoPayload.FromString(transform.spec.payload)
       fns.append(pickler.loads(payload.do_fn.payload)[0])
   kinds = {type(fn) for fn in fns}
-  assert {image_files._ReadFile, decode.DecodeImages, format_rows.FormatRows, format_rows.ErrorRows} <= kinds
-  assert any(kind.__module__.startswith('transforms.read') for kind in kinds)  # the reader of image files
+  assert {units.ReadUnits, decode.DecodeImages, format_rows.FormatRows, write_units.WriteUnits} <= kinds
+  readers = next(fn for fn in fns if isinstance(fn, units.ReadUnits))._readers  # pylint: disable=protected-access
+  assert isinstance(readers['images'], image_files._ReadFile)  # the reader of image files
   handlers = [fn._model_handler for fn in fns if hasattr(fn, '_model_handler')]  # pylint: disable=protected-access
   assert len(handlers) == 1 and isinstance(handlers[0], handler.ImageModelHandler)
   model = handlers[0].load_model()  # what each Dataflow worker does with its copy

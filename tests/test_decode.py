@@ -45,11 +45,9 @@ def test_variants_through_the_decode_stage_keep_their_displayed_size():
   inputs = [elements.EncodedImage(elements.ImageRef(name, f'mem://{name}'), data)
             for name, (data, _, _) in sorted(VARIANTS.items())]
   with TestPipeline() as p:
-    out = (p | beam.Create(inputs)
-           | beam.ParDo(decode.DecodeImages((16, 16))).with_outputs(elements.ERRORS_TAG, main='images'))
-    assert_that(out.images | beam.Map(lambda d: (d.ref.id, d.width, d.height, d.pixels.shape)),
+    out = p | beam.Create(inputs) | beam.ParDo(decode.DecodeImages((16, 16)))
+    assert_that(out | beam.Map(lambda d: (d.ref.id, d.width, d.height, d.pixels.shape)),  # no error records
                 equal_to([(name, e.shape[1], e.shape[0], (16, 16, 3)) for name, (_, e, _) in VARIANTS.items()]))
-    assert_that(out[elements.ERRORS_TAG], equal_to([]), label='no errors')
 
 
 def test_grayscale_becomes_rgb_at_model_size():
@@ -65,16 +63,24 @@ def test_bad_bytes_raise_decode_error(data, words):
     decode.open_image(data)
 
 
-def test_dofn_routes_failures_to_errors():
+def test_dofn_turns_failures_into_error_records_and_passes_the_rest_through():
   good = datagen.PHOTOS.joinpath('hot_dog.jpg').read_bytes()
+  earlier = elements.ErrorRecord('r', 'mem://r', elements.READ, 'X', 'unreadable', 'u1')
+  end = elements.UnitEnd('u1', 3)
   inputs = [
-      elements.EncodedImage(elements.ImageRef('good', 'mem://good.jpg'), good),
-      elements.EncodedImage(elements.ImageRef('cut', 'mem://cut.jpg'), good[:2000]),
+      elements.EncodedImage(elements.ImageRef('good', 'mem://good.jpg', unit='u1'), good),
+      elements.EncodedImage(elements.ImageRef('cut', 'mem://cut.jpg', unit='u1'), good[:2000]),
+      earlier, end,
   ]
   with TestPipeline() as p:
-    out = (p | beam.Create(inputs)
-           | beam.ParDo(decode.DecodeImages((160, 160))).with_outputs(elements.ERRORS_TAG, main='images'))
-    assert_that(out.images | beam.Map(lambda d: (d.ref.id, d.width, d.height, d.pixels.shape)),
-                equal_to([('good', 512, 384, (160, 160, 3))]))
-    assert_that(out[elements.ERRORS_TAG] | beam.Map(lambda e: (e.id, e.stage, e.source)),
-                equal_to([('cut', 'decode', 'mem://cut.jpg')]), label='errors')
+    out = p | beam.Create(inputs) | beam.ParDo(decode.DecodeImages((160, 160)))
+    assert_that(out | beam.Map(_summary), equal_to([('good', 512, 384, (160, 160, 3), 'u1'), earlier, end,
+                                                     ('cut', 'mem://cut.jpg', 'decode', 'u1')]))
+
+
+def _summary(item):
+  if isinstance(item, elements.DecodedImage):
+    return item.ref.id, item.width, item.height, item.pixels.shape, item.ref.unit
+  if isinstance(item, elements.ErrorRecord) and item.stage == 'decode':
+    return item.id, item.source, item.stage, item.unit
+  return item

@@ -20,7 +20,8 @@ def test_rows_carry_labels_scores_and_embedding(tmp_path):
   fn.setup()
   prediction = elements.Prediction(elements.ImageRef('x', 'file:///x.jpg', {'label': 3}), 10, 20,
                                   np.array([0.1, 0.2, 0.7], np.float32), np.ones(4, np.float32))
-  (row,) = list(fn.process(prediction))
+  ((dataset, unit, row),) = list(fn.process(prediction._replace(ref=prediction.ref._replace(unit='u1'))))
+  assert (dataset, unit) == (format_lib.PREDICTIONS, 'u1')
   assert row['top_classes'] == [2, 1] and row['top_labels'] == ['dog', 'cat']
   assert np.allclose(row['top_scores'], [0.7, 0.2])
   assert row['label'] == 3

@@ -13,7 +13,7 @@ def _labels(analysis):
   spec = models.ModelSpec('/models/features', models.EMBED)
   config = options.JobConfig(inputs=('/data/*.jpg',), input_format=detect.AUTO, read_settings=ReadSettings(),
                              passthrough_keys=(), output='/out', model=spec, labels=None, top_k=5,
-                             resize_method='bilinear', min_batch_size=8, max_batch_size=64, num_shards=0,
+                             resize_method='bilinear', min_batch_size=8, max_batch_size=64,
                              progress_seconds=10.0, analysis=analysis)
   info = models.ModelInfo('tf1_hub', (128, 128), (0.0, 1.0), None, 512)
   p = beam.Pipeline()

@@ -96,10 +96,10 @@ def test_watchdog_reuses_one_thread_and_replaces_a_hung_one():
 def test_a_timed_out_batch_names_the_option_other_failures_keep_their_message():
   ref = elements.ImageRef('a', 'file:///a.jpg')
   batch = [elements.DecodedImage(ref, 1, 1, np.zeros((1, 1, 3), np.uint8))]
-  to_errors = handler._failed_batch_to_errors  # pylint: disable=protected-access
-  timed_out, = to_errors((batch, (TimeoutError, 'TimeoutError()', [])), 8)
+  to_errors = handler.failed_batch_errors
+  timed_out, = to_errors(batch, TimeoutError('model timed out after 8 s'), 8)
   assert 'timed out' in timed_out.message and '8 s' in timed_out.message and timed_out.stage == elements.INFER
-  failed, = to_errors((batch, (ValueError, "ValueError('bad')", [])), 8)
+  failed, = to_errors(batch, ValueError('bad'), 8)
   assert "ValueError('bad')" in failed.message and 'timed out' not in failed.message
 
 

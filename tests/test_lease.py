@@ -202,7 +202,7 @@ def test_worker_processes_keep_the_lease_fresh_without_the_launcher(local_root):
     _ = (p | beam.Create(range(4)) | beam.Reshuffle()
          | beam.ParDo(keep_lease.KeepLease(output, 'mine', seconds=0.2)) | beam.Map(_nap))
   assert lease.age_seconds(_holder(output)) < 60, _holder(output)
-  assert not [t for t in threading.enumerate() if t.name == 'lease-heartbeat']  # not this process: the workers
+  assert not [t for t in threading.enumerate() if t.name == f'lease-heartbeat {output}']  # not here: the workers
   assert lease.release(output, 'mine')
 
 

@@ -48,7 +48,7 @@ def test_native_start_up_notices_are_dropped_and_other_native_output_kept(capfd)
 
 @pytest.mark.full
 def test_command_prints_no_tensorflow_notices_and_shows_a_worker_warning(tmp_path):
-  """The README's first command (on two photos) in a subprocess, then --resume over a broken checkpoint."""
+  """The README's first command (on two photos) in a subprocess, then --resume over a broken unit marker."""
   photos = tmp_path / 'photos'
   photos.mkdir()
   for path in sorted(datagen.PHOTOS.iterdir())[:2]:
@@ -62,13 +62,12 @@ def test_command_prints_no_tensorflow_notices_and_shows_a_worker_warning(tmp_pat
   assert first.returncode == 0, first.stderr[-3000:]
   noise = [line for line in first.stderr.splitlines() if native_logs.NOISE.search(line) or 'oneDNN' in line]
   assert not noise, noise
-  broken = out / '_checkpoints' / 'earlier' / 'predictions' / 'part-x.parquet'
-  broken.parent.mkdir(parents=True)
-  broken.write_bytes(b'not parquet')
+  broken = sorted((out / '_units').glob('*.json'))[0]
+  broken.write_bytes(b'not json')
   resumed = subprocess.run(command + ['--resume'], capture_output=True, text=True, timeout=600, env=env,
                            check=False)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert f'worker: resume: {broken} is unreadable, its inputs are done again' in resumed.stderr
+  assert f'worker: resume: {broken} is unreadable, its unit is read again' in resumed.stderr
   assert not [line for line in resumed.stderr.splitlines() if native_logs.NOISE.search(line)]
   assert 'Discarding unparseable args' not in resumed.stderr  # Beam's own worker warnings stay out
   assert 'Saved model loading' not in first.stderr  # nor TensorFlow's Python-side INFO notices

@@ -17,6 +17,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from benchmarks import limit
 from pipeline import command_line, options, run
 from tests import datagen
+from transforms.read import units
 
 CLASSIFIER = str(datagen.HUB_DIRS[datagen.HUB_CLASSIFIER])
 FEATURES = str(datagen.HUB_DIRS[datagen.HUB_FEATURES])
@@ -137,8 +138,7 @@ def test_defaults_are_the_named_ones(tmp_path):
   assert config.max_batch_size == options.DEFAULT_MAX_BATCH_SIZE == 64
   assert config.resize_method == options.DEFAULT_RESIZE_METHOD == 'bilinear'
   assert config.progress_seconds == options.DEFAULT_PROGRESS_SECONDS
-  assert config.checkpoint_rows == options.DEFAULT_CHECKPOINT_ROWS
-  assert config.num_shards == options.DEFAULT_NUM_SHARDS
+  assert config.image_groups == units.DEFAULT_IMAGE_GROUPS
 
 
 def _job_option_names() -> list:
@@ -161,7 +161,7 @@ def test_help_in_process_shows_every_option_with_its_default(capsys):
       < out.index('\nanalysis:')
   flat = ' '.join(out.split())
   assert '--top_k TOP_K Classes kept per image, best first. (default: 5)' in flat
-  assert '(default: 64)' in flat and '(default: bilinear)' in flat and '(default: 2000)' in flat
+  assert '(default: 64)' in flat and '(default: bilinear)' in flat and '(default: 1024)' in flat
 
 
 def test_command_line_help_lists_options_and_points_to_beam():

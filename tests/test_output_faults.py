@@ -85,7 +85,7 @@ def small_disk_fixture(tmp_path):
 def test_a_full_disk_fails_the_job_and_resume_finishes_it(tmp_path, small_disk):
   photos = tmp_path / 'photos'
   datagen.make_jpegs(photos, 1000, seed=5, size=(96, 72))
-  command = ['--input', f'{photos}/*', '--checkpoint_rows', '20']
+  command = ['--input', f'{photos}/*', '--image_groups', '50']
   clean = subprocess.run(_command(tmp_path / 'clean', command), capture_output=True, text=True, timeout=600,
                          check=False)
   assert clean.returncode == 0, clean.stderr[-2000:]
@@ -96,13 +96,14 @@ def test_a_full_disk_fails_the_job_and_resume_finishes_it(tmp_path, small_disk):
   assert full.returncode == 1, full.stderr[-3000:]
   assert 'error: the disk is full (No space left on device)' in full.stderr and '--resume' in full.stderr
   assert 'Traceback' not in full.stderr.split('error: the disk is full')[-1]
-  assert not (out / 'summary.json').exists() and not list(out.glob('predictions/*'))
+  assert not (out / 'summary.json').exists()  # incomplete, and says so
   assert not (out / '_lease.json').exists()  # released by the launcher after the failure
   filler.unlink()
   resumed = subprocess.run(_command(out, command + ['--resume']), capture_output=True, text=True, timeout=600,
                            check=False)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   summary = json.loads((out / 'summary.json').read_text())
-  assert summary['accounted'] and summary['rows_written'] == 1000 and summary['resumed']['carried_rows'] > 0
+  assert summary['accounted'] and summary['rows_written'] == 1000 and summary['resumed']['skipped_units'] > 0
   assert _rows(out) == _rows(tmp_path / 'clean')
-  assert sorted(p.name for p in out.iterdir()) == ['errors', 'job.json', 'predictions', 'summary.json']
+  assert sorted(p.name for p in out.iterdir()) == ['_units', 'errors', 'job.json', 'predictions', 'summary.json']
+  assert not [p for p in out.rglob('*') if p.name.startswith('_inprogress')]  # the cut writes are gone

@@ -264,8 +264,9 @@ def test_unread_inputs_make_the_summary_unaccounted():
   from transforms.output import tally  # pylint: disable=import-outside-toplevel
   counts = {tally.READ: 3, tally.ROWS: 2, 'errors/read': 1}
   assert tally.accounting(counts)['accounted'] and 'unread' not in tally.accounting(counts)
-  counts.update({tally.unread_key('gs://b/y.tar#after_member=k1.txt'): 1,
-                 tally.unread_key('gs://b/x.tfrecord#bytes=1048576-2097152'): 1})
+  marker = {'records': 0, 'rows': 0, 'errors_by_stage': {},
+            'unread': ['gs://b/y.tar#after_member=k1.txt', 'gs://b/x.tfrecord#bytes=1048576-2097152']}
+  counts.update(pair for pair in tally.marker_counts(marker) if pair[1])
   summary = tally.accounting(counts)
   assert summary['accounted'] is False
   assert summary['unread'] == ['gs://b/x.tfrecord#bytes=1048576-2097152', 'gs://b/y.tar#after_member=k1.txt']

@@ -23,8 +23,11 @@ def _files(folder):
 
 
 def _run_ids(out):
-  """The run ids in the datasets' shard names (part-RUN-SSSSS-of-NNNNN.parquet)."""
-  return {p.name.split('-')[1] for name in ('predictions', 'errors') for p in (out / name).glob('*.parquet')}
+  """The runs that committed the units whose parts are in the datasets (from the units' markers)."""
+  markers = [json.loads(p.read_text()) for p in (out / '_units').glob('*.json')]
+  parts = {p.name for name in ('predictions', 'errors') for p in (out / name).glob('part-*.parquet')}
+  assert parts - {'part-empty.parquet'} == {part for m in markers for part in m['parts'].values()}
+  return {m['run'] for m in markers}
 
 
 @pytest.mark.full
@@ -77,7 +80,7 @@ def test_resume_of_a_complete_output_keeps_it(tmp_path):
   proc = _job(tmp_path, '--resume')
   assert proc.returncode == 0, proc.stderr[-2000:]
   summary = json.loads((out / 'summary.json').read_text())
-  assert summary['resumed'] == {'skipped_as_done': 6, 'carried_rows': 6, 'carried_errors': 0}
+  assert summary['resumed'] == {'skipped_units': 6, 'skipped_records': 6, 'redone_units': 0, 'redone_records': 0}
   assert summary['accounted'] and summary['rows_written'] == 6
   assert pq.read_table(out / 'predictions').sort_by('id').to_pylist() == rows
   assert not (out / '_staging').exists() and not (out / '_checkpoints').exists()
@@ -85,7 +88,9 @@ def test_resume_of_a_complete_output_keeps_it(tmp_path):
 
 @pytest.mark.parametrize('extra, message', [
     (['--overwrite', '--resume'], '--overwrite and --resume exclude each other'),
-    (['--checkpoint_rows', '0'], '--checkpoint_rows must be positive'),
+    (['--checkpoint_rows', '20'], '--checkpoint_rows is no longer an option: each read unit is committed'),
+    (['--num_shards', '4'], '--num_shards is no longer an option: each read unit is its own Parquet part'),
+    (['--image_groups', '0'], '--image_groups must be positive'),
     (['--max_image_pixels', '0'], '--max_image_pixels must be positive'),
 ])
 def test_bad_rerun_options_fail_fast(tmp_path, extra, message):

@@ -2,17 +2,19 @@
 
 Beam's BundleBasedDirectRunner retries a failed bundle (up to four attempts), as Dataflow does; it runs
 in this process, so a test can make the first attempt of one bundle fail after it has already emitted
-or written some of its elements: in the read stage, the format stage, and inside the Parquet write.
+or written some of its elements: in the read stage, the format stage, and right after a read unit's parts and
+marker were written (the retried bundle writes that unit again, under another attempt).
 """
 import inspect
+import json
 import shutil
 import threading
 
 import pytest
-from apache_beam.io import parquetio
 
 from tests import datagen
 from transforms import format as format_stage
+from transforms.output import markers
 from transforms.read import image_files
 
 JOB = ['--model', str(datagen.TFLITE_QUANT), '--task', 'both', '--labels_file', str(datagen.LABELS)]
@@ -70,13 +72,13 @@ def _rows(table):
   return sorted((r['id'], r['source'], tuple(r['top_classes']), tuple(r['embedding'])) for r in table.to_pylist())
 
 
-@pytest.mark.parametrize('stage', ['read', 'format', 'parquet_write'])
+@pytest.mark.parametrize('stage', ['read', 'format', 'unit_commit'])
 def test_retried_bundle_leaves_no_duplicate_and_loses_nothing(stage, photos, clean, tmp_path, run_job, monkeypatch):
   # pylint: disable=protected-access
   owner, method, nth = {
       'read': (image_files._ReadFile, 'process', 5),
       'format': (format_stage.FormatRows, 'process', 5),
-      'parquet_write': (parquetio._ParquetSink, 'write_record', 1),  # called with a table of rows
+      'unit_commit': (markers, 'commit_unit', 1),  # after the unit's parts and marker are written
   }[stage]
   injected = FailOnce(nth)
   monkeypatch.setattr(owner, method, injected.after(getattr(owner, method)))
@@ -90,4 +92,7 @@ def test_retried_bundle_leaves_no_duplicate_and_loses_nothing(stage, photos, cle
     assert result.summary[key] == clean.summary[key], key
   assert result.summary['accounted'] and result.summary['records_read'] == len(ids) + 1
   leftovers = [p for p in (tmp_path / 'out').rglob('*') if p.is_file()]
-  assert {p.parent.name for p in leftovers} <= {'predictions', 'errors', 'out'}, leftovers  # no temp files left
+  assert {p.parent.name for p in leftovers} <= {'predictions', 'errors', 'out', '_units'}, leftovers
+  named = {part for m in (tmp_path / 'out' / '_units').glob('*.json') for part in json.loads(m.read_text())['parts'].values()}
+  parts = {p.name for p in leftovers if p.parent.name in ('predictions', 'errors') and p.name != 'part-empty.parquet'}
+  assert parts == named  # no temp file, no part of a failed attempt left

@@ -176,8 +176,9 @@ def _decode_one(data: bytes, size: Tuple[int, int], method: str, max_pixels: int
 
 
 class DecodeImages(beam.DoFn):
-  """EncodedImage -> DecodedImage; failures go to the errors output with their stage, and an image not decoded
-  within timeout seconds (0: no bound) is a decode error."""
+  """EncodedImage -> DecodedImage, or a decode error (ErrorRecord) when it fails or is not decoded within timeout
+  seconds (0: no bound). Error records and unit ends pass through: one line, no Flatten, keeps a read unit's
+  elements in one bundle (transforms/read/units.py)."""
 
   def __init__(self, size: Tuple[int, int], method: str = DEFAULT_RESIZE_METHOD, max_pixels: int = MAX_IMAGE_PIXELS,
                timeout: float = DECODE_TIMEOUT_SECONDS):
@@ -191,7 +192,10 @@ class DecodeImages(beam.DoFn):
   def setup(self):
     self._watchdog = watchdog.Watchdog('decode') if self._timeout else None
 
-  def process(self, element: elements.EncodedImage) -> Iterable:
+  def process(self, element) -> Iterable:
+    if not isinstance(element, elements.EncodedImage):
+      yield element
+      return
     ref = element.ref
     args = (element.data, self._size, self._method, self._max_pixels)
     try:
@@ -202,7 +206,7 @@ class DecodeImages(beam.DoFn):
           f'decoding timed out: not done in {self._timeout:g} s (--decode_timeout_seconds); the image may be '
           'crafted to be slow to decode')
     if stage is not None:
-      yield beam.pvalue.TaggedOutput(elements.ERRORS_TAG, elements.error_for(ref, stage, result))
+      yield elements.error_for(ref, stage, result)
       return
     self._decoded.inc()
     width, height, pixels = result

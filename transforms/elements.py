@@ -17,6 +17,7 @@ class ImageRef(NamedTuple):
   id: str
   source: str  # URI, with '#...' locating the record inside a container file
   extra: Optional[Mapping[str, Any]] = None  # passthrough columns
+  unit: str = ''  # the read unit it came from: its rows are committed with that unit's (transforms/read/units.py)
 
 
 class EncodedImage(NamedTuple):
@@ -45,11 +46,21 @@ class ErrorRecord(NamedTuple):
   stage: str
   error_type: str
   message: str
+  unit: str = ''  # as ImageRef.unit; not a column
+
+
+class UnitEnd(NamedTuple):
+  """Follows a read unit's records down the line: the writer commits the unit once it has this many rows and
+  error rows (transforms/output/write_units.py)."""
+  unit: str
+  records: int  # images and read errors the reader gave
+  unread: tuple = ()  # what storage would not give after retries (transforms/read/retry.py)
+  fingerprint: str = ''  # what the unit held when read (transforms/read/units.py)
 
 
 def error_for(ref: ImageRef, stage: str, exc: BaseException) -> ErrorRecord:
   """An error row for one input; the message is what a user reads first."""
-  return ErrorRecord(ref.id, ref.source, stage, type(exc).__name__, str(exc) or repr(exc))
+  return ErrorRecord(ref.id, ref.source, stage, type(exc).__name__, str(exc) or repr(exc), ref.unit)
 
 
 class RecordError(Exception):

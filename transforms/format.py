@@ -1,4 +1,5 @@
-"""Format stage: Prediction -> output row, ErrorRecord -> error row (dicts matching output/schema.py)."""
+"""Format stage: Prediction -> output row, ErrorRecord -> error row (dicts matching output/schema.py), each
+tagged with its dataset and read unit for the unit writer (transforms/output/write_units.py)."""
 from typing import Iterable, List, Optional
 
 import apache_beam as beam
@@ -7,8 +8,11 @@ from apache_beam.metrics import Metrics
 
 from transforms import elements, progress
 from transforms.infer import labels as labels_lib
+from transforms.output.layout import ERRORS_DIR as ERRORS
+from transforms.output.layout import PREDICTIONS_DIR as PREDICTIONS
 
-DEFAULT_PROGRESS_SECONDS = 10.0  # how often each worker logs its progress (--progress_seconds)
+DEFAULT_PROGRESS_SECONDS = 10.0
+END = 'end'  # FormatRows tags its outputs with the dataset a row goes to, or this for a unit's end  # how often each worker logs its progress (--progress_seconds)
 
 
 def top_k(probabilities: np.ndarray, k: int) -> np.ndarray:
@@ -32,7 +36,17 @@ class FormatRows(beam.DoFn):
     if self._labels_path:
       self._labels = labels_lib.load_labels(self._labels_path, self._num_classes)
 
-  def process(self, prediction: elements.Prediction) -> Iterable[dict]:
+  def process(self, element) -> Iterable[tuple]:
+    """(dataset, unit, row) for a prediction or an error record, (END, unit, UnitEnd) for a unit's end."""
+    if isinstance(element, elements.Prediction):
+      yield PREDICTIONS, element.ref.unit, self.row(element)
+    elif isinstance(element, elements.ErrorRecord):
+      Metrics.counter('errors', element.stage).inc()
+      yield ERRORS, element.unit, error_row(element)
+    else:
+      yield END, element.unit, element
+
+  def row(self, prediction: elements.Prediction) -> dict:
     ref = prediction.ref
     row = {
         'id': ref.id,
@@ -53,12 +67,10 @@ class FormatRows(beam.DoFn):
       row.update(ref.extra)
     self._rows.inc()
     progress.add(1, self._progress_seconds)
-    yield row
+    return row
 
 
-class ErrorRows(beam.DoFn):
-  """ErrorRecord -> error row, counted per stage in Beam's metrics (namespace `errors`)."""
-
-  def process(self, error: elements.ErrorRecord):
-    Metrics.counter('errors', error.stage).inc()
-    yield error._asdict()
+def error_row(error: elements.ErrorRecord) -> dict:
+  """The error dataset's columns (the unit is not one)."""
+  return {'id': error.id, 'source': error.source, 'stage': error.stage, 'error_type': error.error_type,
+          'message': error.message}

@@ -2,14 +2,16 @@
 
 RunInference loads the model once per worker process and shares it between
 the process's threads; it batches elements with BatchElements using the sizes
-given here. Failed batches come back on a dead-letter output and become error
-rows, one per image.
+given here. A batch the model fails on becomes error rows, one per image,
+made by the handler itself: error records and unit ends from earlier stages
+ride in the same batches and come out unchanged, so the line from read to
+write stays one fused chain without a Flatten (which the local runner
+materializes, splitting a read unit across bundles: transforms/read/units.py).
 
 With a timeout (--inference_timeout_seconds), each model call runs on a helper
 thread (transforms/watchdog.py: one per calling thread, reused) and the handler
-stops waiting after that many seconds: the batch fails with a TimeoutError,
-comes out on the dead-letter output, and its images become infer error rows
-saying it timed out, while the job goes on. The stuck call keeps its daemon
+stops waiting after that many seconds: the batch fails with a TimeoutError and
+its images become infer error rows saying it timed out, while the job goes on. The stuck call keeps its daemon
 thread until it returns. (Not Beam's own `with_exception_handling(timeout=)`:
 its helper threads are joined at exit, so a call that never returns would keep
 the worker process, and the launcher waiting for it, from ever exiting.)
@@ -43,10 +45,25 @@ class ImageModelHandler(ModelHandler[elements.DecodedImage, elements.Prediction,
     return model_files.load(self._spec)
 
   def run_inference(self,
-                    batch: Sequence[elements.DecodedImage],
+                    batch: Sequence,
                     model: models.ImageModel,
-                    inference_args: Optional[Dict[str, Any]] = None) -> Iterable[elements.Prediction]:
-    pixels = np.stack([image.pixels for image in batch])
+                    inference_args: Optional[Dict[str, Any]] = None) -> Iterable:
+    images = [item for item in batch if isinstance(item, elements.DecodedImage)]
+    yield from (item for item in batch if not isinstance(item, elements.DecodedImage))  # errors, unit ends
+    if not images:
+      return
+    try:
+      outputs = self._predict(np.stack([image.pixels for image in images]), model)
+    except Exception as e:  # pylint: disable=broad-except
+      yield from failed_batch_errors(images, e, self._timeout)
+      return
+    for i, image in enumerate(images):
+      yield elements.Prediction(
+          image.ref, image.width, image.height,
+          None if outputs.probabilities is None else outputs.probabilities[i],
+          None if outputs.embedding is None else outputs.embedding[i])
+
+  def _predict(self, pixels: np.ndarray, model: models.ImageModel):
     if self._timeout is None:
       outputs = model.predict(pixels)
     else:
@@ -58,41 +75,30 @@ class ImageModelHandler(ModelHandler[elements.DecodedImage, elements.Prediction,
       except watchdog.TimedOut:
         _threads.watchdog = None  # its thread is left to the stuck call
         raise TimeoutError(f'model timed out after {self._timeout:g} s') from None
-    for i, image in enumerate(batch):
-      yield elements.Prediction(
-          image.ref, image.width, image.height,
-          None if outputs.probabilities is None else outputs.probabilities[i],
-          None if outputs.embedding is None else outputs.embedding[i])
+    return outputs
 
   @property
   def timeout(self) -> Optional[float]:
     return self._timeout
 
-  def get_num_bytes(self, batch: Sequence[elements.DecodedImage]) -> int:
-    return sum(image.pixels.nbytes for image in batch)  # the default pickles the whole batch
+  def get_num_bytes(self, batch: Sequence) -> int:  # the default pickles the whole batch
+    return sum(item.pixels.nbytes for item in batch if isinstance(item, elements.DecodedImage))
 
 
-def _failed_batch_to_errors(failed, timeout: Optional[float] = None):
-  batch, (exc_type, exc_repr, _) = failed  # as Beam's with_exception_handling emits it
-  if issubclass(exc_type, TimeoutError) and timeout:
+def failed_batch_errors(images: Sequence[elements.DecodedImage], exc: BaseException,
+                        timeout: Optional[float] = None) -> Iterable[elements.ErrorRecord]:
+  """One infer error row per image of a batch the model failed on or did not finish in time."""
+  if isinstance(exc, TimeoutError) and timeout:
     message = (f'model timed out: no result within {timeout:g} s (--inference_timeout_seconds) for the batch '
                'holding this image')
   else:
-    message = f'model failed on the batch holding this image: {exc_repr}'
-  for image in batch:
-    yield elements.ErrorRecord(image.ref.id, image.ref.source, elements.INFER, exc_type.__name__, message)
+    message = f'model failed on the batch holding this image: {exc!r}'
+  for image in images:
+    ref = image.ref
+    yield elements.ErrorRecord(ref.id, ref.source, elements.INFER, type(exc).__name__, message, ref.unit)
 
 
-class Infer(beam.PTransform):
-  """DecodedImage -> Prediction, with an errors output for batches the model rejected or did not finish within
-  the handler's timeout."""
-
-  def __init__(self, handler: ImageModelHandler):
-    super().__init__()
-    self._handler = handler
-
-  def expand(self, decoded):
-    predictions, dead = decoded | RunInference(self._handler).with_exception_handling()
-    errors = dead.failed_inferences | 'InferErrors' >> beam.FlatMap(_failed_batch_to_errors,
-                                                                    self._handler.timeout)
-    return {'predictions': predictions, elements.ERRORS_TAG: errors}
+def Infer(handler: ImageModelHandler) -> beam.PTransform:  # pylint: disable=invalid-name
+  """DecodedImage -> Prediction, or infer error rows for a batch the model rejected or did not finish in time;
+  anything else passes through."""
+  return RunInference(handler)

@@ -1,12 +1,12 @@
 """The launch-time claim on --output: a new run refuses a used output, --overwrite clears it, --resume checks
 that it continues the same job. Runs in the launcher, before any work."""
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.output import files, lease
-from transforms.output.layout import (CHECKPOINTS_DIR, DATASETS, JOB_FILE, STAGING_DIR, SUMMARY_FILE, TRANSFORM_DIR,
-                                      previous_files)
+from transforms.output.layout import (DATASETS, JOB_FILE, STAGING_DIR, SUMMARY_FILE, TRANSFORM_DIR, UNIT_PARTS_DIR,
+                                      UNITS_DIR)
 
 NEW, OVERWRITE, RESUME = 'new', 'overwrite', 'resume'
 MODEL_DIGEST = 'model_sha256'  # in job.json, beside the options
@@ -40,17 +40,18 @@ def _check_same_job(output: str, job: dict) -> None:
                       'changed); pass --overwrite to start over with it')
 
 
-def claim(output: str, mode: str, job: dict, run_id: Optional[str] = None) -> Dict[str, List[str]]:
-  """Makes the output ready for a run, before any work; returns the files a resumed run carries over.
+def claim(output: str, mode: str, job: dict, run_id: Optional[str] = None) -> None:
+  """Makes the output ready for a run, before any work (what a resumed run skips, the job itself finds).
 
   With a run_id, first takes the output's lease for it (lease.py; refused if another run holds it, a
   stale one taken over with --resume or --overwrite), released again if the claim fails.
   new: refuses an output a job wrote before. overwrite: deletes it (summary.json first, so that it is
   never mistaken for complete). resume: checks that the previous run had the same options and model,
-  then marks the output incomplete and lists what it finished.
+  then marks the output incomplete.
   """
   if run_id is None:
-    return _claim(output, mode, job)
+    _claim(output, mode, job)
+    return
   try:
     lease.acquire(output, run_id, take_over_stale=mode in (OVERWRITE, RESUME))
   except lease.Held as e:
@@ -58,29 +59,26 @@ def claim(output: str, mode: str, job: dict, run_id: Optional[str] = None) -> Di
   except OSError as e:
     raise OutputError(f'cannot write to --output {output}: {e}') from e
   try:
-    return _claim(output, mode, job)
+    _claim(output, mode, job)
   except BaseException:
     lease.release(output, run_id)
     raise
 
 
-def _claim(output: str, mode: str, job: dict) -> Dict[str, List[str]]:
+def _claim(output: str, mode: str, job: dict) -> None:
   used = _used(output)
   if mode == NEW and used:
     raise OutputError(f'--output {output} already holds a job\'s output ({", ".join(used)}): pass --overwrite '
                       'to replace it or --resume to continue it')
-  carried = {name: [] for name in DATASETS}
   if mode == RESUME and used:
     _check_same_job(output, job)
-    carried = previous_files(output)
   if used and mode in (OVERWRITE, RESUME):
     files.delete_files([files.join(output, SUMMARY_FILE)])  # first: from here on the output reads as incomplete
     files.delete_tree(files.join(output, TRANSFORM_DIR))  # analysis results are recomputed over all rows
   if mode == OVERWRITE:
-    for name in DATASETS + (STAGING_DIR, CHECKPOINTS_DIR):
+    for name in DATASETS + (STAGING_DIR, UNITS_DIR, UNIT_PARTS_DIR):
       files.delete_tree(files.join(output, name))
   try:
     files.write_json(files.join(output, JOB_FILE), job)
   except Exception as e:  # pylint: disable=broad-except
     raise OutputError(f'cannot write to --output {output}: {e}') from e
-  return carried

@@ -1,70 +1,111 @@
-"""The job's last step: check the staged shards against the tally, move them into place, write summary.json.
+"""The job's last step: check the committed units against the tally, drop what no unit keeps, write summary.json.
 
-It runs inside the job, after both datasets are written, so it happens on every
+It runs inside the job, after every unit is committed, so it happens on every
 runner, including a Dataflow template launch whose launcher does not wait.
 """
 import logging
-from typing import Dict, Iterable, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Set
 
 import apache_beam as beam
+import pyarrow as pa
 
 from transforms.output import files, lease
-from transforms.output.layout import CHECKPOINTS_DIR, DATASETS, ERRORS_DIR, PREDICTIONS_DIR, STAGING_DIR, Layout
+from transforms.output.layout import (DATASETS, EMPTY_PART, ERRORS_DIR, PREDICTIONS_DIR, STAGING_DIR, UNIT_PARTS_DIR,
+                                      Layout)
+from transforms.output.markers import write_part
 from transforms.output.tally import accounting
 
 
 class CommitError(RuntimeError):
-  """The staged datasets do not hold what the job counted: nothing is moved, the staged shards stay."""
+  """The committed units do not hold what the job counted: nothing is deleted or moved."""
 
 
 class Commit(beam.DoFn):
-  """This run's shards replace the datasets, scratch space goes, summary.json comes last.
+  """The kept units' parts make the datasets; orphans and scratch space go; summary.json comes last.
 
-  It first checks that this run's shards hold exactly the rows and error rows the job tallied, and
-  moves nothing otherwise. Idempotent, so that a retry after dying at any point ends as a clean run
-  would (runners retry the step): summary.json goes first; this run's shards (part-RUN-...) are
-  counted by name, once each, in staging or already moved (a move on GCS is a copy then a delete: a
-  shard found in both places counts once and its staged copy is deleted); only this run's and the
-  carried runs' (layout.earlier_runs) staging and checkpoints are deleted, and `scratch` (tf.Transform's
-  temporary folder). Last, the output's lease is released (lease.py).
+  `written`, `skipped`: the markers of the units the output keeps (this run's; with --resume, the earlier
+  runs' still good ones). It first checks that they are one per unit, add up to the tally and that their
+  parts exist, and changes nothing otherwise. Idempotent, so that a retry after dying at any point ends as a clean run would
+  (runners retry the step): summary.json goes first; what it deletes is what no kept marker names (parts of
+  failed attempts and of units no longer planned, earlier runs' analysis shards, stale markers), and
+  `scratch` (tf.Transform's temporary folder); a dataset without rows gets one empty part so that it reads as
+  an empty table. With --analyze_embeddings, predictions/ is the analysis' shards, staged under _staging/RUN/
+  and moved into place (a move on GCS is a copy then a delete: a shard found in both places counts once and its
+  staged copy is deleted). Last, the output's lease is released (lease.py).
   """
 
-  def __init__(self, layout: Layout, scratch: Sequence[str] = ()):
+  def __init__(self, layout: Layout, schemas: Dict[str, pa.Schema], scratch: Sequence[str] = ()):
     self._layout = layout
+    self._schemas = schemas
     self._scratch = list(scratch)
 
-  def _shards(self, name: str) -> Tuple[Dict[str, str], Dict[str, str]]:
-    """This run's shards of one dataset, by file name: (staged, already moved)."""
+  def _check(self, summary: dict, markers: List[dict]) -> Dict[str, Set[str]]:
+    """The part names each dataset keeps, after checking them; raises CommitError."""
     layout = self._layout
-    staged = files.list_files(files.join(layout.staging(name), layout.shard_prefix + '*.parquet'))
-    moved = files.list_files(files.join(layout.dataset(name), layout.shard_prefix + '*'))
+    kept: Dict[str, Set[str]] = {name: set() for name in DATASETS}
+    keys = [m['key'] for m in markers]
+    if len(keys) != len(set(keys)):
+      raise CommitError('a read unit was committed twice')
+    counted = {PREDICTIONS_DIR: sum(m['rows'] for m in markers),
+               ERRORS_DIR: sum(sum(m['errors_by_stage'].values()) for m in markers)}
+    expected = {PREDICTIONS_DIR: summary['rows_written'], ERRORS_DIR: summary['errors']}
+    for name in DATASETS:
+      if counted[name] != expected[name]:
+        raise CommitError(f'{name}: the job counted {expected[name]} rows but its units hold {counted[name]}')
+      kept[name] = {m['parts'][name] for m in markers if name in m['parts']}
+      present = {files.basename(p) for p in files.list_files(files.join(layout.parts(name), '*'))}
+      missing = sorted(kept[name] - present)
+      if missing:
+        raise CommitError(f'{name}: {len(missing)} committed part(s) are missing, e.g. {missing[0]}; nothing '
+                          'was deleted')
+    if layout.analysis:
+      staged, moved = self._shards()
+      found = files.count_rows(sorted({**staged, **moved}.values()))  # a moved copy is whole: it counts
+      if found != summary['rows_written']:
+        raise CommitError(f'the analysis counted {found} rows, the units {summary["rows_written"]}; nothing was '
+                          f'moved, the staged shards stay under {files.join(layout.output, STAGING_DIR)}')
+    return kept
+
+  def _shards(self):
+    """This run's analysis shards of predictions/, by file name: (staged, already moved)."""
+    layout = self._layout
+    staged = files.list_files(files.join(layout.staging(PREDICTIONS_DIR), layout.shard_prefix + '*.parquet'))
+    moved = files.list_files(files.join(layout.dataset(PREDICTIONS_DIR), layout.shard_prefix + '*'))
     return {files.basename(p): p for p in staged}, {files.basename(p): p for p in moved}
 
-  def process(self, unused, tally: Dict[str, int], *unused_waits) -> Iterable[str]:
+  def process(self, unused, tally: Dict[str, int], written: List[dict], skipped: List[dict],
+              *unused_waits) -> Iterable[str]:
     layout = self._layout
+    markers = list(written) + list(skipped)
     summary = accounting(tally)
     files.delete_files([layout.summary])  # first: while this step runs, the output reads as incomplete
-    expected = {PREDICTIONS_DIR: summary['rows_written'], ERRORS_DIR: summary['errors']}
-    shards = {}
+    kept = self._check(summary, markers)
+    staged, moved = self._shards() if layout.analysis else ({}, {})
+    final = dict(kept)
+    if layout.analysis:
+      final[PREDICTIONS_DIR] = set(staged) | set(moved)
     for name in DATASETS:
-      staged, moved = shards[name] = self._shards(name)
-      found = files.count_rows(sorted({**staged, **moved}.values()))  # a moved copy is whole: it counts
-      if found != expected[name]:
-        raise CommitError(f'{name}: the job counted {expected[name]} rows but its shards hold {found}; nothing '
-                          f'was moved, the staged shards stay under {files.join(layout.output, STAGING_DIR)}')
+      if not final[name]:
+        final[name] = {EMPTY_PART}
+      folders = {layout.parts(name): kept[name], layout.dataset(name): final[name]}
+      for folder, keep in folders.items():
+        files.delete_files([p for p in files.list_files(files.join(folder, '*'))
+                            if files.basename(p) not in keep])  # orphans, and earlier runs' shards
+    keys = {f'{m["key"]}.json' for m in markers}
+    files.delete_files([p for p in files.list_files(files.join(layout.units, '*'))
+                        if files.basename(p) not in keys])  # units no longer planned, cut writes
+    for shard, path in sorted(staged.items()):
+      if shard in moved:
+        files.delete_files([path])  # an interrupted move: the copy is in place
+      else:
+        files.move(path, files.join(layout.dataset(PREDICTIONS_DIR), shard))
     for name in DATASETS:
-      staged, moved = shards[name]
-      folder = layout.dataset(name)
-      files.delete_files([p for p in files.list_files(files.join(folder, '*'))
-                          if not files.basename(p).startswith(layout.shard_prefix)])  # earlier runs' shards
-      for shard, path in sorted(staged.items()):
-        if shard in moved:
-          files.delete_files([path])  # an interrupted move: the copy is in place
-        else:
-          files.move(path, files.join(folder, shard))
+      empty = files.join(layout.dataset(name), EMPTY_PART)
+      if final[name] == {EMPTY_PART} and not files.list_files(empty):
+        write_part(layout.dataset(name), EMPTY_PART, [], self._schemas[name])
     for folder in layout.scratch() + self._scratch:
       files.delete_tree(folder)
-    for top in (STAGING_DIR, CHECKPOINTS_DIR):
+    for top in (STAGING_DIR, UNIT_PARTS_DIR):
       files.remove_empty_folder(files.join(layout.output, top))
     files.write_json(layout.summary, summary)
     lease.release(layout.output, layout.run_id)
@@ -73,18 +114,24 @@ class Commit(beam.DoFn):
 
 
 class CommitOutput(beam.PTransform):
-  """Runs Commit once, after the datasets' writes (and anything in `after`) have finished; `scratch`: more
-  folders it deletes (tf.Transform's temporary folder), on every runner and filesystem."""
+  """Runs Commit once, after every unit is committed (and anything in `after`); `markers`: the kept units'
+  markers (PCollections: this run's, the skipped units'); `scratch`: more folders it deletes (tf.Transform's
+  temporary folder), on every runner and filesystem."""
 
-  def __init__(self, layout: Layout, tally, after: Sequence, scratch: Sequence[str] = ()):
+  def __init__(self, layout: Layout, schemas: Dict[str, pa.Schema], tally, markers, after: Sequence,
+               scratch: Sequence[str] = ()):
     super().__init__()
     self._layout = layout
+    self._schemas = schemas
     self._scratch = list(scratch)
     self._tally = tally
+    self._markers = markers
     self._after = list(after)
 
   def expand(self, pbegin):
     waits = [beam.pvalue.AsList(pcoll) for pcoll in self._after]
     return (pbegin
             | 'Once' >> beam.Create([None])
-            | 'Commit' >> beam.ParDo(Commit(self._layout, self._scratch), beam.pvalue.AsDict(self._tally), *waits))
+            | 'Commit' >> beam.ParDo(Commit(self._layout, self._schemas, self._scratch),
+                                     beam.pvalue.AsDict(self._tally),
+                                     *[beam.pvalue.AsList(pcoll) for pcoll in self._markers], *waits))

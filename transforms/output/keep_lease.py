@@ -25,7 +25,7 @@ class Heartbeat:
   def __init__(self, output: str, run_id: str, seconds: float = lease.HEARTBEAT_SECONDS):
     self._output, self._run_id, self._seconds = output, run_id, seconds
     self._stop = threading.Event()
-    self._thread = threading.Thread(target=self._loop, name='lease-heartbeat', daemon=True)
+    self._thread = threading.Thread(target=self._loop, name=f'lease-heartbeat {output}', daemon=True)
 
   def _loop(self) -> None:
     while not self._stop.wait(self._seconds):

@@ -1,146 +1,89 @@
-"""Resume (--resume): a crashed or stopped job continues where it was instead of starting over.
+"""Resume (--resume): a crashed or stopped job continues where it was, skipping whole committed read units.
 
-Every run checkpoints its rows as it goes (checkpoint.py). A resumed run reads
-back everything earlier runs finished (layout.previous_files), keeps one row
-per input (a retried bundle may have checkpointed twice), skips those inputs
-as soon as they are read, and writes the earlier rows again with its own into
-the final datasets, so the result is the output one clean run would have
-written. An input is matched by its (id, source) pair: the source alone
-locates a record, and the id makes sure it is the same record.
+Inside the job (not in the launcher, and not in the job graph: it stays the
+same size however much was done), the committed units' markers are listed,
+`_units/*.json`, and joined with the planned units by unit key in a
+CoGroupByKey. A planned unit whose marker is still good (same fingerprint, its
+parts present with the rows it counts: markers.still_committed) is skipped
+without opening its input, and its marker is kept for the tally; the others are
+read. Memory per worker does not grow with what is finished: no worker holds a
+set of finished records, only the one key's group at a time. A marker whose unit
+is no longer planned (its input went away) is not kept; the commit deletes it
+and its parts, so the output is what one clean run over the inputs writes.
 """
-import logging
-from typing import Dict, Iterable, List, Sequence
+from typing import Iterable, List, Optional
 
 import apache_beam as beam
-import pyarrow as pa
-import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from transforms import elements
-from transforms.output import tally
-from transforms.output.checkpoint import Checkpoint
-from transforms.output.layout import DATASETS, ERRORS_DIR, PREDICTIONS_DIR, Layout
+from transforms.output import files, markers, tally
+from transforms.output.layout import Layout
+from transforms.read import units
 
 SKIPPED_TAG = 'skipped'
 
 
-def key(item) -> tuple:
-  """(id, source) of a row, an error row, an EncodedImage or an ErrorRecord."""
-  if isinstance(item, dict):
-    return (item['id'], item['source'])
-  ref = item.ref if isinstance(item, elements.EncodedImage) else item
-  return (ref.id, ref.source)
+def list_committed(layout: Layout) -> Iterable[tuple]:
+  """(unit key, marker path) of every marker under the output."""
+  for path in files.list_files(files.join(layout.units, '*.json')):
+    yield files.basename(path)[:-len('.json')], path
 
 
-class _ReadRows(beam.DoFn):
-  """A finished file of an earlier run -> its rows; a file that cannot be read only costs redoing its work."""
+class _Decide(beam.DoFn):
+  """(key, {'planned': [...], 'committed': [marker paths]}) -> the unit to read, or its marker on 'skipped'."""
 
-  def __init__(self, columns: Sequence[str]):
-    self._columns = list(columns)
-    self._unreadable = Metrics.counter('resume', 'unreadable_files')
+  def __init__(self, layout: Layout):
+    self._layout = layout
+    self._skipped = Metrics.counter('resume', 'skipped_units')
 
-  def process(self, path: str) -> Iterable[dict]:
-    try:
-      with FileSystems.open(path, compression_type='uncompressed') as f:
-        table = pq.read_table(f, columns=self._columns)
-    except Exception as e:  # pylint: disable=broad-except
-      self._unreadable.inc()
-      logging.warning('resume: %s is unreadable, its inputs are done again: %s', path, e)
-      return
-    yield from table.to_pylist()
-
-
-class _ReadPrevious(beam.PTransform):
-  """Rows of one dataset that earlier runs finished, one per input."""
-
-  def __init__(self, paths: Sequence[str], columns: Sequence[str]):
-    super().__init__()
-    self._paths = list(paths)
-    self._columns = list(columns)
-
-  def expand(self, pbegin):
-    return (pbegin
-            | 'Files' >> beam.Create(self._paths)
-            | 'Spread' >> beam.Reshuffle()
-            | 'Rows' >> beam.ParDo(_ReadRows(self._columns))
-            | 'ByInput' >> beam.Map(lambda row: (key(row), row))
-            | 'Group' >> beam.GroupByKey()
-            | 'OnePerInput' >> beam.MapTuple(lambda _, rows: next(iter(rows))))
+  def process(self, keyed) -> Iterable:
+    _, grouped = keyed
+    planned = list(grouped['planned'])
+    if planned:  # else no longer an input: the commit drops it
+      unit = units.grouped_unit(planned)
+      kept = [m for m in (markers.still_committed(self._layout, path, unit.fingerprint)
+                          for path in grouped['committed']) if m is not None]
+      if kept:
+        self._skipped.inc()
+      yield beam.pvalue.TaggedOutput(SKIPPED_TAG, kept[0]) if kept else unit
 
 
-class ReadEarlier(beam.PTransform):
-  """pbegin -> {dataset: the rows earlier runs finished}, from their files listed at launch."""
+class JoinUnits(beam.PTransform):
+  """(planned items keyed by unit, pbegin) -> {'units': the units to read, 'skipped': markers kept}."""
 
-  def __init__(self, previous: Dict[str, List[str]], columns: Dict[str, Sequence[str]]):
-    super().__init__()
-    self._previous = previous
-    self._columns = columns
-
-  def expand(self, pbegin):
-    return {name: pbegin | f'Previous_{name}' >> _ReadPrevious(self._previous[name], self._columns[name])
-            for name in DATASETS}
-
-
-class _SkipDone(beam.DoFn):
-  """Drops what an earlier run finished; each drop is a tally key on the 'skipped' output."""
-
-  def __init__(self):
-    self._skipped = Metrics.counter('resume', 'skipped_as_done')
-
-  def process(self, item, done) -> Iterable:
-    if key(item) in done:
-      self._skipped.inc()
-      yield beam.pvalue.TaggedOutput(SKIPPED_TAG, tally.SKIPPED)
-    else:
-      yield item
-
-
-class _WithEarlierRows(beam.PTransform):
-  """A step that needs the rows earlier runs finished (ReadEarlier's output)."""
-
-  def __init__(self, earlier: Dict[str, beam.PCollection]):
-    super().__init__()
-    self._earlier = earlier
-
-
-class SkipDone(_WithEarlierRows):
-  """(images, read errors) -> (the same without what earlier runs finished, the skips' tally keys)."""
-
-  def expand(self, pcolls):
-    images, read_errors = pcolls
-    done = beam.pvalue.AsDict(tuple(self._earlier.values())
-                              | 'AllPrevious' >> beam.Flatten()
-                              | 'DoneKeys' >> beam.Map(lambda row: (key(row), True)))
-    kept = [pcoll | label >> beam.ParDo(_SkipDone(), done).with_outputs(SKIPPED_TAG, main='kept')
-            for label, pcoll in (('Images', images), ('ReadErrors', read_errors))]
-    skipped = tuple(k[SKIPPED_TAG] for k in kept) | 'Skipped' >> beam.Flatten()
-    return kept[0].kept, kept[1].kept, skipped
-
-
-class WithEarlier(_WithEarlierRows):
-  """(rows, error rows) -> (with the earlier runs' rows added, their tally keys)."""
-
-  def expand(self, pcolls):
-    rows, errors = pcolls
-    carried = tuple(tally.count_as(pcoll, f'TallyCarried_{name}', f'{tally.CARRIED}/{name}')
-                    for name, pcoll in self._earlier.items()) | 'Carried' >> beam.Flatten()
-    rows = (rows, self._earlier[PREDICTIONS_DIR]) | 'Rows' >> beam.Flatten()
-    errors = (errors, self._earlier[ERRORS_DIR]) | 'Errors' >> beam.Flatten()
-    return rows, errors, carried
-
-
-class CheckpointRows(beam.PTransform):
-  """(rows, error rows) -> checkpoint files under the run's _checkpoints/ folder, as the rows come."""
-
-  def __init__(self, layout: Layout, schemas: Dict[str, pa.Schema], rows_per_file: int):
+  def __init__(self, layout: Layout):
     super().__init__()
     self._layout = layout
-    self._schemas = schemas
-    self._rows_per_file = rows_per_file
 
-  def expand(self, pcolls):
-    for name, pcoll in zip(DATASETS, pcolls):
-      _ = pcoll | f'Checkpoint_{name}' >> beam.ParDo(
-          Checkpoint(self._layout.checkpoints(name), self._schemas[name], self._rows_per_file))
-    return beam.pvalue.PDone(pcolls[0].pipeline)
+  def expand(self, planned):
+    committed = (planned.pipeline
+                 | 'Output' >> beam.Create([self._layout])
+                 | 'ListMarkers' >> beam.FlatMap(list_committed))
+    joined = ({'planned': planned, 'committed': committed}
+              | 'ByUnit' >> beam.CoGroupByKey()
+              | 'Decide' >> beam.ParDo(_Decide(self._layout)).with_outputs(SKIPPED_TAG, main='units'))
+    # A PCollection of its own for the skipped markers: as a side input, a multi-output DoFn's output gets the
+    # others' elements on Beam's BundleBasedDirectRunner (2.77; tests/test_retries.py runs on it).
+    skipped = joined[SKIPPED_TAG] | 'Skipped' >> beam.Map(lambda marker: marker)
+    return {'units': joined.units, SKIPPED_TAG: skipped}
+
+
+class CommittedIds(beam.DoFn):
+  """A committed unit's marker -> the ids of its rows, in (bucket, ids) lists (tally.DuplicateIds)."""
+
+  def __init__(self, layout: Layout):
+    self._layout = layout
+
+  def process(self, marker: dict) -> Iterable[tuple]:
+    yield from tally.id_buckets(row['id'] for row in markers.read_rows(self._layout, marker, ['id']))
+
+
+class ReadCommitted(beam.DoFn):
+  """A committed unit's marker -> the rows of its predictions part (only `columns` when given)."""
+
+  def __init__(self, layout: Layout, columns: Optional[List[str]] = None):
+    self._layout = layout
+    self._columns = columns
+
+  def process(self, marker: dict) -> Iterable[dict]:
+    yield from markers.read_rows(self._layout, marker, self._columns)

@@ -1,52 +1,73 @@
-"""The job's exact accounting: every record read is counted once, as a row, an error row or a skip.
+"""The job's exact accounting, summed from the committed units' markers (markers.py).
 
-Beam's metrics may count a retried bundle twice, so the counts that decide
-`accounted` are computed by the job itself: each counted element becomes a
-tally key, and the keys are summed in a shuffle. The commit step reads the
-sums as a side input and checks the written shards against them.
+Beam's metrics may count a retried bundle twice; a unit's marker is written
+once per committed unit and the job keeps one marker per unit (a failed
+attempt's outputs are discarded by the runner), so the counts that decide
+`accounted` are the markers' counts, turned into (key, count) pairs and summed
+in a shuffle. The commit step reads the sums as a side input.
 """
-from typing import Dict
+import collections
+import zlib
+from typing import Dict, Iterable, List, Tuple
 
 import apache_beam as beam
 
-from transforms.output.layout import ERRORS_DIR, PREDICTIONS_DIR
-
-READ, ROWS, SKIPPED, CARRIED, DUPLICATE_IDS = ('records_read', 'rows_written', 'skipped_as_done', 'carried',
-                                               'duplicate_ids')
+READ, ROWS, DUPLICATE_IDS = 'records_read', 'rows_written', 'duplicate_ids'
+SKIPPED_UNITS, SKIPPED_RECORDS = 'skipped_units', 'skipped_records'  # committed by earlier runs (--resume)
+REDONE_UNITS, REDONE_RECORDS = 'redone_units', 'redone_records'  # read by a resumed run
+RESUMED = (SKIPPED_UNITS, SKIPPED_RECORDS, REDONE_UNITS, REDONE_RECORDS)
 ERRORS_PREFIX = 'errors/'
+ID_BUCKETS = 256  # duplicate ids are counted per bucket of ids (a CRC-32 of the id): a unit gives at most this many
 UNREAD_PREFIX = 'unread/'  # + what storage would not give after retries (transforms/read/retry.py)
 
 
-def count_as(pcoll, label: str, key) -> beam.PCollection:
-  """Each element of pcoll as its tally key (a string, or a function of the element)."""
-  return pcoll | label >> beam.Map(key if callable(key) else (lambda _, key=key: key))
+def marker_counts(marker: dict, skipped: bool = False, resumed: bool = False) -> Iterable[Tuple[str, int]]:
+  """A committed unit's tally pairs; `skipped`: committed earlier; `resumed`: read by a resumed run."""
+  yield READ, marker['records']
+  yield ROWS, marker['rows']
+  for stage, count in marker['errors_by_stage'].items():
+    yield ERRORS_PREFIX + stage, count
+  for location in marker['unread']:
+    yield UNREAD_PREFIX + location, 1
+  if skipped:
+    yield SKIPPED_UNITS, 1
+    yield SKIPPED_RECORDS, marker['records']
+  elif resumed:
+    yield REDONE_UNITS, 1
+    yield REDONE_RECORDS, marker['records']
 
 
-def unread_key(location: str) -> str:
-  return UNREAD_PREFIX + location
+def id_buckets(ids: Iterable[str]) -> Iterable[Tuple[int, List[str]]]:
+  """A unit's ids, in (bucket, ids) lists: a few hundred elements per unit, not one per row."""
+  buckets: Dict[int, List[str]] = collections.defaultdict(list)
+  for row_id in ids:
+    buckets[zlib.crc32(row_id.encode('utf-8')) % ID_BUCKETS].append(row_id)
+  return buckets.items()
 
 
-def error_key(error_row: dict) -> str:
-  return ERRORS_PREFIX + error_row['stage']
+def _shared(bucket: Tuple[int, Iterable[List[str]]]) -> Iterable[Tuple[str, int]]:
+  counts = collections.Counter(row_id for ids in bucket[1] for row_id in ids)
+  shared = sum(1 for count in counts.values() if count > 1)
+  return [(DUPLICATE_IDS, shared)] if shared else []
 
 
 class DuplicateIds(beam.PTransform):
-  """Rows -> one tally key per id that more than one row has (distinct inputs that share an id)."""
+  """(bucket, ids) lists of every row's id -> a tally pair counting the ids that more than one row has (distinct
+  inputs sharing an id). A GroupByKey, not a combine: Beam's combiner lifting would keep a table of up to a
+  million ids in each worker; here a worker holds one bucket's ids at a time (1/256 of them)."""
 
-  def expand(self, rows):
-    return (rows
-            | 'Ids' >> beam.Map(lambda row: (row['id'], 1))
-            | 'PerId' >> beam.CombinePerKey(sum)
-            | 'Shared' >> beam.FlatMap(lambda kv: [DUPLICATE_IDS] if kv[1] > 1 else []))
+  def expand(self, buckets):
+    return (buckets
+            | 'ByBucket' >> beam.GroupByKey()
+            | 'Shared' >> beam.FlatMap(_shared))
 
 
 class Tally(beam.PTransform):
-  """Tally keys (one per thing counted, from several PCollections) -> (key, count) pairs."""
+  """(key, count) pairs, from several PCollections -> (key, total) pairs."""
 
-  def expand(self, keys):
-    return (keys
-            | 'AllKeys' >> beam.Flatten()
-            | 'One' >> beam.Map(lambda key: (key, 1))
+  def expand(self, pairs):
+    return (pairs
+            | 'AllPairs' >> beam.Flatten()
             | 'Sum' >> beam.CombinePerKey(sum))
 
 
@@ -66,8 +87,6 @@ def accounting(tally: Dict[str, int]) -> dict:
   if unread:
     summary['unread'] = unread
     summary['accounted'] = False
-  if any(k == SKIPPED or k.startswith(CARRIED) for k in tally):
-    summary['resumed'] = {'skipped_as_done': tally.get(SKIPPED, 0),
-                          'carried_rows': tally.get(f'{CARRIED}/{PREDICTIONS_DIR}', 0),
-                          'carried_errors': tally.get(f'{CARRIED}/{ERRORS_DIR}', 0)}
+  if any(k in tally for k in RESUMED):
+    summary['resumed'] = {k: tally.get(k, 0) for k in RESUMED}
   return summary

@@ -1,9 +1,9 @@
 """Image files by glob or list -> EncodedImage(ref, bytes), plus read errors.
 
 Inputs are matched on a worker and the file names (not their bytes) grouped
-by path (match.MatchInputs), so that each file is read once and reading and
-all later fused stages spread over every worker instead of running where the
-single pattern element landed.
+into read units by a hash of the path (units.py: `images/BBBBB-of-NNNNN`, N =
+--image_groups), each file once; the units are spread over every worker, and
+a resumed job skips the groups it committed without opening their files.
 
 A file larger than --max_input_bytes (its size from the listing, else a
 match) is an error row, never read. A read that fails with a storage error is
@@ -16,7 +16,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import elements
-from transforms.read import match, outcomes, retry
+from transforms.read import match, outcomes, retry, units
 from transforms.read.formats import detect
 from transforms.read.settings import MAX_INPUT_BYTES, InputTooLarge
 
@@ -71,6 +71,16 @@ class _ReadFile(beam.DoFn):
     yield elements.EncodedImage(ref, data)
 
 
-def ReadImageFiles(patterns: Sequence[str], max_bytes: int = MAX_INPUT_BYTES) -> beam.PTransform:  # pylint: disable=invalid-name
+def planner(groups: int):
+  """FileRef -> [(its unit, itself)]: the group its path hashes to."""
+  return lambda file: [(units.image_group(file.path, groups), file)]
+
+
+def reader(max_bytes: int = MAX_INPUT_BYTES) -> beam.DoFn:
+  return _ReadFile(max_bytes)
+
+
+def ReadImageFiles(patterns: Sequence[str], max_bytes: int = MAX_INPUT_BYTES,  # pylint: disable=invalid-name
+                   groups: int = units.DEFAULT_IMAGE_GROUPS) -> beam.PTransform:
   """Image files named by globs, folders or lists (local or any Beam filesystem such as gs://)."""
-  return outcomes.MatchAndRead(patterns, detect.IMAGES, _ReadFile(max_bytes))
+  return outcomes.MatchAndRead(patterns, detect.IMAGES, planner(groups), reader(max_bytes))

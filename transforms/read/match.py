@@ -124,7 +124,8 @@ def first_file(pattern: str, fmt: Optional[str] = None) -> Optional[str]:
   return matches[0].path if matches else None
 
 
-def _once(path: str, refs: Iterable[FileRef]) -> FileRef:
+def once(path: str, refs: Iterable[FileRef]) -> FileRef:
+  """One ref for a file named by several inputs (the smallest id), with a warning."""
   refs = sorted(refs, key=lambda ref: ref.id)
   if len(refs) > 1:
     logging.warning('%s is named by %d inputs; it is read once, with id %r', path, len(refs), refs[0].id)
@@ -132,13 +133,11 @@ def _once(path: str, refs: Iterable[FileRef]) -> FileRef:
 
 
 class MatchInputs(beam.PTransform):
-  """Inputs of one format -> FileRefs, one per file however many inputs name it, spread over the workers.
+  """Inputs of one format -> FileRefs, a file named by two inputs twice (the read units' grouping keeps one,
+  with once(): transforms/read/units.py).
 
   Globs and folders are matched by Beam's fileio.MatchAll, on a worker, so the
-  launcher never lists millions of files. Grouping by path then drops files
-  named twice (overlapping globs, a list and a glob), which would otherwise be
-  read and written twice, and is the shuffle that spreads the reading, and the
-  stages fused after it, over all workers.
+  launcher never lists millions of files.
   """
 
   def __init__(self, patterns: Sequence[str], fmt: Optional[str] = None):
@@ -159,8 +158,4 @@ class MatchInputs(beam.PTransform):
 
   def expand(self, pbegin):
     found = [self._match(pbegin, i, pattern) for i, pattern in enumerate(self._patterns)]
-    return (tuple(found)
-            | 'AllFiles' >> beam.Flatten()
-            | 'ByPath' >> beam.Map(lambda ref: (ref.path, ref))
-            | 'Group' >> beam.GroupByKey()
-            | 'Once' >> beam.MapTuple(_once))
+    return tuple(found) | 'AllFiles' >> beam.Flatten()

@@ -1,5 +1,6 @@
-"""What every reader shares: an image or an error row per record, the records-read counter, and the match-then-
-read shape of a reader (files of one format, a DoFn per file, the images, errors and unread outputs)."""
+"""What every reader shares: an image or an error row per record, the records-read counter, and the plan-then-
+read shape of a reader (the units of one format, a DoFn per file or range, the images, errors and unread
+outputs)."""
 import os
 import socket
 from typing import Callable, Sequence
@@ -8,7 +9,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms import elements
-from transforms.read import match, retry
+from transforms.read import retry, units
 
 NAMESPACE = 'images'
 WORKERS_NAMESPACE = 'records_read_by_worker'
@@ -53,21 +54,17 @@ def counted(items, counter: ReadCounter):
     yield item
 
 
-def read_with(files, label: str, reader: beam.DoFn) -> dict:
-  """Files -> what every reader gives: {'images': ..., 'errors': ..., 'unread': ...}."""
-  read = files | label >> beam.ParDo(reader).with_outputs(elements.ERRORS_TAG, retry.UNREAD_TAG, main='images')
-  return {'images': read.images, elements.ERRORS_TAG: read[elements.ERRORS_TAG],
-          retry.UNREAD_TAG: read[retry.UNREAD_TAG]}
-
-
 class MatchAndRead(beam.PTransform):
-  """Inputs of one format -> the files they name (match.MatchInputs) -> `reader` on each file."""
+  """Inputs of one format -> its units (units.PlanUnits, with `planner`) -> each read whole by `reader`; returns
+  {'images': ..., 'errors': ..., 'unread': ...} (the job itself reads units on one line: pipeline/graph.py)."""
 
-  def __init__(self, patterns: Sequence[str], fmt: str, reader: beam.DoFn):
+  def __init__(self, patterns: Sequence[str], fmt: str, planner, reader: beam.DoFn):
     super().__init__()
     self._patterns = list(patterns)
     self._fmt = fmt
+    self._planner = planner
     self._reader = reader
 
   def expand(self, pbegin):
-    return read_with(pbegin | 'Match' >> match.MatchInputs(self._patterns, self._fmt), 'Read', self._reader)
+    planned = pbegin | 'Plan' >> units.PlanUnits(self._patterns, self._fmt, self._planner)
+    return units.by_kind(units.read_all(planned, {self._fmt: self._reader}))

@@ -1,45 +1,61 @@
-"""Read stage: inputs -> EncodedImage(ref, bytes), plus read errors, whatever the input format.
+"""Read stage: inputs -> their read units (units.py) -> EncodedImage(ref, bytes) and read errors, whatever the
+input format.
 
 Each input is read by the reader of its format, as the plan (plan.py) fixed
 it: image files (image_files.py), TFRecord shards of tf.Example
 (tfrecord_shards.py) or WebDataset tar shards (tar_shards.py).
 """
+from typing import Dict
+
 import apache_beam as beam
 
-from transforms import elements
-from transforms.read import image_files, retry, tar_shards, tfrecord_shards
+from transforms.read import image_files, tar_shards, tfrecord_shards, units
 from transforms.read.formats.detect import FORMATS, TAR, TFRECORD
 from transforms.read.plan import InputPlan
 
 
-class ReadImages(beam.PTransform):
-  """Every input by the reader of its format; returns {'images': ..., 'errors': ..., 'unread': ...}.
+def _planner(fmt: str, input_plan: InputPlan, image_groups: int):
+  if fmt == TFRECORD:
+    return tfrecord_shards.PlanRanges(input_plan.settings.compression)
+  if fmt == TAR:
+    return tar_shards.planner
+  return image_files.planner(image_groups)
 
-  'unread': the locations (str) storage would not give after retries (retry.py); the job tallies them.
-  """
 
-  def __init__(self, input_plan: InputPlan):
+def readers(input_plan: InputPlan) -> Dict[str, beam.DoFn]:
+  """Per format, the DoFn that reads one item of a unit."""
+  settings = input_plan.settings
+  return {TFRECORD: tfrecord_shards.reader(settings), TAR: tar_shards.reader(settings),
+          **{fmt: image_files.reader(settings.max_input_bytes) for fmt in FORMATS if fmt not in (TFRECORD, TAR)}}
+
+
+class PlanInputs(beam.PTransform):
+  """pbegin -> (unit key, (name, format, item)) for every item of every unit the inputs name."""
+
+  def __init__(self, input_plan: InputPlan, image_groups: int = units.DEFAULT_IMAGE_GROUPS):
     super().__init__()
     self._plan = input_plan
-
-  def _reader(self, fmt: str, patterns):
-    if fmt == TFRECORD:
-      return tfrecord_shards.ReadTFRecords(patterns, self._plan.settings)
-    if fmt == TAR:
-      return tar_shards.ReadTarShards(patterns, self._plan.settings)
-    return image_files.ReadImageFiles(patterns, self._plan.settings.max_input_bytes)
+    self._groups = image_groups
 
   def expand(self, pbegin):
-    images, errors, unread = [], [], []
+    planned = []
     for fmt in FORMATS:
       patterns = [pattern for pattern, f in self._plan.inputs if f == fmt]
       if patterns:
-        read = pbegin | f'Read_{fmt}' >> self._reader(fmt, patterns)
-        images.append(read['images'])
-        errors.append(read[elements.ERRORS_TAG])
-        unread.append(read[retry.UNREAD_TAG])
-    return {
-        'images': tuple(images) | 'Images' >> beam.Flatten(),
-        elements.ERRORS_TAG: tuple(errors) | 'Errors' >> beam.Flatten(),
-        retry.UNREAD_TAG: tuple(unread) | 'Unread' >> beam.Flatten(),
-    }
+        planned.append(pbegin | f'Plan_{fmt}' >> units.PlanUnits(patterns, fmt,
+                                                                 _planner(fmt, self._plan, self._groups)))
+    return tuple(planned) | 'AllUnits' >> beam.Flatten()
+
+
+class ReadImages(beam.PTransform):
+  """Every input by the reader of its format, without resume; returns {'images': ..., 'errors': ...,
+  'unread': ...}. 'unread': the locations (str) storage would not give after retries (retry.py)."""
+
+  def __init__(self, input_plan: InputPlan, image_groups: int = units.DEFAULT_IMAGE_GROUPS):
+    super().__init__()
+    self._plan = input_plan
+    self._groups = image_groups
+
+  def expand(self, pbegin):
+    planned = pbegin | 'Plan' >> PlanInputs(self._plan, self._groups)
+    return units.by_kind(units.read_all(planned, readers(self._plan)))

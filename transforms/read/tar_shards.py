@@ -1,10 +1,11 @@
 """WebDataset tar shards -> EncodedImage; id = the sample's key.
 
-A tar has no index to cut it by, so the unit of parallel work is the shard:
-a worker matches the inputs and the shard names (not their bytes) are
-grouped by path (each shard read once, match.MatchInputs), which spreads the
-shards, and the decoding and inference fused after the read, over all workers. Large jobs have many shards, as img2dataset
-writes them.
+A tar has no index to cut it by, so the unit of parallel work, and of commit
+(units.py), is the shard: a worker matches the inputs and the shard names
+(not their bytes) become one unit each, which spreads the shards, and the
+decoding and inference fused after the read, over all workers. Large jobs have
+many shards, as img2dataset writes them (10,000 samples each): a crash costs
+at most the shards being read.
 
 Flaky storage. A shard whose read fails with a storage error is reopened and
 the samples already yielded skipped, with backoff (retry.resilient); if
@@ -89,6 +90,15 @@ class _ReadShards(beam.DoFn):
       yield outcomes.rest_of_file_lost(self._read, where, e, f'shard unreadable after member {last}')
 
 
+def planner(file: match.FileRef):
+  """FileRef -> [(its unit, itself)]: a shard is a unit."""
+  return [(file.path, file)]
+
+
+def reader(settings: ReadSettings) -> beam.DoFn:
+  return _ReadShards(settings)
+
+
 def ReadTarShards(patterns: Sequence[str], settings: ReadSettings) -> beam.PTransform:  # pylint: disable=invalid-name
   """WebDataset samples from tar shards named by globs, folders or lists."""
-  return outcomes.MatchAndRead(patterns, detect.TAR, _ReadShards(settings))
+  return outcomes.MatchAndRead(patterns, detect.TAR, planner, reader(settings))

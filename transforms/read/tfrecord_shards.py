@@ -3,8 +3,9 @@
 Split strategy. Beam's ReadFromTFRecord reads each file whole on one worker,
 so one large file would not parallelize. Here a worker matches the inputs and
 cuts every uncompressed file into byte ranges (tfrecord.split_ranges: about 16
-per file, 1 to 64 MiB each); the small (path, start, end) descriptors, never
-image bytes, then go through a Reshuffle. The shuffle is a fusion break, so
+per file, 1 to 64 MiB each), each a read unit, the unit of commit too
+(units.py: `PATH#bytes=START-END`); the small (path, start, end) descriptors,
+never image bytes, then go through a shuffle. The shuffle is a fusion break, so
 the runner hands the reading stage, and the decode and inference fused after
 it, to all its workers, each taking a share of the ranges (the local runner
 splits the shuffled descriptors evenly across its worker processes; Dataflow
@@ -52,6 +53,10 @@ def open_reader(path: str, gzip: bool, size: Optional[int], max_record_bytes: Op
   """(the open file, its RecordReader); the caller closes the file."""
   f = FileSystems.open(path, compression_type=CompressionTypes.GZIP if gzip else CompressionTypes.UNCOMPRESSED)
   return f, tfrecord.RecordReader(f, None if gzip else size, max_record_bytes)
+
+
+def unit_name(rng: 'Range') -> str:
+  return f'{rng.path}#bytes={rng.start}-{"" if rng.end is None else rng.end}'
 
 
 def unread(rng: 'Range', offset: int) -> str:
@@ -111,15 +116,17 @@ def sample(path: str, settings: ReadSettings, count: int) -> List[Dict[str, pass
     return passthrough.first_samples(found, tf_example.features, tf_example.ExampleError, count)
 
 
-class _PlanRanges(beam.DoFn):
+class PlanRanges(beam.DoFn):
+  """FileRef -> (unit name, Range) per range; a file whose size cannot be found is one unit holding its error."""
 
-  def __init__(self, compression: str, split_bytes: Optional[int]):
+  def __init__(self, compression: str, split_bytes: Optional[int] = None):
     self._compression = compression
     self._split_bytes = split_bytes
 
   def process(self, file: match.FileRef) -> Iterator:
     if is_gzip(file.path, self._compression):
-      yield Range(file.path, 0, None, None)
+      rng = Range(file.path, 0, None, None)
+      yield unit_name(rng), rng
       return
     size = file.size
     if size is None:
@@ -127,11 +134,12 @@ class _PlanRanges(beam.DoFn):
         size = FileSystems.match([file.path])[0].metadata_list[0].size_in_bytes
       except Exception as e:  # pylint: disable=broad-except
         ref = elements.ImageRef(file.path, file.path)
-        yield beam.pvalue.TaggedOutput(elements.ERRORS_TAG, elements.error_for(ref, elements.READ, e))
+        yield file.path, elements.error_for(ref, elements.READ, e)
         return
     limits = {} if self._split_bytes is None else {'min_bytes': self._split_bytes, 'max_bytes': self._split_bytes}
     for start, end in tfrecord.split_ranges(size, **limits):
-      yield Range(file.path, start, end, size)
+      rng = Range(file.path, start, end, size)
+      yield unit_name(rng), rng
 
 
 class _ReadRanges(beam.DoFn):
@@ -169,21 +177,12 @@ class _ReadRanges(beam.DoFn):
       yield outcomes.rest_of_file_lost(self._read, where, e, f'reading stopped at byte {position}')
 
 
-class ReadTFRecords(beam.PTransform):
-  """tf.Example records from TFRecord files named by globs or lists."""
+def reader(settings: ReadSettings) -> beam.DoFn:
+  return _ReadRanges(settings)
 
-  def __init__(self, patterns, settings: ReadSettings, split_bytes: Optional[int] = None):
-    super().__init__()
-    self._patterns = list(patterns)
-    self._settings = settings
-    self._split_bytes = split_bytes  # fixed range size instead of the automatic one (tests)
 
-  def expand(self, pbegin):
-    plan = _PlanRanges(self._settings.compression, self._split_bytes)
-    ranges = (pbegin
-              | 'Match' >> match.MatchInputs(self._patterns, detect.TFRECORD)
-              | 'PlanRanges' >> beam.ParDo(plan).with_outputs(elements.ERRORS_TAG, main='ranges'))
-    read = outcomes.read_with(ranges.ranges | 'Spread' >> beam.Reshuffle(), 'ReadRanges',
-                              _ReadRanges(self._settings))
-    read[elements.ERRORS_TAG] = (ranges[elements.ERRORS_TAG], read[elements.ERRORS_TAG]) | 'Errors' >> beam.Flatten()
-    return read
+def ReadTFRecords(patterns, settings: ReadSettings, split_bytes: Optional[int] = None):  # pylint: disable=invalid-name
+  """tf.Example records from TFRecord files named by globs or lists; split_bytes: a fixed range size instead of
+  the automatic one (tests)."""
+  return outcomes.MatchAndRead(patterns, detect.TFRECORD, PlanRanges(settings.compression, split_bytes),
+                               reader(settings))

@@ -1,0 +1,152 @@
+"""Read units: the unit of reading is the unit of commit, so that a resumed job skips whole units unopened.
+
+A unit is what one reader call reads whole, named from the input alone so that
+a resumed run finds the same names:
+  - a TFRecord byte range, `PATH#bytes=START-END` (`PATH#bytes=0-` for a GZIP
+    file, which cannot be cut; tfrecord_shards.py cuts files into ranges);
+  - a tar shard, `PATH` (a tar has no index to cut it by);
+  - a group of image files, `images/BBBBB-of-NNNNN`: the files whose path
+    hashes (SHA-256) to bucket BBBBB of N (--image_groups).
+Its fingerprint (the sizes, and for a group its files and ids) says whether a
+unit committed earlier is still what the input holds; one that changed is read
+again.
+
+Planned units are keyed by a digest of their name and grouped (a CoGroupByKey
+with the committed units' markers in a resumed run: transforms/output/resume.py),
+which also keeps one of a file named by two inputs. ReadUnits reads each unit in
+one call and gives its records, then a UnitEnd with their count, on one output,
+down one fused line (decode, infer and format pass what is not theirs through:
+no Flatten, which the local runner materializes, and no shuffle), so all rows of
+a unit reach one writer in the bundle that read it (transforms/output/write_units.py).
+"""
+import hashlib
+from typing import Dict, Iterable, NamedTuple, Sequence, Tuple
+
+import apache_beam as beam
+
+from transforms import elements
+from transforms.read import match, retry
+
+DEFAULT_IMAGE_GROUPS = 1024  # --image_groups
+
+
+class Unit(NamedTuple):
+  name: str
+  fmt: str
+  items: Tuple  # FileRefs (an image group, a tar shard), one TFRecord range, or an ErrorRecord found planning it
+  fingerprint: str
+
+
+def unit_key(name: str) -> str:
+  """The unit's key in joins and its marker's file name: names are paths, too long and full of '/'."""
+  return hashlib.sha256(name.encode('utf-8')).hexdigest()[:32]
+
+
+def image_group(path: str, groups: int) -> str:
+  bucket = int(hashlib.sha256(path.encode('utf-8')).hexdigest()[:12], 16) % groups
+  return f'images/{bucket:05d}-of-{groups:05d}'
+
+
+def _item_order(item) -> tuple:
+  return tuple(str(v) for v in item)
+
+
+def to_unit(name: str, fmt: str, items: Iterable) -> Unit:
+  """One unit from its planned items, each file once (match.once), in a fixed order."""
+  refs: Dict[str, list] = {}
+  others = set()
+  for item in items:
+    if isinstance(item, match.FileRef):
+      refs.setdefault(item.path, []).append(item)
+    else:
+      others.add(item)
+  kept = sorted([match.once(path, named) for path, named in refs.items()] + sorted(others, key=_item_order),
+                key=_item_order)
+  fingerprint = hashlib.sha256(repr([_item_order(item) for item in kept]).encode('utf-8')).hexdigest()[:32]
+  return Unit(name, fmt, tuple(kept), fingerprint)
+
+
+class PlanUnits(beam.PTransform):
+  """Inputs of one format -> (unit key, (name, format, item)) for each item of each unit they name.
+
+  `planner`: FileRef -> (unit name, item) pairs (a DoFn or a function).
+  """
+
+  def __init__(self, patterns: Sequence[str], fmt: str, planner):
+    super().__init__()
+    self._patterns = list(patterns)
+    self._fmt = fmt
+    self._planner = planner
+
+  def expand(self, pbegin):
+    step = (beam.ParDo(self._planner) if isinstance(self._planner, beam.DoFn) else beam.FlatMap(self._planner))
+    fmt = self._fmt
+    return (pbegin
+            | 'Match' >> match.MatchInputs(self._patterns, fmt)
+            | 'Items' >> step
+            | 'ByUnit' >> beam.MapTuple(lambda name, item: (unit_key(name), (name, fmt, item))))
+
+
+def grouped_unit(planned: Iterable[tuple]) -> Unit:
+  """The unit of a key's planned (name, format, item) values."""
+  planned = list(planned)
+  name, fmt, _ = planned[0]
+  return to_unit(name, fmt, (item for _, _, item in planned))
+
+
+def _with_unit(value, unit: str):
+  if isinstance(value, elements.EncodedImage):
+    return value._replace(ref=value.ref._replace(unit=unit))
+  return value._replace(unit=unit)  # an ErrorRecord
+
+
+class ReadUnits(beam.DoFn):
+  """Unit -> its records (EncodedImage, or ErrorRecord for a read error), then its UnitEnd, on one output.
+
+  `readers`: per format, the DoFn whose process() reads one item (a file, a shard, a range) and gives images,
+  errors and unread locations on its tagged outputs, as every reader does.
+  """
+
+  def __init__(self, readers: Dict[str, beam.DoFn]):
+    self._readers = readers
+
+  def setup(self):
+    for reader in self._readers.values():
+      reader.setup()
+
+  def process(self, unit: Unit) -> Iterable:
+    records, unread = 0, []
+    for item in unit.items:
+      outputs = [item] if isinstance(item, elements.ErrorRecord) else self._readers[unit.fmt].process(item)
+      for out in outputs:
+        tagged = isinstance(out, beam.pvalue.TaggedOutput)
+        if tagged and out.tag == retry.UNREAD_TAG:
+          unread.append(out.value)
+          continue
+        records += 1
+        yield _with_unit(out.value if tagged else out, unit.name)
+    yield elements.UnitEnd(unit.name, records, tuple(unread), unit.fingerprint)
+
+  def teardown(self):
+    for reader in self._readers.values():
+      reader.teardown()
+
+
+def by_kind(records) -> dict:
+  """ReadUnits' single output split as readers' outputs are: {'images', 'errors', 'unread'} (for tests and
+  tools that want them apart)."""
+  return {
+      'images': records | 'Images' >> beam.Filter(lambda x: isinstance(x, elements.EncodedImage)),
+      elements.ERRORS_TAG: records | 'Errors' >> beam.Filter(lambda x: isinstance(x, elements.ErrorRecord)),
+      retry.UNREAD_TAG: records | 'Unread' >> beam.FlatMap(
+          lambda x: x.unread if isinstance(x, elements.UnitEnd) else ()),
+  }
+
+
+def read_all(planned, readers: Dict[str, beam.DoFn]) -> beam.PCollection:
+  """Planned items -> every unit read, without resume (readers.ReadImages; tests)."""
+  return (planned
+          | 'GroupUnits' >> beam.GroupByKey()
+          | 'Units' >> beam.MapTuple(lambda _, planned: grouped_unit(planned))
+          | 'Spread' >> beam.Reshuffle()
+          | 'ReadUnits' >> beam.ParDo(ReadUnits(readers)))
