@@ -10,6 +10,8 @@ as its own command, the way a user would:
   a           benchmarks.limit: read, decode, run the model in a tight loop, one process per core
   b           python -m pipeline with its defaults (DirectRunner, one worker process per core), image files
   b_tfrecord  the same job over the same images packed into TFRecord shards (pipeline/pack.py)
+  b_flink     the same job on the project's Flink cluster, started for the benchmark with a slot per core
+              (benchmarks/flink.py); only when asked for (--variants ...,b_flink): it needs Java
   c           benchmarks.baseline: MatchFiles + ReadMatches, Pillow in a Map, RunInference, WriteToParquet
 
 Every variant runs on `--images` images and on `--small_images` images, so
@@ -36,6 +38,7 @@ the wall clock (and which shows how much of a lead comes from using every core).
 Prints the table as Markdown and writes everything to `--json`.
 """
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -54,10 +57,11 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 import psutil
 import pyarrow.parquet as pq
 
-from benchmarks import data, shared
+from benchmarks import data, flink, shared
 
 PYTHON = sys.executable
-VARIANTS = ('a', 'b', 'b_tfrecord', 'c')
+VARIANTS = ('a', 'b', 'b_tfrecord', 'c', 'b_flink')
+DEFAULT_VARIANTS = VARIANTS[:4]
 CONFIGS = {  # name -> (task, model)
     'classify_tflite': ('classify', str(shared.TFLITE_QUANT)),
     'both_hub': ('both', str(shared.HUB_DIRS[shared.HUB_CLASSIFIER])),
@@ -75,6 +79,7 @@ class Run(NamedTuple):
   launcher_rss_mb: float
   worker_cpu_seconds: float  # user + system, all worker processes together
   launcher_cpu_seconds: float
+  cluster_cpu_seconds: float = 0.0  # b_flink: the cluster's JVMs (JobManager, TaskManager, job server)
 
 
 def _cpu(process: psutil.Process) -> float:
@@ -100,9 +105,10 @@ def _hwm(process: psutil.Process) -> int:
 class _PeakSampler(threading.Thread):
   """Peak RSS and CPU time of a command's own process and of each of its descendants, sampled until it exits."""
 
-  def __init__(self, pid: int):
+  def __init__(self, pid: int, more_workers=lambda: ()):
     super().__init__(daemon=True)
     self._root = psutil.Process(pid)
+    self._more_workers = more_workers  # workers that are not the command's descendants (Flink's SDK workers)
     self.launcher = 0
     self.children: Dict[int, int] = {}
     self.launcher_cpu = 0.0
@@ -117,6 +123,7 @@ class _PeakSampler(threading.Thread):
         descendants = self._root.children(recursive=True)
       except psutil.Error:
         descendants = []
+      descendants += list(self._more_workers())
       for child in descendants:
         self.children[child.pid] = max(self.children.get(child.pid, 0), _hwm(child))
         self.children_cpu[child.pid] = max(self.children_cpu.get(child.pid, 0.0), _cpu(child))
@@ -127,9 +134,11 @@ def _command(variant: str, task: str, model: str, dataset: data.DataSet, output:
   labels = ['--labels_file', str(shared.LABELS)]
   if variant == 'a':
     return [PYTHON, '-m', 'benchmarks.limit', '--input', dataset.files, '--model', model, '--task', task]
-  if variant in ('b', 'b_tfrecord'):
-    source = dataset.files if variant == 'b' else dataset.tfrecord
-    return [PYTHON, '-m', 'pipeline', '--input', source, '--output', output, '--model', model, '--task', task] + labels
+  if variant in ('b', 'b_tfrecord', 'b_flink'):
+    source = dataset.tfrecord if variant == 'b_tfrecord' else dataset.files
+    runner = flink.ACTIVE.flags if variant == 'b_flink' else []
+    return ([PYTHON, '-m', 'pipeline', '--input', source, '--output', output, '--model', model, '--task', task]
+            + labels + runner)
   return ([PYTHON, '-m', 'benchmarks.baseline', '--input', dataset.files, '--output', output, '--model', model,
            '--task', task] + labels + LOCAL_RUNNER)
 
@@ -167,12 +176,17 @@ def run_once(variant: str, task: str, model: str, dataset: data.DataSet) -> Run:
   scratch = tempfile.mkdtemp(prefix=f'bench_{variant}_')
   output = os.path.join(scratch, 'out')
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=str(shared.ROOT))
+  cluster = flink.ACTIVE if variant == 'b_flink' else None
+  more_workers = lambda: ()  # pylint: disable=unnecessary-lambda-assignment
+  if cluster:  # the SDK workers the TaskManager starts for this run (an earlier run's may linger, idle)
+    earlier, cluster_cpu = cluster.worker_pids(), cluster.cluster_cpu()
+    more_workers = lambda: [w for w in cluster.workers() if w.pid not in earlier]  # pylint: disable=unnecessary-lambda-assignment
   try:
     with open(os.path.join(scratch, 'stderr'), 'w+', encoding='utf-8') as stderr:
       start = time.monotonic()
       proc = subprocess.Popen(_command(variant, task, model, dataset, output), cwd=shared.ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=stderr, text=True)
-      sampler = _PeakSampler(proc.pid)
+      sampler = _PeakSampler(proc.pid, more_workers)
       sampler.start()
       stdout, _ = proc.communicate()
       seconds = time.monotonic() - start
@@ -186,7 +200,8 @@ def run_once(variant: str, task: str, model: str, dataset: data.DataSet) -> Run:
       raise RuntimeError(f'{variant} wrote {rows} rows for {dataset.count} images')
     worker = max(sampler.children.values(), default=0)
     return Run(rows, round(seconds, 3), round(worker / MB, 1), round(sampler.launcher / MB, 1),
-               round(sum(sampler.children_cpu.values()), 2), round(sampler.launcher_cpu, 2))
+               round(sum(sampler.children_cpu.values()), 2), round(sampler.launcher_cpu, 2),
+               round(cluster.cluster_cpu() - cluster_cpu, 2) if cluster else 0.0)
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
 
@@ -212,6 +227,7 @@ def summarize(big: Sequence[Run], small: Sequence[Run]) -> dict:
       'startup_seconds': round(seconds - images / marginal, 2) if marginal else None,
       'worker_cpu_ms_per_image': cpu_ms('worker_cpu_seconds'),
       'launcher_cpu_ms_per_image': cpu_ms('launcher_cpu_seconds'),
+      'cluster_cpu_ms_per_image': cpu_ms('cluster_cpu_seconds'),
       'seconds': seconds,
       'small_seconds': small_seconds,
       'worker_peak_rss_mb': max(r.worker_rss_mb for r in list(big) + list(small)),
@@ -233,7 +249,7 @@ def machine() -> dict:
   }
 
 
-PAIRS = (('b', 'a'), ('b', 'c'), ('b_tfrecord', 'a'), ('b_tfrecord', 'c'))
+PAIRS = (('b', 'a'), ('b', 'c'), ('b_tfrecord', 'a'), ('b_tfrecord', 'c'), ('b_flink', 'b'))
 
 
 def _ratios(rates: Dict[str, Optional[float]], suffix: str) -> Dict[str, Optional[float]]:
@@ -250,9 +266,14 @@ def _per_core(cpu_ms_per_image: Dict[str, float]) -> Dict[str, Optional[float]]:
 def variant_ratios(results: Dict[str, dict]) -> Dict[str, Optional[float]]:
   """Marginal (when start-up runs were made), end-to-end and per-core ratios."""
   with_startup = all(r['small_runs'] for r in results.values())
-  return {**(_ratios({v: r['images_per_second'] for v, r in results.items()}, '') if with_startup else {}),
-          **_ratios({v: r['end_to_end_images_per_second'] for v, r in results.items()}, ' end to end'),
-          **_per_core({v: r['worker_cpu_ms_per_image'] for v, r in results.items()})}
+  ratios = {**(_ratios({v: r['images_per_second'] for v, r in results.items()}, '') if with_startup else {}),
+            **_ratios({v: r['end_to_end_images_per_second'] for v, r in results.items()}, ' end to end'),
+            **_per_core({v: r['worker_cpu_ms_per_image'] for v, r in results.items()})}
+  if 'b_flink' in results and 'b' in results:  # every process's CPU: the launcher, and Flink's JVMs
+    every = {v: results[v]['worker_cpu_ms_per_image'] + results[v]['launcher_cpu_ms_per_image'] +
+             results[v].get('cluster_cpu_ms_per_image', 0) for v in ('b_flink', 'b')}
+    ratios['b_flink/b per core, all processes'] = round(every['b'] / every['b_flink'], 2) if every['b_flink'] > 0 else None
+  return ratios
 
 
 def benchmark(images: int, small_images: int, repeats: int, large_images: Optional[int], configs: Sequence[str],
@@ -261,6 +282,13 @@ def benchmark(images: int, small_images: int, repeats: int, large_images: Option
   counts = set(sizes) | ({large_images} if large_images else set())
   sets = {count: data.make(count, data_dir) for count in counts}
   runs: Dict[tuple, List[Run]] = {}
+  with flink.cluster() if 'b_flink' in variants else contextlib.nullcontext():
+    report = _measure(images, sizes, repeats, large_images, configs, variants, sets, runs, log)
+  return report
+
+
+def _measure(images, sizes, repeats, large_images, configs, variants, sets, runs, log) -> dict:
+  small_images = sizes[1] if len(sizes) > 1 else 0
   for repeat in range(repeats):
     order = list(variants[repeat % len(variants):]) + list(variants[:repeat % len(variants)])  # no fixed order
     for config in configs:
@@ -317,13 +345,13 @@ def markdown(report: dict) -> str:
            f'{report["repeats"]} interleaved runs each; {report["machine"]["cores"]} cores, {report["machine"]["cpu"]}',
            '',
            '| configuration | variant | images/s | end to end | start-up s | worker CPU ms per image '
-           '| peak RSS per worker | launcher |',
-           '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |']
+           '| cluster CPU ms per image | peak RSS per worker | launcher |',
+           '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
   for config, entry in report['configs'].items():
     for variant, r in entry['variants'].items():
       lines.append(f'| {config} | {variant} | {_fmt(r["images_per_second"])} | '
                    f'{_fmt(r["end_to_end_images_per_second"])} | {_fmt(r["startup_seconds"], 1)} | '
-                   f'{_fmt(r["worker_cpu_ms_per_image"], 2)} | '
+                   f'{_fmt(r["worker_cpu_ms_per_image"], 2)} | {_fmt(r.get("cluster_cpu_ms_per_image") or None, 2)} | '
                    f'{_fmt(r["worker_peak_rss_mb"])} MB | {_fmt(r["launcher_peak_rss_mb"])} MB |')
   lines += [''] + _ratio_table(report['configs'])
   large = {config: entry['large'] for config, entry in report['configs'].items() if 'large' in entry}
@@ -354,7 +382,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       help='also run every variant once on this many images: end-to-end rates and workers\' peak RSS '
                       'at a larger size (absent or 0: no such pass)')
   parser.add_argument('--configs', default=','.join(CONFIGS), help=f'comma-separated, of {", ".join(CONFIGS)}')
-  parser.add_argument('--variants', default=','.join(VARIANTS), help=f'comma-separated, of {", ".join(VARIANTS)}')
+  parser.add_argument('--variants', default=','.join(DEFAULT_VARIANTS),
+                      help=f'comma-separated, of {", ".join(VARIANTS)}')
   parser.add_argument('--data_dir', default=str(data.ROOT), help='where the generated images are cached')
   parser.add_argument('--json', default=str(data.ROOT / 'throughput.json'), help='where the full results go')
   args = parser.parse_args(argv)

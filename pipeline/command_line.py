@@ -11,6 +11,7 @@ from typing import Sequence
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners import runner as beam_runner
 
+from pipeline.launcher_options import LauncherOptions
 from pipeline.options import REMOVED, ImageOptions, OptionsError
 
 HELP_FLAGS = ('-h', '--help')
@@ -19,8 +20,9 @@ _USAGE = f'{JOB_PROG} --input INPUT --output OUTPUT --model MODEL [options]'
 _DESCRIPTION = ('Labels and embeds images with a model inside an Apache Beam batch job and writes\n'
                 'the results as Parquet (README.md tells more).')
 _EPILOG = """\
-Switches (--overwrite, --resume, --analyze_embeddings, --whiten) are off unless
-given; they also take =true or =false, as the Dataflow template passes them.
+Switches (--overwrite, --resume, --analyze_embeddings, --whiten, --estimate) are
+off unless given, --report is on; they also take =true or =false, as the
+Dataflow template passes them.
 
 Beam's options pass through: --runner (default DirectRunner; DataflowRunner,
 FlinkRunner, ...), --direct_num_workers and --direct_running_mode (on the local
@@ -52,6 +54,7 @@ def job_help() -> str:
   parser = argparse.ArgumentParser(prog=JOB_PROG, usage=_USAGE, description=_DESCRIPTION,
                                    epilog=_EPILOG, formatter_class=DefaultsHelpFormatter)
   ImageOptions._add_argparse_args(parser)  # pylint: disable=protected-access
+  LauncherOptions._add_argparse_args(parser)  # pylint: disable=protected-access
   return parser.format_help()
 
 

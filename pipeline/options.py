@@ -7,7 +7,6 @@ tools (pipeline.inspect_model, pipeline.pack) own their parsers and share the
 model options defined here; pipeline/command_line.py prints the help and
 refuses options nobody knows.
 """
-import argparse
 import dataclasses
 import uuid
 from typing import List, Optional, Sequence, Tuple
@@ -16,6 +15,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
 from pipeline import local_defaults
+from pipeline.launcher_options import switch
 from transforms import decode
 from transforms.decode import DEFAULT_RESIZE_METHOD
 from transforms.format import DEFAULT_PROGRESS_SECONDS  # defined beside FormatRows, which logs the progress
@@ -72,19 +72,6 @@ def add_resize_argument(parser) -> None:
                       'model\'s input size (bilinear antialiases when shrinking).')
 
 
-def _flag(value: str) -> bool:
-  """A switch given alone (--whiten) or with a value (--whiten=true), as Dataflow's template launcher passes it."""
-  if value.lower() in ('true', 'yes', '1'):
-    return True
-  if value.lower() in ('false', 'no', '0'):
-    return False
-  raise argparse.ArgumentTypeError(f'expected true or false, not {value!r}')
-
-
-def _switch(group, name: str, text: str) -> None:
-  group.add_argument(name, nargs='?', const=True, default=False, type=_flag, metavar='true|false', help=text)
-
-
 class ImageOptions(PipelineOptions):
   """The job's options, in the groups `python -m pipeline --help` shows."""
 
@@ -126,14 +113,14 @@ class ImageOptions(PipelineOptions):
 
     output = parser.add_argument_group('output', 'Parquet datasets predictions/ and errors/, and summary.json.')
     output.add_argument('--output', help='Required. Output prefix, a directory or gs:// path.')
-    _switch(output, '--overwrite', 'Replace what an earlier job wrote under --output (deleted at launch); '
-            'without it, or --resume, an output a job wrote before is refused.')
+    switch(output, '--overwrite', 'Replace what an earlier job wrote under --output (deleted at launch); '
+           'without it, or --resume, an output a job wrote before is refused.')
     output.add_argument('--progress_seconds', type=float, default=DEFAULT_PROGRESS_SECONDS,
                         help='How often each worker logs images done and images per second.')
 
     reliability = parser.add_argument_group('reliability', 'Reruns, crashes and bad input.')
-    _switch(reliability, '--resume', 'Continue an earlier run of the same job under --output: inputs it finished '
-            'are skipped and its rows kept. Refused if the options that shape rows or the model\'s files changed.')
+    switch(reliability, '--resume', 'Continue an earlier run of the same job under --output: inputs it finished '
+           'are skipped and its rows kept. Refused if the options that shape rows or the model\'s files changed.')
     reliability.add_argument('--image_groups', type=int, default=units.DEFAULT_IMAGE_GROUPS,
                              help='Image files are read and committed in this many groups (by a hash of the path); '
                              '--resume skips committed groups, a crash redoes those being read.')
@@ -150,12 +137,12 @@ class ImageOptions(PipelineOptions):
 
     analysis = parser.add_argument_group('analysis', 'A PCA of all embeddings, fitted by TensorFlow Transform in '
                                          'the job.')
-    _switch(analysis, '--analyze_embeddings', 'Fit the PCA, add the reduced embedding to every row, export the '
-            'transform under OUTPUT/transform for training and put embedding statistics in the summary.')
+    switch(analysis, '--analyze_embeddings', 'Fit the PCA, add the reduced embedding to every row, export the '
+           'transform under OUTPUT/transform for training and put embedding statistics in the summary.')
     analysis.add_argument('--pca_dims', type=int, default=None,
                           help=f'Components kept by --analyze_embeddings, 1 to the embedding size (default '
                           f'{DEFAULT_PCA_DIMS}).')
-    _switch(analysis, '--whiten', 'With --analyze_embeddings, also add the components scaled to unit variance.')
+    switch(analysis, '--whiten', 'With --analyze_embeddings, also add the components scaled to unit variance.')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,5 @@
 """Entry point: validate options, inspect the model, claim the output, run the job, report."""
+import argparse
 import hashlib
 import json
 import logging
@@ -12,6 +13,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 from apache_beam.runners.runner import PipelineState
 
 from pipeline import command_line, graph, local_defaults, logs, options, stopping, summary
+from pipeline.launcher_options import LauncherOptions, flag
 from transforms import gcs_auth
 from transforms.infer import labels as labels_lib
 from transforms.infer import model_files, models
@@ -135,7 +137,31 @@ def run(argv: Optional[List[str]] = None) -> dict:
     analysis = config.analysis
     report['embedding_analysis'] = embeddings.finish(config.output, analysis.pca_dims, analysis.whiten)
   summary.write_summary(config.output, report)
+  if ended and p.options.view_as(LauncherOptions).report:
+    write_run_report(config.output)
   return report
+
+
+def write_run_report(output: str) -> None:
+  """OUTPUT/report.html (--report); the run succeeded whatever happens here, so a failure is only logged."""
+  from pipeline import report as run_report  # pylint: disable=import-outside-toplevel  # matplotlib when asked
+  try:
+    logging.info('run report written to %s', run_report.write_report(output))
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning('the run report was not written (%s: %s); python -m pipeline.report %s tries again',
+                    type(e).__name__, e, output)
+
+
+def wants_estimate(argv: List[str]) -> bool:
+  """--estimate (or --estimate=true): python -m pipeline.estimate instead; a bad value is the job's to refuse."""
+  for arg in argv:
+    name, _, value = arg.partition('=')
+    if name == '--estimate':
+      try:
+        return flag(value) if value else True
+      except argparse.ArgumentTypeError:
+        return False
+  return False
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -143,6 +169,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   if command_line.wants_help(argv):
     print(command_line.job_help(), end='')
     return 0
+  if wants_estimate(argv):
+    from pipeline import estimate  # pylint: disable=import-outside-toplevel
+    return estimate.main(argv)
   logs.configure()
   try:
     report = run(argv)

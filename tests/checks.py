@@ -1,8 +1,10 @@
-"""Checks shared by several test modules: matchers for Beam's assert_that, the embedding analysis vs numpy."""
+"""Checks shared by several test modules: matchers for Beam's assert_that, an output against a clean run's, the
+embedding analysis vs numpy."""
 import pathlib
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 def errors_like(expected):
@@ -13,6 +15,27 @@ def errors_like(expected):
     for a, w in zip(actual, want):
       assert w[3] in a[3], (a, w)
   return check
+
+
+def assert_same_output(output: pathlib.Path, clean: pathlib.Path) -> None:
+  """The output's rows are those of a clean run's output, each id once: the same sources, classes and labels,
+  scores and embeddings equal within float tolerance (another runner or batch may round otherwise), the same
+  error rows."""
+  tables = [pq.read_table(path / 'predictions').to_pylist() for path in (output, clean)]
+  rows, expected = ({r['id']: r for r in table} for table in tables)
+  assert len(tables[0]) == len(rows)  # each id once
+  assert rows.keys() == expected.keys(), sorted(rows.keys() ^ expected.keys())[:10]
+  for key, row in rows.items():
+    want = expected[key]
+    assert row.keys() == want.keys(), key
+    for name in ('source', 'width', 'height', 'model', 'top_classes', 'top_labels'):
+      assert row.get(name) == want.get(name), (key, name)
+    for name in ('top_scores', 'embedding'):
+      if want.get(name) is not None:
+        np.testing.assert_allclose(row[name], want[name], rtol=1e-4, atol=1e-5, err_msg=f'{key} {name}')
+  errors, expected_errors = (sorted((e['id'], e['source'], e['stage']) for e in pq.read_table(path / 'errors')
+                                    .to_pylist()) for path in (output, clean))
+  assert errors == expected_errors
 
 
 def column(table: pa.Table, name: str) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Shared fixtures: a TF-Hub cache holding the shared modules, a GCS emulator, a Flink cluster, and a way
-to run the job."""
+"""Shared fixtures: a TF-Hub cache holding the shared modules, a GCS emulator, a Flink cluster, Airflow, and a
+way to run the job."""
 import os
 import pathlib
 from typing import List, NamedTuple, Optional
@@ -8,13 +8,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests import datagen, flink, gcs, keras_models
+from tests import airflow_env, datagen, flink, gcs, keras_models
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-# Fixtures that start a real server or cluster: a test using them, even through another fixture, is in the full
-# tier (marker `full`, pytest.ini), left out of the fast one (-m "not full").
-FULL_TIER_FIXTURES = frozenset({'gcs_emulator', 'flink_flags'})
+# Fixtures that start a real server or cluster (or Airflow): a test using them, even through another fixture, is in
+# the full tier (marker `full`, pytest.ini), left out of the fast one (-m "not full").
+FULL_TIER_FIXTURES = frozenset({'gcs_emulator', 'flink_flags', 'airflow'})
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
@@ -57,6 +57,12 @@ def flink_flags(hub_cache, tmp_path_factory) -> List[str]:
     yield flags
 
 
+@pytest.fixture(name='airflow', scope='module')
+def airflow_fixture(tmp_path_factory) -> airflow_env.Airflow:
+  """Airflow from its own virtualenv in a fresh AIRFLOW_HOME with SQLite and the DAG files (tests/airflow_env.py)."""
+  return airflow_env.fresh_home(tmp_path_factory.mktemp('airflow_home'))
+
+
 class JobResult(NamedTuple):
   summary: dict
   predictions: pa.Table
@@ -69,9 +75,10 @@ def read_dataset(path: pathlib.Path) -> pa.Table:
 
 
 def run_job(output: pathlib.Path, args: List[str], runner_args: Optional[List[str]] = None) -> JobResult:
-  """Runs the job in-process on the local runner and reads back what it wrote."""
+  """Runs the job in-process on the local runner and reads back what it wrote; without the run report (about
+  a second per run) unless args ask for it with --report."""
   from pipeline import run  # pylint: disable=import-outside-toplevel
-  summary = run.run(['--output', str(output)] + args + (runner_args or []))
+  summary = run.run(['--output', str(output), '--noreport'] + args + (runner_args or []))
   return JobResult(summary, read_dataset(output / 'predictions'), read_dataset(output / 'errors'), output)
 
 

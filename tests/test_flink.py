@@ -1,23 +1,31 @@
-"""The job on a real standalone Flink cluster equals the local runner's, row for row.
+"""The job on a real standalone Flink cluster of two TaskManagers equals the local runner's, row for row, and
+stays exact when a TaskManager is killed mid-job.
 
 templates/flink/flink.sh fetches Flink and Beam's job server (cached outside the project) and starts a
-JobManager, a TaskManager and the Python SDK worker pool, exactly as templates/flink/README.md tells users;
-the job is then launched with the flags that script prints, as a user would.
+JobManager, two TaskManagers (two nodes' worth: each starts its own SDK workers) and the standing job server,
+exactly as templates/flink/README.md tells users; the job is then launched with the flags that script prints,
+as a user would (tests/flink.py).
 """
 import json
+import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import uuid
 
 import numpy as np
+import psutil
 import pytest
 
-from tests import checks, conftest, datagen
+from tests import checks, conftest, datagen, flink
 
 pytestmark = pytest.mark.full
 
-GENERATED = 300
+GENERATED = 1000
+INPUTS = len(datagen.photo_paths()) + GENERATED + 1  # the photos, the generated JPEGs, a broken file
 
 
 @pytest.fixture(scope='module', name='images')
@@ -30,56 +38,135 @@ def images_fixture(tmp_path_factory) -> pathlib.Path:
   return directory
 
 
+def _job(images: pathlib.Path) -> list:
+  return ['--input', f'{images}/*.*,{images}/generated/*.jpg', '--model', datagen.HUB_CLASSIFIER,
+          '--task', 'both', '--labels_file', str(datagen.LABELS), '--top_k', '5']
+
+
+@pytest.fixture(scope='module', name='direct')
+def direct_fixture(images, hub_cache, tmp_path_factory) -> conftest.JobResult:
+  """The same job on the local runner, what Flink's output must equal."""
+  del hub_cache  # the session's TF-Hub cache, set in the environment, resolves the handle
+  direct = conftest.run_job(tmp_path_factory.mktemp('direct') / 'out', _job(images))
+  assert direct.predictions.num_rows == INPUTS - 1 and direct.errors.num_rows == 1
+  return direct
+
+
+def _launch(out: pathlib.Path, args: list, flags: list, **popen) -> subprocess.Popen:
+  return subprocess.Popen([sys.executable, '-m', 'pipeline', '--output', str(out)] + args + flags,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def _finish(proc: subprocess.Popen) -> dict:
+  stdout, stderr = proc.communicate(timeout=1200)
+  assert proc.returncode == 0, stderr[-6000:]
+  assert 'Final accumulator values' not in stderr  # no job server's metric dump in the log
+  return json.loads(stdout)
+
+
 def _sorted_rows(table):
   return sorted(table.to_pylist(), key=lambda row: row['id'])
 
 
-def test_flink_output_equals_direct_runner_output(flink_flags, images, tmp_path):
-  job = ['--input', f'{images}/*.*,{images}/generated/*.jpg', '--model', datagen.HUB_CLASSIFIER,
-         '--task', 'both', '--labels_file', str(datagen.LABELS), '--top_k', '5']
-  direct = conftest.run_job(tmp_path / 'direct', job)
-
-  flink_out = tmp_path / 'flink'
-  proc = subprocess.run([sys.executable, '-m', 'pipeline', '--output', str(flink_out)] + job + flink_flags,
-                        capture_output=True, text=True, timeout=1200, check=False)
-  assert proc.returncode == 0, proc.stderr[-6000:]
-  assert 'Submitting job' in proc.stderr  # it really went to the cluster, through the job server
-  assert 'Final accumulator values' not in proc.stderr  # the job server's metric dump stays out of the log
-  predictions = conftest.read_dataset(flink_out / 'predictions')
-  errors = conftest.read_dataset(flink_out / 'errors')
-
-  inputs = len(datagen.photo_paths()) + GENERATED + 1
-  assert direct.predictions.num_rows == inputs - 1 and direct.errors.num_rows == 1
+def assert_same_output(out: pathlib.Path, report: dict, direct: conftest.JobResult) -> None:
+  """Rows, error rows and the summary's tally as the local runner's: each id once, every input accounted."""
+  predictions = conftest.read_dataset(out / 'predictions')
+  errors = conftest.read_dataset(out / 'errors')
   assert predictions.schema.equals(direct.predictions.schema)
   expected, actual = _sorted_rows(direct.predictions), _sorted_rows(predictions)
-  assert [r['id'] for r in actual] == [r['id'] for r in expected]
+  assert [r['id'] for r in actual] == [r['id'] for r in expected]  # sorted, so a duplicate would show
   for want, got in zip(expected, actual):
     for column in ('source', 'width', 'height', 'model', 'top_classes', 'top_labels'):
       assert got[column] == want[column], (want['id'], column)
     np.testing.assert_allclose(got['top_scores'], want['top_scores'], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(got['embedding'], want['embedding'], rtol=1e-4, atol=1e-5)
   assert _sorted_rows(errors) == _sorted_rows(direct.errors)
-
-  # summary.json on Flink: the job's own tally, written by its commit step, must add up the same.
-  summary = json.loads((flink_out / 'summary.json').read_text())
-  assert summary == json.loads(proc.stdout)
-  for key in ('records_read', 'rows_written', 'errors', 'errors_by_stage'):
+  summary = json.loads((out / 'summary.json').read_text())  # the job's own tally, from its commit step
+  assert summary == report
+  for key in ('records_read', 'rows_written', 'errors', 'errors_by_stage', 'duplicate_ids', 'accounted'):
     assert summary[key] == direct.summary[key], key
-  assert summary['records_read'] == inputs and summary['rows_written'] == predictions.num_rows
+  assert summary['records_read'] == INPUTS and summary['rows_written'] == predictions.num_rows
+  assert summary['accounted'] is True and summary['duplicate_ids'] == 0
   assert summary['errors_by_stage'] == {'decode': 1}
+  assert sum(summary['records_read_by_worker']) == INPUTS
+  assert not (out / '_staging').exists()  # the commit cleaned up
+
+
+def _spread(cluster: flink.Cluster, jid: str, report: dict) -> dict:
+  """Records read per TaskManager: Flink's copy of the job's per-worker metric, mapped through the workers'
+  logs; it must be what summary.json shows."""
+  reads = cluster.reads_by_worker(jid)
+  assert sorted(reads.values(), reverse=True) == report['records_read_by_worker']
+  owners = cluster.worker_taskmanagers()
+  by_taskmanager: dict = {}
+  for worker, count in reads.items():
+    taskmanager = owners[int(worker.rsplit(':', 1)[1])]
+    by_taskmanager[taskmanager] = by_taskmanager.get(taskmanager, 0) + count
+  return by_taskmanager
+
+
+def test_flink_output_equals_direct_runner_output(flink_flags, images, direct, tmp_path):
+  name = f'flink-test-{uuid.uuid4().hex[:8]}'
+  report = _finish(_launch(tmp_path / 'flink', _job(images) + ['--job_name', name], flink_flags))
+  assert_same_output(tmp_path / 'flink', report, direct)
+  cluster = flink.RUNNING
+  job = cluster.job(name)  # it really ran on the cluster, through the standing job server
+  assert job['state'] == 'FINISHED'
+  by_taskmanager = _spread(cluster, job['jid'], report)
+  assert set(by_taskmanager) == {f'tm-{i}' for i in range(1, flink.TASKMANAGERS + 1)}, by_taskmanager
+  assert all(count > 0 for count in by_taskmanager.values()), by_taskmanager  # both nodes' workers read
+
+
+def test_flink_job_survives_a_killed_taskmanager(flink_flags, images, direct, tmp_path):
+  """SIGKILL a TaskManager once the run has committed read units; a supervisor (here the test) starts it again;
+  Flink restarts the job (conf/config.yaml's restart strategy) and its output is exact."""
+  cluster, out, name = flink.RUNNING, tmp_path / 'flink', f'flink-kill-{uuid.uuid4().hex[:8]}'
+  proc = _launch(out, _job(images) + ['--job_name', name, '--image_groups', '64'], flink_flags)
+  try:
+    deadline = time.monotonic() + 600
+    while not list((out / '_units').glob('*.json')):
+      assert proc.poll() is None, proc.communicate()[1][-6000:]
+      assert time.monotonic() < deadline, 'no committed unit after 600 s'
+      time.sleep(0.05)
+    victim = cluster.taskmanager_pid(2)
+    os.kill(victim, signal.SIGKILL)
+    killed_at = time.monotonic()
+    _wait_gone(victim)
+    cluster.start_taskmanager(2)  # as a supervisor (systemd, Kubernetes) replaces a lost node
+    report = _finish(proc)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  cluster.wait_for_taskmanagers()  # the next test finds the cluster whole
+  assert cluster.taskmanager_pid(2) != victim
+  job = cluster.job(name)
+  assert job['state'] == 'FINISHED'
+  assert cluster.failures(job['jid']) and job['timestamps'].get('RESTARTING', 0) > 0  # Flink restarted it
+  assert job['end-time'] / 1000 > time.time() - (time.monotonic() - killed_at)  # it ended after the kill
+  assert_same_output(out, report, direct)
+
+
+def _wait_gone(pid: int, timeout: float = 60) -> None:
+  """Until a killed process has exited (the kernel takes a moment to tear down a large JVM)."""
+  deadline = time.monotonic() + timeout
+  while True:
+    try:
+      if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+        return
+    except psutil.NoSuchProcess:
+      return
+    assert time.monotonic() < deadline, f'process {pid} still there {timeout} s after SIGKILL'
+    time.sleep(0.1)
 
 
 def test_flink_embedding_analysis_matches_numpy(flink_flags, images, tmp_path):
   """--analyze_embeddings on the cluster: the full-pass tf.Transform analysis, its export and the columns."""
   out = tmp_path / 'flink_pca'
-  proc = subprocess.run([
-      sys.executable, '-m', 'pipeline', '--output', str(out), '--input', f'{images}/*.*,{images}/generated/*.jpg',
-      '--model', datagen.HUB_FEATURES, '--task', 'embed', '--analyze_embeddings', '--pca_dims', '16', '--whiten'
-  ] + flink_flags, capture_output=True, text=True, timeout=1200, check=False)
-  assert proc.returncode == 0, proc.stderr[-6000:]
-  assert 'Submitting job' in proc.stderr
+  report = _finish(_launch(out, [
+      '--input', f'{images}/*.*,{images}/generated/*.jpg', '--model', datagen.HUB_FEATURES, '--task', 'embed',
+      '--analyze_embeddings', '--pca_dims', '16', '--whiten'], flink_flags))
   predictions = conftest.read_dataset(out / 'predictions')
-  stats = json.loads(proc.stdout)['embedding_analysis']
-  assert stats['count'] == predictions.num_rows == len(datagen.photo_paths()) + GENERATED
+  stats = report['embedding_analysis']
+  assert stats['count'] == predictions.num_rows == INPUTS - 1
   checks.assert_pca_matches_numpy(out, predictions, stats, 16)
   assert not list(out.glob('tft_tmp-*'))  # scratch space removed

@@ -11,7 +11,8 @@ BEAM_FREE = ['transforms.elements', 'transforms.read.formats.detect', 'transform
              'transforms.read.formats.tf_example', 'transforms.read.formats.tfrecord',
              'transforms.read.formats.webdataset', 'transforms.read.settings', 'transforms.infer.models',
              'transforms.infer.models.base', 'transforms.infer.models.locate', 'transforms.infer.models.tflite',
-             'transforms.analyze.pca', 'transforms.analyze.statistics', 'transforms.output.schema']
+             'transforms.analyze.pca', 'transforms.analyze.statistics', 'transforms.output.schema',
+             'pipeline.report', 'pipeline.report.__main__']  # the report: readable where Beam is not installed
 
 
 @pytest.mark.parametrize('module', BEAM_FREE)

@@ -195,8 +195,9 @@ def _flink_sh_flags() -> list:
   text = (datagen.ROOT / 'templates' / 'flink' / 'flink.sh').read_text()
   defaults = dict(re.findall(r'^(\w+)="\$\{\w+:-([^}$]*)\}"$', text, re.M))
   defaults['FLINK_MINOR'] = defaults['FLINK_VERSION'].rsplit('.', 1)[0]  # FLINK_MINOR="${FLINK_VERSION%.*}"
-  body = re.search(r'^pipeline_flags\(\) \{\n(.*?)^\}', text, re.M | re.S).group(1)
-  echoed = ' '.join(re.findall(r'"([^"]*)"', body))
+  body = re.search(r'^pipeline_flags\(\) \{[^\n]*\n(.*?)^\}', text, re.M | re.S).group(1)
+  echoed = ' '.join(re.findall(r'"([^"]*)"', body)).replace('$1', '--job_endpoint=localhost:$JOB_PORT')  # `flags`
+  echoed = re.sub(r'\$\(\([^)]*\)\)', '2', echoed)  # arithmetic such as $((TASKMANAGERS * SLOTS))
   return shlex.split(re.sub(r'\$\{?(\w+)\}?', lambda m: defaults.get(m.group(1), '2'), echoed))
 
 
@@ -257,7 +258,7 @@ def test_flags_our_templates_and_tests_pass_are_known(source, flags):
 def test_template_flags_were_found():
   """The readers above find what they look for, so the check cannot pass on nothing."""
   assert {f.split('=')[0] for f in _flink_sh_flags()} >= {'--runner', '--flink_master', '--environment_type',
-                                                           '--environment_config', '--flink_job_server_jar'}
+                                                           '--environment_option', '--job_endpoint'}
   assert {f.split('=')[0] for f in _airflow_flags()} >= {'--environment_type', '--environment_config',
                                                           '--flink_version', '--resume'}
   assert {f.split('=')[0] for f in _dataflow_template_flags()} >= {'--input', '--top_k', '--sdk_container_image',

@@ -1,8 +1,11 @@
-"""Airflow DAGs that run the image inference job on a schedule; drop this file into Airflow's dags folder.
+"""Airflow DAGs that run the image inference job on a schedule; drop this file into Airflow's dags folder, with
+image_inference_operator.py beside it.
 
 Two variants, built by the factories below:
-- beam_dag: BeamRunPythonPipelineOperator runs `python -m pipeline` with an interpreter whose environment has
-  this project installed, on the DirectRunner or on Flink (the `runner` param chooses per run);
+- beam_dag: BeamPipelineOperator (image_inference_operator.py: the provider's BeamRunPythonPipelineOperator, which
+  stops the job when the task is killed and fails with the job's reason) runs `python -m pipeline` with an
+  interpreter whose environment has this project installed, on the DirectRunner or on Flink (the `runner` param
+  chooses per run);
 - flex_template_dag: DataflowStartFlexTemplateOperator launches the Dataflow Flex Template
   (templates/dataflow/), whose parameters are the pipeline's options by name.
 Input, output, task and labels are DAG params; each run writes under OUTPUT/<ds>/. The model is a param
@@ -13,14 +16,12 @@ IMAGE_INFERENCE_* environment variables read at the bottom. Needs Airflow 3. See
 import datetime
 import json
 import os
-import urllib.request
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import pendulum
-import psutil
-from airflow.providers.apache.beam.operators.beam import BeamRunPythonPipelineOperator
 from airflow.providers.google.cloud.operators.dataflow import DataflowStartFlexTemplateOperator
 from airflow.sdk import DAG, Param
+from image_inference_operator import BeamPipelineOperator  # beside this file in the dags folder
 
 TASKS = ('classify', 'embed', 'both')
 RUNNERS = ('DirectRunner', 'FlinkRunner')
@@ -93,82 +94,9 @@ def _dag(dag_id: str, doc: str, params: Dict[str, Param], macros: Dict[str, Any]
   )
 
 
-FLINK_DONE = ('FINISHED', 'CANCELED', 'FAILED')  # Flink's terminal job states
-STOP_GRACE_SECONDS = 60  # for the launcher to cancel its job and end its workers after SIGTERM
-
-
 def flink_job_name(dag_id: str, ds: str) -> str:
   """The name the run's job has on Flink (--job_name), by which a killed task finds it to cancel it."""
   return f'{dag_id}-{ds}'.replace('_', '-')
-
-
-def cancel_flink_jobs(flink_master: str, job_name: str, timeout: float = 10) -> List[str]:
-  """Cancels the Flink jobs named job_name that have not ended (Flink's REST API: GET /jobs/overview, then
-  PATCH /jobs/<id>?mode=cancel); returns their ids."""
-  base = (flink_master if '://' in flink_master else f'http://{flink_master}').rstrip('/')
-  with urllib.request.urlopen(f'{base}/jobs/overview', timeout=timeout) as response:
-    jobs = json.load(response).get('jobs', [])
-  cancelled = []
-  for job in jobs:
-    if job.get('name') == job_name and job.get('state') not in FLINK_DONE:
-      request = urllib.request.Request(f'{base}/jobs/{job["jid"]}?mode=cancel', method='PATCH')
-      urllib.request.urlopen(request, timeout=timeout).close()  # pylint: disable=consider-using-with
-      cancelled.append(job['jid'])
-  return cancelled
-
-
-class BeamPipelineOperator(BeamRunPythonPipelineOperator):
-  """Stops the pipeline when the task fails, times out or is killed; the provider's operator does not.
-
-  First SIGTERM to the launcher (`python -m pipeline`), which cancels the job it submitted (on Flink, through
-  Beam's job server) and ends its local workers, and exits (pipeline/stopping.py); then whatever is left of its
-  process tree is terminated, then killed; last, on Flink, a job of this run still running is cancelled through
-  Flink's REST API, should the launcher not have got to it.
-  """
-
-  def execute(self, context):
-    self._before = {p.pid for p in psutil.Process().children()}
-    try:
-      return super().execute(context)
-    finally:
-      self._stop_pipeline()
-
-  def on_kill(self):
-    self._stop_pipeline()
-    super().on_kill()
-
-  def _stop_pipeline(self) -> None:
-    launchers, tree = [], []
-    for child in psutil.Process().children():
-      if child.pid not in getattr(self, '_before', ()):
-        try:
-          tree += [child] + child.children(recursive=True)
-          launchers.append(child)
-        except psutil.NoSuchProcess:
-          pass
-    for group, grace in ((launchers, STOP_GRACE_SECONDS), (tree, 10)):
-      for process in group:
-        try:
-          process.terminate()
-        except psutil.NoSuchProcess:
-          pass
-      for process in psutil.wait_procs(group, timeout=grace)[1]:
-        process.kill()
-    if tree:
-      self.log.warning("stopped the pipeline's processes %s", [p.pid for p in tree])
-      self._cancel_on_flink()
-
-  def _cancel_on_flink(self) -> None:
-    options = self.pipeline_options if isinstance(self.pipeline_options, dict) else {}
-    if self.runner != 'FlinkRunner' or not options.get('flink_master') or not options.get('job_name'):
-      return
-    try:
-      cancelled = cancel_flink_jobs(options['flink_master'], options['job_name'])
-    except Exception as e:  # pylint: disable=broad-except  # the cluster is gone, or unreachable from here
-      self.log.warning('could not check Flink for a job to cancel: %s', e)
-      return
-    if cancelled:
-      self.log.warning('cancelled the Flink job(s) %s', cancelled)
 
 
 def beam_dag(dag_id: str, *, python: str, runner: str = 'DirectRunner', flink_master: str = 'localhost:8081',
@@ -273,7 +201,7 @@ image_inference_beam = beam_dag(
     python=_env('PYTHON', 'python3'),
     flink_master=_env('FLINK_MASTER', 'localhost:8081'),
     beam_options=_env('BEAM_OPTIONS'),
-    flink_options=_env('FLINK_OPTIONS', {  # as templates/flink/ runs it: see `flink.sh flags`
+    flink_options=_env('FLINK_OPTIONS', {  # an existing cluster (templates/flink/README.md); flink.sh's: its `flags`
         'flink_version': '1.19',
         'environment_type': 'EXTERNAL',  # the SDK worker pool beside each TaskManager
         'environment_config': 'localhost:50000',

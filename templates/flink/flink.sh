@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
-# A standalone Flink cluster on this machine for the job: JobManager, TaskManager and the Beam Python SDK
-# worker pool (the EXTERNAL environment), plus Beam's Flink job server jar. See README.md beside this file.
+# A standalone Flink cluster on this machine for the job: a JobManager, FLINK_TASKMANAGERS TaskManagers (each
+# starting its own Python SDK workers, Beam's PROCESS environment, through sdk_worker.sh) and Beam's Flink job
+# server, standing, so that a job starts no JVM of its own. See README.md beside this file.
 #
-#   flink.sh install   fetch Flink and the job server jar into the cache (idempotent; reruns are fast)
-#   flink.sh start     install, then start JobManager, TaskManager and worker pool; wait until they serve
-#   flink.sh flags     print the pipeline options that run the job on this cluster
-#   flink.sh status    print the cluster's overview from its REST API
-#   flink.sh stop      stop what start started
+#   flink.sh install         fetch Flink and the job server jar into the cache (idempotent; reruns are fast)
+#   flink.sh start           install, then start the JobManager, the TaskManagers and the job server; wait for them
+#   flink.sh flags           print the pipeline options that run the job on this cluster through the job server
+#   flink.sh jar-flags       the same, but each job starts its own job server from the jar (no standing one)
+#   flink.sh taskmanager I   start TaskManager I (1..FLINK_TASKMANAGERS) again, after it died or was killed
+#   flink.sh status          print the cluster's overview from its REST API
+#   flink.sh stop            stop what start started
 #
 # Settings (environment variables, defaults in brackets):
-#   PYTHON               the Python that has the job installed; the worker pool runs it [python3]
+#   PYTHON               the Python that has the job installed; the SDK workers run it [python3]
+#   FLINK_TASKMANAGERS   TaskManagers, as N nodes would have them [1]
+#   FLINK_SLOTS          task slots per TaskManager, one per core it may use [cores / FLINK_TASKMANAGERS, at least 1]
 #   FLINK_VERSION        Flink distribution, from PyPI's apache-flink packages [1.19.3]
 #   JOB_SERVER_JAR       use this job server jar instead of fetching or building one
 #   JOB_SERVER_BUILD_BEAM  Beam version to build the job server from when the published jar is missing [2.62.0]
 #   FLINK_CACHE_DIR      downloads and builds [~/.cache/beam-image-inference/flink]
 #   FLINK_RUN_DIR        configuration, logs and pid files of the running cluster [$FLINK_CACHE_DIR/run]
-#   FLINK_REST_PORT [8081], FLINK_RPC_PORT [6123], WORKER_POOL_PORT [50000], FLINK_SLOTS [number of cores]
+#   FLINK_REST_PORT [8081], FLINK_RPC_PORT [6123], FLINK_JOB_PORT [8099], FLINK_ARTIFACT_PORT [8098],
+#   FLINK_EXPANSION_PORT [8097]: the JobManager's REST and RPC ports, the job server's job, artifact and
+#   expansion service ports
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -27,8 +34,11 @@ CACHE="${FLINK_CACHE_DIR:-$HOME/.cache/beam-image-inference/flink}"
 RUN_DIR="${FLINK_RUN_DIR:-$CACHE/run}"
 REST_PORT="${FLINK_REST_PORT:-8081}"
 RPC_PORT="${FLINK_RPC_PORT:-6123}"
-POOL_PORT="${WORKER_POOL_PORT:-50000}"
-SLOTS="${FLINK_SLOTS:-$(nproc)}"
+JOB_PORT="${FLINK_JOB_PORT:-8099}"
+ARTIFACT_PORT="${FLINK_ARTIFACT_PORT:-8098}"
+EXPANSION_PORT="${FLINK_EXPANSION_PORT:-8097}"
+TASKMANAGERS="${FLINK_TASKMANAGERS:-1}"
+SLOTS="${FLINK_SLOTS:-$(( $(nproc) / TASKMANAGERS > 0 ? $(nproc) / TASKMANAGERS : 1 ))}"
 FLINK_HOME="$CACHE/flink-$FLINK_VERSION"
 
 log() { echo "flink.sh: $*" >&2; }
@@ -114,10 +124,35 @@ install_job_server() {
   echo "$built" | tee "$chosen"
 }
 
-pipeline_flags() {
-  echo "--runner=FlinkRunner --flink_master=localhost:$REST_PORT --flink_version=$FLINK_MINOR" \
-       "--flink_job_server_jar=$1 --parallelism=$SLOTS" \
-       "--environment_type=EXTERNAL --environment_config=localhost:$POOL_PORT"
+install_runner_lib() {  # install_runner_lib JOB-SERVER-JAR: the TaskManagers' lib folder, in $RUN_DIR/lib
+  # Beam's Flink runner on the TaskManagers' own class path, not only in each job's class loader: Flink drops a
+  # job's class loader whenever none of its tasks runs on a TaskManager, which in a batch plan happens between
+  # stages, and Beam's runner then stops that job's SDK workers at once, so each stage started new ones (about
+  # 5 s of Python start-up and model loading, four times per job). Loaded by the TaskManager (with the
+  # parent-first pattern org.apache.beam. in conf/config.yaml), the runner keeps them for
+  # --environment_cache_millis. The classes: the job server jar's, without Flink's own (the distribution's serve).
+  local classes="$CACHE/jars/runner-classes-$(basename "$1")"
+  if [[ ! -f "$classes" ]]; then
+    "$PYTHON" - "$1" "$classes.tmp" <<'EOF'
+import re, sys, zipfile
+skip = re.compile(r'^(org/apache/flink/|META-INF/[^/]+\.(SF|DSA|RSA)$)')
+with zipfile.ZipFile(sys.argv[1]) as src, zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED) as dst:
+  for item in src.infolist():
+    if not skip.match(item.filename):
+      dst.writestr(item, src.read(item))
+EOF
+    mv "$classes.tmp" "$classes"
+  fi
+  rm -rf "$RUN_DIR/lib" && mkdir -p "$RUN_DIR/lib"
+  ln -s "$FLINK_HOME"/lib/*.jar "$classes" "$RUN_DIR/lib/"
+}
+
+pipeline_flags() {  # pipeline_flags JOB-SERVER-FLAG: the job's options for this cluster
+  # One SDK worker per slot on every TaskManager (Beam's default is one per TaskManager), each started by the
+  # TaskManager that runs the bundle (PROCESS environment): a TaskManager's bundles go to its own workers.
+  echo "--runner=FlinkRunner --flink_master=localhost:$REST_PORT --flink_version=$FLINK_MINOR $1" \
+       "--parallelism=$((TASKMANAGERS * SLOTS)) --sdk_worker_parallelism=$SLOTS --environment_cache_millis=10000" \
+       "--environment_type=PROCESS --environment_option=process_command=$HERE/sdk_worker.sh"
 }
 
 flink_env() {
@@ -129,45 +164,75 @@ wait_until() {  # wait_until SECONDS DESCRIPTION PYTHON-EXPRESSION
   local deadline=$((SECONDS + $1))
   until "$PYTHON" -c "$3" 2>/dev/null; do
     ((SECONDS < deadline)) || die "$2 not ready after $1 s; logs in $RUN_DIR/log"
-    sleep 1
+    sleep 0.5
   done
+}
+
+alive() {  # alive PID-FILE: whether a process listed in it runs (a killed one not yet reaped does not)
+  local p state
+  [[ -f "$1" ]] || return 1
+  while read -r p; do
+    state="$(ps -o stat= -p "$p" 2>/dev/null || true)"
+    [[ -n "$state" && "$state" != Z* ]] && return 0
+  done < "$1"
+  return 1
+}
+
+start_taskmanager() {  # start_taskmanager I: TaskManager I, its slots, and the environment its SDK workers get
+  local i="$1" python
+  ((i >= 1 && i <= TASKMANAGERS)) || die "no TaskManager $i: FLINK_TASKMANAGERS is $TASKMANAGERS"
+  alive "$RUN_DIR/flink-tm-$i-taskexecutor.pid" && die "TaskManager $i already runs"
+  rm -f "$RUN_DIR/flink-tm-$i-taskexecutor.pid"
+  python="$(command -v "$PYTHON")"
+  # A node of its own: pid file and log named tm-I, its resource id in Flink's REST API, and its SDK workers
+  # (children of its JVM, sdk_worker.sh) told which node they serve and where to log.
+  FLINK_IDENT_STRING="tm-$i" SDK_WORKER_PYTHON="$python" TASKMANAGER_ID="tm-$i" \
+    SDK_WORKER_LOG="$FLINK_LOG_DIR/sdk-workers-tm-$i.log" PATH="$(dirname "$python"):$PATH" \
+    FLINK_LIB_DIR="$RUN_DIR/lib" \
+    "$FLINK_HOME/bin/taskmanager.sh" start -D "taskmanager.resource-id=tm-$i" -D "rest.port=$REST_PORT" \
+    -D "jobmanager.rpc.port=$RPC_PORT" -D "taskmanager.numberOfTaskSlots=$SLOTS" >&2
 }
 
 start() {
   install_flink
-  local jar
+  local jar i
   jar="$(install_job_server)"
   flink_env
-  mkdir -p "$FLINK_CONF_DIR" "$FLINK_LOG_DIR"
+  mkdir -p "$FLINK_CONF_DIR" "$FLINK_LOG_DIR" "$RUN_DIR/artifacts"
   cp "$FLINK_HOME"/conf/log4j*.properties "$FLINK_CONF_DIR/"
   cp "$HERE/conf/config.yaml" "$FLINK_CONF_DIR/config.yaml"
-  local props=(-D "rest.port=$REST_PORT" -D "jobmanager.rpc.port=$RPC_PORT"
-               -D "taskmanager.numberOfTaskSlots=$SLOTS" -D "parallelism.default=$SLOTS")
-  "$FLINK_HOME/bin/jobmanager.sh" start "${props[@]}" >&2
-  "$FLINK_HOME/bin/taskmanager.sh" start "${props[@]}" >&2
-  # The pool starts each SDK worker as `python -m ...`: the job's Python must come first on PATH.
-  local python_bin
-  python_bin="$(cd "$(dirname "$(command -v "$PYTHON")")" && pwd)"
-  PATH="$python_bin:$PATH" nohup "$PYTHON" -m apache_beam.runners.worker.worker_pool_main \
-    --service_port="$POOL_PORT" > "$FLINK_LOG_DIR/worker-pool.log" 2>&1 &
-  echo $! > "$RUN_DIR/worker-pool.pid"
-  wait_until 120 "Flink REST API on port $REST_PORT" "import json, urllib.request as u
+  install_runner_lib "$jar"
+  "$FLINK_HOME/bin/jobmanager.sh" start -D "rest.port=$REST_PORT" -D "jobmanager.rpc.port=$RPC_PORT" \
+    -D "parallelism.default=$((TASKMANAGERS * SLOTS))" >&2
+  for ((i = 1; i <= TASKMANAGERS; i++)); do start_taskmanager "$i"; done
+  # Beam's Flink job server, once for every job: it translates each job and submits it to the JobManager.
+  nohup "$JAVA_HOME/bin/java" -jar "$jar" --flink-master="localhost:$REST_PORT" --job-port="$JOB_PORT" \
+    --artifact-port="$ARTIFACT_PORT" --expansion-port="$EXPANSION_PORT" --artifacts-dir="$RUN_DIR/artifacts" \
+    --clean-artifacts-per-job > "$FLINK_LOG_DIR/job-server.log" 2>&1 &
+  echo $! > "$RUN_DIR/job-server.pid"
+  wait_until 120 "Flink REST API on port $REST_PORT with $TASKMANAGERS TaskManagers" "import json, urllib.request as u
 o = json.load(u.urlopen('http://localhost:$REST_PORT/overview', timeout=2))
-assert o['taskmanagers'] >= 1 and o['slots-available'] >= 1"
-  wait_until 60 "worker pool on port $POOL_PORT" \
-    "import socket; socket.create_connection(('localhost', $POOL_PORT), timeout=2).close()"
-  log "Flink $FLINK_VERSION on localhost:$REST_PORT with $SLOTS slots, worker pool on localhost:$POOL_PORT"
-  log "run the job with: $(pipeline_flags "$jar")"
+assert o['taskmanagers'] >= $TASKMANAGERS and o['slots-available'] >= $((TASKMANAGERS * SLOTS))"
+  wait_until 120 "job server on port $JOB_PORT" \
+    "import socket; socket.create_connection(('localhost', $JOB_PORT), timeout=2).close()"
+  log "Flink $FLINK_VERSION on localhost:$REST_PORT: $TASKMANAGERS TaskManager(s) of $SLOTS slots;" \
+      "job server on localhost:$JOB_PORT"
+  log "run the job with: $(pipeline_flags "--job_endpoint=localhost:$JOB_PORT")"
 }
 
 stop() {
   flink_env
-  if [[ -f "$RUN_DIR/worker-pool.pid" ]]; then
-    kill "$(cat "$RUN_DIR/worker-pool.pid")" 2>/dev/null || true
-    rm -f "$RUN_DIR/worker-pool.pid"
+  local f
+  if [[ -f "$RUN_DIR/job-server.pid" ]]; then
+    kill "$(cat "$RUN_DIR/job-server.pid")" 2>/dev/null || true
+    rm -f "$RUN_DIR/job-server.pid"
   fi
   if [[ -x "$FLINK_HOME/bin/jobmanager.sh" ]]; then
-    "$FLINK_HOME/bin/taskmanager.sh" stop >&2 || true
+    for f in "$RUN_DIR"/flink-tm-*-taskexecutor.pid; do
+      [[ -f "$f" ]] || continue
+      f="${f##*/flink-}"
+      FLINK_IDENT_STRING="${f%-taskexecutor.pid}" "$FLINK_HOME/bin/taskmanager.sh" stop-all >&2 || true
+    done
     "$FLINK_HOME/bin/jobmanager.sh" stop >&2 || true
   fi
 }
@@ -175,8 +240,10 @@ stop() {
 case "${1:-}" in
   install) install_flink; install_job_server > /dev/null; log "Flink $FLINK_VERSION and job server ready in $CACHE" ;;
   start) start ;;
-  flags) pipeline_flags "$(install_job_server)" ;;
+  flags) pipeline_flags "--job_endpoint=localhost:$JOB_PORT" ;;
+  jar-flags) pipeline_flags "--flink_job_server_jar=$(install_job_server)" ;;
+  taskmanager) flink_env; start_taskmanager "${2:?which TaskManager, 1 to $TASKMANAGERS}" ;;
   status) "$PYTHON" -c "import urllib.request as u; print(u.urlopen('http://localhost:$REST_PORT/overview').read().decode())" ;;
   stop) stop ;;
-  *) sed -n '2,19p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,26p' "$0" >&2; exit 2 ;;
 esac

@@ -1,0 +1,33 @@
+"""The estimate before a big job: measured on a sample with the real job, projected, then checked against the
+full run on the same machine (docs/report.md); it writes nothing under --output."""
+import json
+
+import pytest
+
+from pipeline import estimate, run
+from tests import datagen
+
+pytestmark = pytest.mark.full
+
+TOTAL, SAMPLE = 1000, 200
+
+
+def test_estimate_from_a_sample_is_within_25_percent_of_the_full_run(tmp_path, capsys):
+  datagen.make_jpegs(tmp_path / 'images', TOTAL, size=(320, 240))
+  job = ['--input', str(tmp_path / 'images'), '--output', str(tmp_path / 'out'), '--model',
+         str(datagen.TFLITE_QUANT), '--labels_file', str(datagen.LABELS), '--task', 'classify']
+  assert run.main(job + ['--estimate', '--sample', str(SAMPLE)]) == 0
+  result = json.loads(capsys.readouterr().out)
+  assert not (tmp_path / 'out').exists()  # nothing under the real output
+  assert result['inputs_matched'] == result['records_total'] == TOTAL and result['listing_complete']
+  assert result['records_sampled'] == SAMPLE and result['error_share'] == 0
+  assert result['peak_rss_per_worker_mb'] > 50 and result['images_per_second_per_core'] > 0
+  summary = run.run(job + ['--noreport'])
+  assert summary['rows_written'] == TOTAL
+  ratio = result['projected_wall_seconds'] / summary['wall_seconds']
+  assert 0.75 <= ratio <= 1.25, (result, summary['wall_seconds'])
+
+
+def test_bad_estimate_options_exit_2(capsys):
+  assert estimate.main(['--input', 'x', '--model', 'y', '--sample', '0']) == 2
+  assert '--sample must be positive' in capsys.readouterr().err
