@@ -96,6 +96,8 @@ def prepare(argv: List[str]) -> Tuple[beam.Pipeline, options.JobConfig]:
   logging.info('model %s: %s, input %s', config.model.location, info.format, info.input_size)
   run_layout = layout.Layout(config.output, layout.new_run_id())
   claimed = False
+  # A resume only where an earlier run left something: a first run under --resume (every Airflow run) is not one.
+  resuming = config.output_mode == claim.RESUME and bool(claim.used(config.output))
   if not pipeline_options.view_as(TestOptions).dry_run:  # a dry run writes nothing, not even job.json
     record = job_record(config)
     if config.output_mode == claim.RESUME:
@@ -105,7 +107,7 @@ def prepare(argv: List[str]) -> Tuple[beam.Pipeline, options.JobConfig]:
     run_layout = run_layout._replace(earlier_runs=layout.run_folders(config.output))  # the commit deletes theirs
   p = beam.Pipeline(options=pipeline_options)
   try:
-    graph.build(p, config, info, input_plan, run_layout, config.output_mode == claim.RESUME)
+    graph.build(p, config, info, input_plan, run_layout, resuming)
   except BaseException:
     if claimed:  # the lease is this run's
       lease.release(config.output, run_layout.run_id)

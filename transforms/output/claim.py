@@ -16,7 +16,7 @@ class OutputError(ValueError):
   """An output the job must not or cannot write to; the message says what to do."""
 
 
-def _used(output: str) -> List[str]:
+def used(output: str) -> List[str]:
   """What shows that a job wrote here before."""
   used = [name for name in (JOB_FILE, SUMMARY_FILE) if FileSystems.exists(files.join(output, name))]
   used += [f'{name}/' for name in DATASETS if files.list_files(files.join(output, name, '**'))]
@@ -66,13 +66,13 @@ def claim(output: str, mode: str, job: dict, run_id: Optional[str] = None) -> No
 
 
 def _claim(output: str, mode: str, job: dict) -> None:
-  used = _used(output)
-  if mode == NEW and used:
-    raise OutputError(f'--output {output} already holds a job\'s output ({", ".join(used)}): pass --overwrite '
+  found = used(output)
+  if mode == NEW and found:
+    raise OutputError(f'--output {output} already holds a job\'s output ({", ".join(found)}): pass --overwrite '
                       'to replace it or --resume to continue it')
-  if mode == RESUME and used:
+  if mode == RESUME and found:
     _check_same_job(output, job)
-  if used and mode in (OVERWRITE, RESUME):
+  if found and mode in (OVERWRITE, RESUME):
     files.delete_files([files.join(output, SUMMARY_FILE)])  # first: from here on the output reads as incomplete
     files.delete_tree(files.join(output, TRANSFORM_DIR))  # analysis results are recomputed over all rows
   if mode == OVERWRITE:
