@@ -9,6 +9,7 @@ rate since the start would count the start-up (4 to 13 s) against it.
 """
 import collections
 import contextlib
+import os
 import sys
 import time
 from typing import Deque, NamedTuple, Optional, Tuple
@@ -107,9 +108,14 @@ class Bar:
   def __init__(self, stream=None):
     import tqdm  # pylint: disable=import-outside-toplevel
     from tqdm.contrib import logging as tqdm_logging  # pylint: disable=import-outside-toplevel
-    self._bar = tqdm.tqdm(total=None, unit=' images', file=stream or sys.stderr, dynamic_ncols=True,
-                          desc='progress', smoothing=0.1)
-    self._skipped = 0
+    stream = stream or sys.stderr
+    try:
+      columns = os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+      columns = 0
+    width = {'dynamic_ncols': True} if columns else {'ncols': 100}  # a terminal that tells no size (a bare pty)
+    self._bar = tqdm.tqdm(total=None, unit=' images', file=stream, desc='progress', smoothing=0.1, **width)
+    self._skipped, self._started = 0, False
     self._logs = contextlib.ExitStack()
     self._logs.enter_context(tqdm_logging.logging_redirect_tqdm(tqdm_class=tqdm.tqdm))
 
@@ -125,7 +131,10 @@ class Bar:
     if snapshot.skipped > self._skipped:  # kept, not done now: not in the rate
       bar.n, self._skipped = bar.n + snapshot.skipped - self._skipped, snapshot.skipped
     if snapshot.done > bar.n:
-      bar.update(snapshot.done - bar.n)  # also its rate, and so its ETA
+      if not self._started:  # its clock, rate and ETA start at the first image, not with the start-up
+        bar.unpause()
+        self._started = True
+      bar.update(snapshot.done - bar.n)
     else:
       bar.refresh()
 

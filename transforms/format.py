@@ -36,6 +36,9 @@ class FormatRows(beam.DoFn):
     if self._labels_path:
       self._labels = labels_lib.load_labels(self._labels_path, self._num_classes)
 
+  def finish_bundle(self):
+    progress.flush()  # the launcher's line sees this bundle's images before the job ends
+
   def process(self, element) -> Iterable[tuple]:
     """(dataset, unit, row) for a prediction or an error record, (END, unit, UnitEnd) for a unit's end."""
     if isinstance(element, elements.Prediction):

@@ -4,9 +4,10 @@ Process-wide because a worker runs many DoFn instances on its threads. The
 counts leave the process one of two ways:
   - On the local runner the launcher names a scratch folder in the environment
     (FOLDER_ENV, inherited by the worker processes it starts; never under
-    --output). A daemon thread here then replaces FOLDER/PID.json every
-    PUBLISH_SECONDS with this process's cumulative counts, and the launcher
-    sums the files into one line (pipeline/live_progress.py says why files).
+    --output). A daemon thread here then replaces FOLDER/PID.json with this
+    process's cumulative counts every PUBLISH_SECONDS, and flush() at the end
+    of each bundle, so that the last counts are out before the job ends; the
+    launcher sums the files into one line (pipeline/live_progress.py: why files).
   - Elsewhere (Flink, Dataflow, whose workers do not share the launcher's
     disk) each worker logs `progress: worker PID has done N images, R images/s`
     every --progress_seconds, and the launcher reads the same counts as Beam
@@ -32,7 +33,8 @@ NAMESPACE = 'progress'  # the Beam counters of the same names
 _COUNTERS = {name: Metrics.counter(NAMESPACE, name) for name in FIELDS}
 
 _lock = threading.Lock()
-_state: Dict = {'folder': None, 'start': None, 'last': 0.0, 'counts': dict.fromkeys(FIELDS, 0), 'version': 0}
+_state: Dict = {'folder': None, 'start': None, 'last': 0.0, 'counts': dict.fromkeys(FIELDS, 0), 'version': 0,
+                'written': -1}
 
 
 def _folder() -> Optional[str]:
@@ -40,7 +42,7 @@ def _folder() -> Optional[str]:
   counts again. Called with _lock held."""
   folder = os.environ.get(FOLDER_ENV) or None
   if folder != _state['folder']:
-    _state.update(folder=folder, start=None, last=0.0, counts=dict.fromkeys(FIELDS, 0), version=0)
+    _state.update(folder=folder, start=None, last=0.0, counts=dict.fromkeys(FIELDS, 0), version=0, written=-1)
     if folder:
       threading.Thread(target=_publish_loop, args=(folder,), name=f'progress {folder}', daemon=True).start()
   return folder
@@ -89,26 +91,36 @@ def snapshot() -> Dict[str, int]:
     return dict(_state['counts'])
 
 
-def _write(folder: str, counts: Dict[str, int]) -> None:
-  path = os.path.join(folder, f'{os.getpid()}.json')
-  temporary = f'{path}.tmp'
-  with open(temporary, 'w', encoding='utf-8') as f:
-    json.dump(counts, f)
-  os.replace(temporary, path)  # the launcher never reads half a file
+_writing = threading.Lock()  # one writer of PID.json at a time: the publishing thread or a bundle's flush()
+
+
+def flush() -> bool:
+  """Writes this process's counts now if they changed since the last write; False when there is no folder to
+  write to (any more). Called at the end of each bundle, so the last counts are out before the job ends."""
+  with _writing:
+    with _lock:
+      folder, version, counts = _state['folder'], _state['version'], dict(_state['counts'])
+    if not folder or not os.path.isdir(folder):
+      return False
+    if version != _state['written']:
+      path = os.path.join(folder, f'{os.getpid()}.json')
+      try:
+        with open(f'{path}.tmp', 'w', encoding='utf-8') as f:
+          json.dump(counts, f)
+        os.replace(f'{path}.tmp', path)  # the launcher never reads half a file
+      except OSError:  # the launcher removed the folder: the run is over
+        return False
+      _state['written'] = version
+    return True
 
 
 def _publish_loop(folder: str) -> None:
-  """Writes this process's counts when they changed, until the run (its folder) changes or goes away."""
-  written = -1
+  """Writes this process's counts every PUBLISH_SECONDS when they changed, until the run (its folder) changes
+  or goes away."""
   while True:
     with _lock:
-      if _state['folder'] != folder or not os.path.isdir(folder):
+      if _state['folder'] != folder:
         return
-      version, counts = _state['version'], dict(_state['counts'])
-    if version != written:
-      try:
-        _write(folder, counts)
-        written = version
-      except OSError:  # the launcher removed the folder: the run is over
-        return
+    if not flush():
+      return
     time.sleep(PUBLISH_SECONDS)

@@ -37,6 +37,9 @@ class _Decide(beam.DoFn):
     self._layout = layout
     self._skipped = Metrics.counter('resume', 'skipped_units')
 
+  def finish_bundle(self):
+    progress.flush()  # the launcher's line counts the kept records before the job ends
+
   def process(self, keyed) -> Iterable:
     _, grouped = keyed
     planned = list(grouped['planned'])
