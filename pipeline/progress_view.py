@@ -61,7 +61,7 @@ def clock_text(seconds: float) -> str:
   return f'{hours}:{minutes:02d}:{secs:02d}' if hours else f'{minutes}:{secs:02d}'
 
 
-def line(snapshot: Snapshot, rate: Optional[float]) -> str:
+def line(snapshot: Snapshot, rate: Optional[float], final: bool = False) -> str:
   """progress: 1,234/5,000 images (24.7%), 102.3 images/s, 3 errors, ETA 0:37 (`~5,000` when estimated)."""
   total = snapshot.total
   if total is None:
@@ -69,7 +69,10 @@ def line(snapshot: Snapshot, rate: Optional[float]) -> str:
   else:
     share = snapshot.done / total if total else 1.0
     text = f'{MARK} {snapshot.done:,}/{"~" if snapshot.estimated else ""}{round(total):,} images ({share:.1%})'
-  text += f', {rate:.1f} images/s' if rate is not None else ', starting'
+  if rate is not None:
+    text += f', {rate:.1f} images/s'
+  elif not final:  # no rate yet: under a second since the first image
+    text += ', starting'
   text += f', {snapshot.errors:,} errors'
   if snapshot.skipped:
     text += f', {snapshot.skipped:,} kept from earlier runs'
@@ -95,7 +98,7 @@ class Lines:
       self._last = now  # the first line comes after `every` seconds, not at once
     if (now - self._last >= self._every or final) and snapshot != self._shown:
       self._last, self._shown = now, snapshot
-      print(line(snapshot, rate), file=self._stream, flush=True)
+      print(line(snapshot, rate, final), file=self._stream, flush=True)
 
   def close(self, snapshot: Optional[Snapshot]) -> None:
     if snapshot is not None:
