@@ -127,8 +127,8 @@ class Live:
     if counts is None:
       return None
     found = self._totals
-    total = totals.estimate(found, counts['tfrecord_records'], counts['tfrecord_bytes'])
-    estimated = bool(found and found.tfrecord_bytes and counts['tfrecord_bytes'] < found.tfrecord_bytes)
+    total = totals.estimate(found, counts)
+    estimated = totals.is_estimated(found, counts)
     return progress_view.Snapshot(counts['done'], counts['errors'], counts['skipped'], total, estimated)
 
   def _loop(self, every: float) -> None:

@@ -24,7 +24,7 @@ class Snapshot(NamedTuple):
   errors: int
   skipped: int  # of done, kept from earlier runs
   total: Optional[float]  # records to do; None while unknown
-  estimated: bool = False  # the total projects TFRecord records from the bytes read so far
+  estimated: bool = False  # the total projects some shards' records from the bytes read so far (totals.py)
 
 
 class Rate:

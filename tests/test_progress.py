@@ -74,33 +74,87 @@ def test_plain_lines_come_every_interval_and_once_at_the_end():
   assert 'ETA' in shown[0] and '1 errors' in shown[-1]
 
 
-def test_the_total_estimates_tfrecord_records_from_the_bytes_read():
-  assert totals.estimate(None, 5, 100) is None  # not counted yet
-  assert totals.estimate(totals.Totals(40, 0), 0, 0) == 40
-  assert totals.estimate(totals.Totals(40, 1000), 0, 0) is None  # no TFRecord byte read yet
-  assert totals.estimate(totals.Totals(40, 1000), 25, 250) == pytest.approx(140)
+def test_the_total_estimates_each_formats_records_from_its_own_bytes_read():
+  assert totals.estimate(None, {'tfrecord_records': 5, 'tfrecord_bytes': 100}) is None  # not counted yet
+  assert totals.estimate(totals.Totals(40), {}) == 40 and not totals.is_estimated(totals.Totals(40), {})
+  mixed = totals.Totals(40, {TFRECORD: 1000, TAR: 10_000})
+  assert totals.estimate(mixed, {'tfrecord_records': 25, 'tfrecord_bytes': 250}) is None  # no tar byte read yet
+  counts = {'tfrecord_records': 25, 'tfrecord_bytes': 250, 'tar_records': 30, 'tar_bytes': 2_000}
+  # 40 exact + 25 records per 250 TFRecord bytes over 1,000 + 30 samples per 2,000 tar bytes over 10,000
+  assert totals.estimate(mixed, counts) == pytest.approx(40 + 100 + 150)
+  assert totals.is_estimated(mixed, counts)
+  whole = dict(counts, tfrecord_records=100, tfrecord_bytes=1000, tar_records=140, tar_bytes=10_000)
+  assert totals.estimate(mixed, whole) == pytest.approx(280) and not totals.is_estimated(mixed, whole)
+  assert totals.is_estimated(mixed, dict(whole, tar_bytes=9_999))  # "~N" while any part is projected
 
 
-def test_inputs_are_counted_files_tar_samples_and_tfrecord_bytes(tmp_path):
+def _shard(path, samples, gzip=False):
+  with open(path, 'wb') as f:
+    writer = webdataset.ShardWriter(f, gzip=gzip)
+    for i in range(samples - 1):
+      writer.add(f'{path.name}/{i:03d}', {'jpg': b'x' * 700, 'json': b'{}'})
+    writer.add('000', {'jpg': b'y'})  # a key seen before, not adjacent: a sample of its own
+    writer.close()
+
+
+def test_only_local_uncompressed_tar_shards_are_read_to_count_them(tmp_path, monkeypatch):
   images = tmp_path / 'images'
   datagen.make_jpegs(images, 3, size=(40, 30))
   (images / 'notes.txt').write_text('not an image')  # a folder names only files of its format
   shards = tmp_path / 'shards'
   shards.mkdir()
-  for name, gzip in (('a.tar', False), ('b.tar.gz', True)):
-    with open(shards / name, 'wb') as f:
-      writer = webdataset.ShardWriter(f, gzip=gzip)
-      for i in range(4):
-        writer.add(f'{name}/{i:03d}', {'jpg': b'x' * 700, 'json': b'{}'})
-      writer.add('000', {'jpg': b'y'})  # a key seen before, not adjacent: a sample of its own
-      writer.close()
+  _shard(shards / 'a.tar', 5)
+  _shard(shards / 'b.tar.gz', 5, gzip=True)  # compressed by its name: never opened
+  _shard(shards / 'c.tar', 4, gzip=True)  # compressed, named as if not: its first bytes say so
   records = tmp_path / 'r.tfrecord'
   records.write_bytes(b'\0' * 1234)
+  opened, open_file = [], totals.FileSystems.open
+
+  def spied(path, *args, **kwargs):
+    opened.append(path)
+    return open_file(path, *args, **kwargs)
+
+  monkeypatch.setattr(totals.FileSystems, 'open', spied)
   found = totals.count([(str(images), IMAGES), (f'{images}/*.jpg', IMAGES), (f'{shards}/*', TAR),
                         (str(records), TFRECORD)])
-  assert found == totals.Totals(3 + 5 + 5, 1234)  # each file once though two inputs name the images
+  compressed = (shards / 'b.tar.gz').stat().st_size + (shards / 'c.tar').stat().st_size
+  assert found == totals.Totals(3 + 5, {TAR: compressed, TFRECORD: 1234})  # each file once
+  assert sorted(opened) == [str(shards / 'a.tar'), str(shards / 'c.tar')]  # c.tar: its first 6 bytes only
   with open(shards / 'a.tar', 'rb') as f:
     assert webdataset.count_samples(f) == sum(1 for _ in webdataset.samples(open(shards / 'a.tar', 'rb')))
+
+
+def test_a_tar_shard_on_gcs_is_counted_by_its_listed_bytes_unopened(monkeypatch):
+  remote = [totals.match.FileRef('gs://bucket/shards/00000.tar', '', 5_000),
+            totals.match.FileRef('gs://bucket/shards/00001.tar', '', 7_000)]
+  monkeypatch.setattr(totals.match, 'expand', lambda pattern, fmt: iter(remote))
+
+  def refused(path, *args, **kwargs):
+    raise AssertionError(f'{path} opened to count it')
+
+  monkeypatch.setattr(totals.FileSystems, 'open', refused)
+  assert totals.count([('gs://bucket/shards/', TAR)]) == totals.Totals(0, {TAR: 12_000})
+  assert totals.tar_counted_exactly('/data/a.tar') and totals.tar_counted_exactly('file:///data/a.tar')
+  assert not totals.tar_counted_exactly('/data/a.tar', b'\x1f\x8b\x08\0\0\0')
+  assert not totals.tar_counted_exactly('/data/a.tgz') and not totals.tar_counted_exactly('gs://b/a.tar')
+
+
+def test_the_tar_reader_reports_samples_and_bytes_of_the_shards_counted_by_bytes(tmp_path, monkeypatch):
+  """What the workers report matches what the launcher counts by bytes: all of a compressed shard's bytes and
+  its samples, nothing for a local uncompressed one (counted exactly)."""
+  from transforms.read import tar_shards  # pylint: disable=import-outside-toplevel
+  from transforms.read.settings import ReadSettings  # pylint: disable=import-outside-toplevel
+  _shard(tmp_path / 'a.tar', 6)
+  _shard(tmp_path / 'b.tar.gz', 5, gzip=True)
+  _shard(tmp_path / 'c.tar', 4, gzip=True)
+  for name, records, nbytes in (('a.tar', 0, 0), ('b.tar.gz', 5, None), ('c.tar', 4, None)):
+    path = tmp_path / name
+    monkeypatch.setenv(progress.FOLDER_ENV, str(tmp_path / f'run-{name}'))  # a new run: counts from zero
+    rows = list(tar_shards.reader(ReadSettings()).process(totals.match.FileRef(str(path), '', None)))
+    assert len(rows) == (6 if name == 'a.tar' else records)
+    counts = progress.snapshot()
+    assert (counts['tar_records'], counts['tar_bytes']) == (records, path.stat().st_size if nbytes is None else 0)
+    assert counts['tfrecord_bytes'] == 0
 
 
 def test_a_worker_publishes_its_counts_where_the_launcher_says(tmp_path, monkeypatch):
@@ -114,7 +168,8 @@ def test_a_worker_publishes_its_counts_where_the_launcher_says(tmp_path, monkeyp
     assert time.monotonic() < deadline, os.listdir(tmp_path)
     time.sleep(0.1)
   assert live_progress.folder_counts(str(tmp_path)) == {
-      'done': 12, 'errors': 2, 'skipped': 7, 'tfrecord_records': 4, 'tfrecord_bytes': 400}
+      'done': 12, 'errors': 2, 'skipped': 7, 'tfrecord_records': 4, 'tfrecord_bytes': 400, 'tar_records': 0,
+      'tar_bytes': 0}
   monkeypatch.setenv(progress.FOLDER_ENV, str(tmp_path / 'next_run'))
   progress.add(1, 10.0)
   assert progress.snapshot()['done'] == 1  # a new run in the same process counts from zero
@@ -159,7 +214,8 @@ def test_flink_counts_come_from_its_rest_api_while_the_job_runs():
     counts = live_progress.FlinkCounts(f'localhost:{server.server_port}', 'ours')()
   finally:
     server.shutdown()
-  assert counts == {'done': 305, 'errors': 2, 'skipped': 5, 'tfrecord_records': 0, 'tfrecord_bytes': 0}
+  assert counts == {'done': 305, 'errors': 2, 'skipped': 5, 'tfrecord_records': 0, 'tfrecord_bytes': 0,
+                    'tar_records': 0, 'tar_bytes': 0}
 
 
 @pytest.fixture(name='images', scope='module')

@@ -1,4 +1,5 @@
-"""Progress of long runs, counted in each worker process: images done, error rows, what was read of TFRecords.
+"""Progress of long runs, counted in each worker process: images done, error rows, and the records and bytes read
+of the shards whose records the launcher estimates from their bytes (TFRecord; tar but local uncompressed ones).
 
 Process-wide because a worker runs many DoFn instances on its threads. The
 counts leave the process one of two ways:
@@ -28,7 +29,7 @@ from apache_beam.metrics import Metrics
 MARK = 'progress:'
 FOLDER_ENV = 'IMAGE_INFERENCE_PROGRESS_DIR'
 PUBLISH_SECONDS = 0.5
-FIELDS = ('done', 'errors', 'skipped', 'tfrecord_records', 'tfrecord_bytes')  # what PID.json holds
+FIELDS = ('done', 'errors', 'skipped', 'tfrecord_records', 'tfrecord_bytes', 'tar_records', 'tar_bytes')  # PID.json
 NAMESPACE = 'progress'  # the Beam counters of the same names
 _COUNTERS = {name: Metrics.counter(NAMESPACE, name) for name in FIELDS}
 
@@ -79,6 +80,12 @@ def add(rows: int, interval_seconds: float, errors: int = 0) -> None:
 def read_tfrecord(records: int, nbytes: int) -> None:
   """TFRecord records read and the bytes they span: the launcher estimates the shards' records from them."""
   _count(tfrecord_records=records, tfrecord_bytes=nbytes)
+
+
+def read_tar(records: int, nbytes: int) -> None:
+  """Tar samples read and the shard bytes consumed for them, of the shards the launcher counts by their bytes
+  (transforms/read/totals.py: compressed or remote): the launcher estimates those shards' samples from them."""
+  _count(tar_records=records, tar_bytes=nbytes)
 
 
 def skipped(records: int) -> None:
