@@ -15,6 +15,9 @@ Where the counts come from, and why:
     while the job runs (refreshed with each TaskManager heartbeat, every 10 s by
     default): the thread polls the job's `progress` counters there, finding the
     job by its name (--job_name, which the launcher sets when it is not given).
+    The counts arrive in steps (as the SDK workers' bundles finish, then with a
+    heartbeat): a short job can go from 0 to the total between two polls. The
+    last line comes from the finished job's counters, still served there.
     Not with an embedded Flink (--flink_master [auto] or [local]): no REST API.
   - Other runners (Dataflow): nothing here; Dataflow's console shows counters.
 The total is counted on a thread of its own (transforms/read/totals.py): the

@@ -69,7 +69,7 @@ def line(snapshot: Snapshot, rate: Optional[float], final: bool = False) -> str:
   else:
     share = snapshot.done / total if total else 1.0
     text = f'{MARK} {snapshot.done:,}/{"~" if snapshot.estimated else ""}{round(total):,} images ({share:.1%})'
-  if rate is not None:
+  if rate is not None and (rate or not final):  # a last line's rate of 0: all seen at once (Flink), no rate
     text += f', {rate:.1f} images/s'
   elif not final:  # no rate yet: under a second since the first image
     text += ', starting'
@@ -90,15 +90,19 @@ class Lines:
     self._rate = Rate(clock=clock)
     self._last: Optional[float] = None
     self._shown: Optional[Snapshot] = None
+    self._text: Optional[str] = None
 
   def update(self, snapshot: Snapshot, final: bool = False) -> None:
     rate = self._rate.add(snapshot.done - snapshot.skipped)
     now = self._clock()
     if self._last is None:
       self._last = now  # the first line comes after `every` seconds, not at once
-    if (now - self._last >= self._every or final) and snapshot != self._shown:
-      self._last, self._shown = now, snapshot
-      print(line(snapshot, rate, final), file=self._stream, flush=True)
+    # The last line comes even when the counts have not moved since the line before (on Flink they can reach
+    # the total between two polls), unless it would repeat that line word for word.
+    text = line(snapshot, rate, final)
+    if (final and text != self._text) or (now - self._last >= self._every and snapshot != self._shown):
+      self._last, self._shown, self._text = now, snapshot, text
+      print(text, file=self._stream, flush=True)
 
   def close(self, snapshot: Optional[Snapshot]) -> None:
     if snapshot is not None:

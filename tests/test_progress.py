@@ -57,6 +57,7 @@ def test_eta_and_the_plain_line():
       'progress: 1,234/5,000 images (24.7%), 102.3 images/s, 3 errors, ETA 0:37'
   assert progress_view.line(Snapshot(10, 0, 0, None), None) == 'progress: 10 images, starting, 0 errors'
   assert progress_view.line(Snapshot(10, 0, 0, 10.0), None, final=True) == 'progress: 10/10 images (100.0%), 0 errors'
+  assert progress_view.line(Snapshot(10, 0, 0, 10.0), 0.0, final=True) == 'progress: 10/10 images (100.0%), 0 errors'
   resumed = progress_view.line(Snapshot(700, 0, 500, 7200.5, estimated=True), 10.0)
   assert resumed == 'progress: 700/~7,200 images (9.7%), 10.0 images/s, 0 errors, 500 kept from earlier runs, ETA 10:50'
   assert progress_view.clock_text(3725) == '1:02:05'
@@ -72,6 +73,14 @@ def test_plain_lines_come_every_interval_and_once_at_the_end():
   shown = stream.getvalue().splitlines()
   assert len(shown) == 4 and shown[-1].startswith('progress: 100/100 images (100.0%)'), shown
   assert 'ETA' in shown[0] and '1 errors' in shown[-1]
+  stream = io.StringIO()
+  jumped = progress_view.Lines(10, stream, clock)
+  jumped.update(Snapshot(0, 0, 0, 307.0))
+  clock.now += 12
+  jumped.update(Snapshot(307, 1, 0, 307.0))  # all at once between two polls, as Flink's counters can
+  jumped.close(Snapshot(307, 1, 0, 307.0))  # the same counts: still the last line, without "starting"
+  assert stream.getvalue().splitlines() == ['progress: 307/307 images (100.0%), starting, 1 errors',
+                                            'progress: 307/307 images (100.0%), 1 errors']
 
 
 def test_the_total_estimates_each_formats_records_from_its_own_bytes_read():
