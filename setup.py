@@ -16,5 +16,6 @@ setuptools.setup(
         'pyarrow>=14',
         'pillow>=10',
         'numpy>=1.26',
+        'tqdm>=4.60',  # the launcher's progress bar
     ],
 )

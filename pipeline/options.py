@@ -116,7 +116,9 @@ class ImageOptions(PipelineOptions):
     switch(output, '--overwrite', 'Replace what an earlier job wrote under --output (deleted at launch); '
            'without it, or --resume, an output a job wrote before is refused.')
     output.add_argument('--progress_seconds', type=float, default=DEFAULT_PROGRESS_SECONDS,
-                        help='How often each worker logs images done and images per second.')
+                        help='How often the progress line (images done, images/s, errors, ETA) is printed when '
+                        'stderr is not a terminal (a terminal gets one updating bar); on remote runners, how '
+                        'often each worker logs its own.')
 
     reliability = parser.add_argument_group('reliability', 'Reruns, crashes and bad input.')
     switch(reliability, '--resume', 'Continue an earlier run of the same job under --output: inputs it finished '

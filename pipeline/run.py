@@ -12,7 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 from apache_beam.runners.runner import PipelineState
 
-from pipeline import command_line, graph, local_defaults, logs, options, stopping, summary
+from pipeline import command_line, graph, live_progress, local_defaults, logs, options, stopping, summary
 from pipeline.launcher_options import LauncherOptions, flag
 from transforms import gcs_auth
 from transforms.infer import labels as labels_lib
@@ -113,6 +113,7 @@ def prepare(argv: List[str]) -> Tuple[beam.Pipeline, options.JobConfig]:
       lease.release(config.output, run_layout.run_id)
     raise
   p.run_id = run_layout.run_id  # for run(): the lease's holder
+  p.input_plan = input_plan  # for run(): the live progress line's total
   return p, config
 
 
@@ -126,7 +127,8 @@ def run(argv: Optional[List[str]] = None) -> dict:
   ended = True
   try:
     # SIGTERM, SIGINT: the job is stopped and the output left resumable (pipeline/stopping.py)
-    with keep_lease.Heartbeat(config.output, p.run_id), stopping.on_signals(config.output) as watch:
+    with keep_lease.Heartbeat(config.output, p.run_id), stopping.on_signals(config.output) as watch, \
+        live_progress.shown(p, p.input_plan.inputs, config.progress_seconds):  # one line for all workers
       result = watch.result = p.run()
       result.wait_until_finish()
       ended = PipelineState.is_terminal(result.state)  # not when a template launch returns at once

@@ -103,7 +103,11 @@ RUNNING: Optional[Cluster] = None  # the session's cluster, for tests that act o
 def cluster(run_dir: pathlib.Path, tfhub_cache: pathlib.Path) -> Iterator[List[str]]:
   """A fresh cluster on free ports (a developer's own cluster on 8081 stays untouched); yields job flags."""
   global RUNNING  # pylint: disable=global-statement
+  # PYTHONPATH: the SDK workers import this checkout's code, not whatever checkout the venv installs (a git
+  # worktree's tests would otherwise run the main checkout's transforms on the workers).
+  path = os.pathsep.join(p for p in (str(datagen.ROOT), os.environ.get('PYTHONPATH')) if p)
   env = dict(os.environ, PYTHON=sys.executable, FLINK_RUN_DIR=str(run_dir), TFHUB_CACHE_DIR=str(tfhub_cache),
+             PYTHONPATH=path,
              FLINK_TASKMANAGERS=str(TASKMANAGERS), FLINK_SLOTS='1',
              **{f'FLINK_{name}_PORT': str(gcs.free_port()) for name in ('REST', 'RPC', 'JOB', 'ARTIFACT',
                                                                          'EXPANSION')})

@@ -98,7 +98,7 @@ def test_command_line_shows_progress_and_summary(tmp_path):
       '--max_batch_size', '1', '--min_batch_size', '1'
   ], capture_output=True, text=True, timeout=600, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert 'progress: worker' in proc.stderr and 'images/s' in proc.stderr
+  assert 'progress: 6/6 images (100.0%)' in proc.stderr and 'progress: worker' not in proc.stderr  # one line
   printed = json.loads(proc.stdout)
   assert printed['rows_written'] == 6 and printed['records_read'] == 6 and printed['errors'] == 0
   assert printed['images_per_second'] > 0 and printed['wall_seconds'] > 0

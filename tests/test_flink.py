@@ -57,10 +57,12 @@ def _launch(out: pathlib.Path, args: list, flags: list, **popen) -> subprocess.P
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
-def _finish(proc: subprocess.Popen) -> dict:
+def _finish(proc: subprocess.Popen, progress_line: bool = False) -> dict:
   stdout, stderr = proc.communicate(timeout=1200)
   assert proc.returncode == 0, stderr[-6000:]
   assert 'Final accumulator values' not in stderr  # no job server's metric dump in the log
+  if progress_line:  # the launcher's line, from the job's counters in Flink's REST API (docs/options.md)
+    assert f'progress: {INPUTS:,}/{INPUTS:,} images (100.0%)' in stderr, stderr[-3000:]
   return json.loads(stdout)
 
 
@@ -107,7 +109,7 @@ def _spread(cluster: flink.Cluster, jid: str, report: dict) -> dict:
 
 def test_flink_output_equals_direct_runner_output(flink_flags, images, direct, tmp_path):
   name = f'flink-test-{uuid.uuid4().hex[:8]}'
-  report = _finish(_launch(tmp_path / 'flink', _job(images) + ['--job_name', name], flink_flags))
+  report = _finish(_launch(tmp_path / 'flink', _job(images) + ['--job_name', name], flink_flags), progress_line=True)
   assert_same_output(tmp_path / 'flink', report, direct)
   cluster = flink.RUNNING
   job = cluster.job(name)  # it really ran on the cluster, through the standing job server

@@ -11,8 +11,8 @@ from transforms.infer import labels as labels_lib
 from transforms.output.layout import ERRORS_DIR as ERRORS
 from transforms.output.layout import PREDICTIONS_DIR as PREDICTIONS
 
-DEFAULT_PROGRESS_SECONDS = 10.0
-END = 'end'  # FormatRows tags its outputs with the dataset a row goes to, or this for a unit's end  # how often each worker logs its progress (--progress_seconds)
+DEFAULT_PROGRESS_SECONDS = 10.0  # --progress_seconds: how often progress is shown (transforms/progress.py)
+END = 'end'  # FormatRows tags its outputs with the dataset a row goes to, or this for a unit's end
 
 
 def top_k(probabilities: np.ndarray, k: int) -> np.ndarray:
@@ -36,12 +36,16 @@ class FormatRows(beam.DoFn):
     if self._labels_path:
       self._labels = labels_lib.load_labels(self._labels_path, self._num_classes)
 
+  def finish_bundle(self):
+    progress.flush()  # the launcher's line sees this bundle's images before the job ends
+
   def process(self, element) -> Iterable[tuple]:
     """(dataset, unit, row) for a prediction or an error record, (END, unit, UnitEnd) for a unit's end."""
     if isinstance(element, elements.Prediction):
       yield PREDICTIONS, element.ref.unit, self.row(element)
     elif isinstance(element, elements.ErrorRecord):
       Metrics.counter('errors', element.stage).inc()
+      progress.add(0, self._progress_seconds, errors=1)
       yield ERRORS, element.unit, error_row(element)
     else:
       yield END, element.unit, element

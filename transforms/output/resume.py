@@ -16,6 +16,7 @@ from typing import Iterable, List, Optional
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from transforms import progress
 from transforms.output import files, markers, tally
 from transforms.output.layout import Layout
 from transforms.read import units
@@ -36,6 +37,9 @@ class _Decide(beam.DoFn):
     self._layout = layout
     self._skipped = Metrics.counter('resume', 'skipped_units')
 
+  def finish_bundle(self):
+    progress.flush()  # the launcher's line counts the kept records before the job ends
+
   def process(self, keyed) -> Iterable:
     _, grouped = keyed
     planned = list(grouped['planned'])
@@ -45,6 +49,7 @@ class _Decide(beam.DoFn):
                           for path in grouped['committed']) if m is not None]
       if kept:
         self._skipped.inc()
+        progress.skipped(kept[0]['records'])  # done already: the launcher's line counts them
       yield beam.pvalue.TaggedOutput(SKIPPED_TAG, kept[0]) if kept else unit
 
 

@@ -12,14 +12,21 @@ the samples already yielded skipped, with backoff (retry.resilient); if
 storage keeps failing, `PATH#after_member=NAME` (or `PATH` when nothing was
 read) goes on the unread output. A member larger than --max_input_bytes makes
 its sample an error row; its data is skipped, never read into memory.
+
+Progress. For the shards the launcher counts by their bytes, not their samples
+(compressed or remote: totals.tar_counted_exactly), the reader reports the
+samples it reads and the shard bytes it has consumed for them (_Shown), from
+which the launcher estimates those shards' samples. The bytes are the raw
+file's, as pulled from storage (for a compressed shard the members' offsets
+are in the decompressed stream, not in the bytes the listing sizes).
 """
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import BinaryIO, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import elements
-from transforms.read import match, outcomes, retry
+from transforms import elements, progress
+from transforms.read import match, outcomes, retry, totals
 from transforms.read.formats import detect, passthrough, webdataset
 from transforms.read.settings import InputTooLarge, ReadSettings
 
@@ -58,13 +65,67 @@ def unread(path: str, last: Optional[str]) -> str:
   return path if last is None else f'{path}#after_member={last}'
 
 
-def read_shard(path: str, max_member_bytes: Optional[int], position: Tuple[int, Optional[str]]) -> Iterator:
-  """(sample, (samples done, its last member)) from the shard's start, skipping the first position[0] samples."""
+class _Pulled:
+  """A shard's file as tarfile reads it (read() only), telling `seen` its first bytes and how many it has pulled."""
+
+  def __init__(self, f: BinaryIO, seen: Optional['_Shown']):
+    self._f, self._seen, self._at = f, seen, 0
+
+  def read(self, size: int = -1) -> bytes:
+    data = self._f.read(size)
+    if self._seen is not None:
+      if not self._at and data:
+        self._seen.opened(data[:totals.HEAD_BYTES])
+      self._seen.pulled(self._at + len(data))
+    self._at += len(data)
+    return data
+
+  def close(self) -> None:
+    pass  # the caller's `with` closes the file
+
+
+def read_shard(path: str, max_member_bytes: Optional[int], position: Tuple[int, Optional[str]],
+               seen: Optional['_Shown'] = None) -> Iterator:
+  """(sample, (samples done, its last member)) from the shard's start, skipping the first position[0] samples;
+  `seen` is told what is pulled from the file."""
   done = position[0]
   with FileSystems.open(path, compression_type='uncompressed') as f:
-    for i, item in enumerate(webdataset.samples(f, max_member_bytes)):
+    for i, item in enumerate(webdataset.samples(_Pulled(f, seen), max_member_bytes)):
       if i >= done:
         yield item, (i + 1, item.names[next(reversed(item.names))])
+
+
+class _Shown:
+  """A shard's samples and the bytes consumed for them, reported to the launcher's estimate
+  (transforms/progress.py) when the launcher counts the shard by its bytes; the rest of the file once it ends."""
+
+  def __init__(self, file: match.FileRef):
+    self._file, self._at, self._reported = file, 0, 0
+    self._estimated = not totals.tar_counted_exactly(file.path)  # by name; opened() looks at the first bytes
+
+  def opened(self, head: bytes) -> None:
+    self._estimated = not totals.tar_counted_exactly(self._file.path, head)
+
+  def pulled(self, at: int) -> None:
+    self._at = max(self._at, at)  # a reopened shard (retry) is read again from its start
+
+  def sample(self) -> None:
+    if self._estimated:
+      progress.read_tar(1, self._at - self._reported)
+      self._reported = self._at
+
+  def done(self) -> None:
+    if not self._estimated:
+      return
+    size = self._file.size
+    if size is None:
+      try:
+        size = FileSystems.match([self._file.path])[0].metadata_list[0].size_in_bytes
+      except Exception:  # pylint: disable=broad-except  # only the estimate misses it
+        return
+    if size > self._reported:
+      progress.read_tar(0, size - self._reported)
+      self._reported = size
 
 
 class _ReadShards(beam.DoFn):
@@ -75,7 +136,8 @@ class _ReadShards(beam.DoFn):
 
   def process(self, file: match.FileRef) -> Iterable:
     last = '(start)'
-    items = retry.resilient(lambda at: read_shard(file.path, self._settings.max_input_bytes, at), (0, None),
+    shown = _Shown(file)
+    items = retry.resilient(lambda at: read_shard(file.path, self._settings.max_input_bytes, at, shown), (0, None),
                             lambda at: unread(file.path, at[1]))
     try:
       for item in outcomes.counted(items, self._read):
@@ -83,11 +145,14 @@ class _ReadShards(beam.DoFn):
           yield item
           continue
         last = item.names[next(reversed(item.names))]
+        shown.sample()
         yield outcomes.image_or_error(lambda item=item: to_image(file.path, item, self._settings))
     except Exception as e:  # pylint: disable=broad-except
       # The shard itself failed (gone, truncated, not a tar).
       where = source(file.path, last)
+      shown.sample()  # its error row is one record
       yield outcomes.rest_of_file_lost(self._read, where, e, f'shard unreadable after member {last}')
+    shown.done()
 
 
 def planner(file: match.FileRef):

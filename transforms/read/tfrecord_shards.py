@@ -28,7 +28,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import elements
+from transforms import elements, progress
 from transforms.read import match, outcomes, retry
 from transforms.read.formats import detect, passthrough, tf_example, tfrecord
 from transforms.read.settings import InputTooLarge, ReadSettings
@@ -142,6 +142,32 @@ class PlanRanges(beam.DoFn):
       yield unit_name(rng), rng
 
 
+class _Shown:
+  """A range's records and the bytes they span, for the launcher's estimate of the shards' records
+  (transforms/progress.py); a GZIP file's (its compressed size) only once read whole."""
+
+  def __init__(self, rng: Range):
+    self._rng, self._at, self._records = rng, rng.start, 0
+
+  def record(self, end: int) -> None:
+    if self._rng.end is None:
+      self._records += 1
+      return
+    end = min(end, self._rng.end)
+    progress.read_tfrecord(1, max(0, end - self._at))
+    self._at = max(self._at, end)
+
+  def done(self) -> None:
+    if self._rng.end is not None:
+      progress.read_tfrecord(0, max(0, self._rng.end - self._at))
+      return
+    try:
+      size = FileSystems.match([self._rng.path])[0].metadata_list[0].size_in_bytes
+    except Exception:  # pylint: disable=broad-except  # only the estimate misses it
+      return
+    progress.read_tfrecord(self._records, size)
+
+
 class _ReadRanges(beam.DoFn):
 
   def __init__(self, settings: ReadSettings):
@@ -153,12 +179,14 @@ class _ReadRanges(beam.DoFn):
     bound = self._settings.max_input_bytes
     items = retry.resilient(lambda at: read_range(rng, bound, at), _Position(rng.start, 0),
                             lambda at: unread(rng, at.offset))
+    shown = _Shown(rng)
     try:
       for item in outcomes.counted(items, self._read):
         if isinstance(item, beam.pvalue.TaggedOutput):  # the rest of the range, unreadable
           yield item
           continue
         position = _item_end(item)
+        shown.record(position)
         if isinstance(item, tfrecord.BadRange):
           where = source(rng.path, item.start)
           error = elements.ErrorRecord(where, where, elements.READ, 'CorruptRecord',
@@ -175,6 +203,7 @@ class _ReadRanges(beam.DoFn):
       # The data itself failed (bad GZIP, ...), or storage refused for good (gone, no permission).
       where = source(rng.path, position)
       yield outcomes.rest_of_file_lost(self._read, where, e, f'reading stopped at byte {position}')
+    shown.done()
 
 
 def reader(settings: ReadSettings) -> beam.DoFn:

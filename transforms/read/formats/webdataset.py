@@ -72,6 +72,25 @@ def samples(f: BinaryIO, max_member_bytes: Optional[int] = None) -> Iterator[Sam
     yield current
 
 
+def count_samples(f: BinaryIO) -> int:
+  """The shard's samples as samples() groups them, from the members' headers alone: tarfile seeks over member
+  data when f can seek (an uncompressed shard; a compressed one is decompressed). A shard that breaks off
+  counts the samples before the break (the reader makes an error row of the rest)."""
+  count, key, extensions = 0, None, set()
+  try:
+    with tarfile.open(fileobj=f, mode='r:*') as tar:
+      for member in tar:
+        parts = split_name(member.name) if member.isfile() or member.issym() or member.islnk() else None
+        if parts is None:
+          continue
+        if parts[0] != key or parts[1] in extensions:
+          count, key, extensions = count + 1, parts[0], set()
+        extensions.add(parts[1])
+  except (tarfile.TarError, OSError, EOFError):
+    pass
+  return count
+
+
 def image_extension(sample: Sample, wanted: Optional[str] = None) -> str:
   """The member holding the image: `wanted` if given, else the first known image extension."""
   found = None

@@ -1,0 +1,282 @@
+"""Live progress (issue 21): one line for all workers, a bar on a terminal, plain lines elsewhere, and its total."""
+import fcntl
+import http.server
+import io
+import json
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+
+import pytest
+
+from pipeline import live_progress, progress_view
+from pipeline.progress_view import Snapshot
+from tests import datagen
+from transforms import progress
+from transforms.read import totals
+from transforms.read.formats import webdataset
+from transforms.read.formats.detect import IMAGES, TAR, TFRECORD
+
+MODEL = str(datagen.TFLITE_QUANT)
+
+
+class Clock:
+
+  def __init__(self):
+    self.now = 100.0
+
+  def __call__(self):
+    return self.now
+
+
+def test_rate_is_measured_from_the_first_image_over_a_recent_window():
+  clock = Clock()
+  rate = progress_view.Rate(window=10, clock=clock)
+  assert rate.add(0) is None  # start-up: no image yet, no rate
+  clock.now += 5
+  assert rate.add(10) is None  # one observation
+  clock.now += 2
+  assert rate.add(30) == pytest.approx(10.0)  # 20 images in 2 s, the 5 s of start-up not counted
+  for _ in range(10):
+    clock.now += 2
+    last = rate.add(30 + 40 * (clock.now - 107) // 2)  # now 20 images/s
+  assert last == pytest.approx(20.0)  # the slow start has left the window
+
+
+def test_eta_and_the_plain_line():
+  assert progress_view.eta_seconds(100, 1100.0, 50.0) == pytest.approx(20.0)
+  assert progress_view.eta_seconds(100, None, 50.0) is None and progress_view.eta_seconds(100, 200.0, None) is None
+  assert progress_view.line(Snapshot(1234, 3, 0, 5000.0), 102.34) == \
+      'progress: 1,234/5,000 images (24.7%), 102.3 images/s, 3 errors, ETA 0:37'
+  assert progress_view.line(Snapshot(10, 0, 0, None), None) == 'progress: 10 images, starting, 0 errors'
+  assert progress_view.line(Snapshot(10, 0, 0, 10.0), None, final=True) == 'progress: 10/10 images (100.0%), 0 errors'
+  assert progress_view.line(Snapshot(10, 0, 0, 10.0), 0.0, final=True) == 'progress: 10/10 images (100.0%), 0 errors'
+  resumed = progress_view.line(Snapshot(700, 0, 500, 7200.5, estimated=True), 10.0)
+  assert resumed == 'progress: 700/~7,200 images (9.7%), 10.0 images/s, 0 errors, 500 kept from earlier runs, ETA 10:50'
+  assert progress_view.clock_text(3725) == '1:02:05'
+
+
+def test_plain_lines_come_every_interval_and_once_at_the_end():
+  clock, stream = Clock(), io.StringIO()
+  lines = progress_view.Lines(10, stream, clock)
+  for done in range(0, 100, 5):  # a poll every 2 s for 40 s: a line at 10, 20 and 30 s
+    lines.update(Snapshot(done, 0, 0, 100.0))
+    clock.now += 2
+  lines.close(Snapshot(100, 1, 0, 100.0))
+  shown = stream.getvalue().splitlines()
+  assert len(shown) == 4 and shown[-1].startswith('progress: 100/100 images (100.0%)'), shown
+  assert 'ETA' in shown[0] and '1 errors' in shown[-1]
+  stream = io.StringIO()
+  jumped = progress_view.Lines(10, stream, clock)
+  jumped.update(Snapshot(0, 0, 0, 307.0))
+  clock.now += 12
+  jumped.update(Snapshot(307, 1, 0, 307.0))  # all at once between two polls, as Flink's counters can
+  jumped.close(Snapshot(307, 1, 0, 307.0))  # the same counts: still the last line, without "starting"
+  assert stream.getvalue().splitlines() == ['progress: 307/307 images (100.0%), starting, 1 errors',
+                                            'progress: 307/307 images (100.0%), 1 errors']
+
+
+def test_the_total_estimates_each_formats_records_from_its_own_bytes_read():
+  assert totals.estimate(None, {'tfrecord_records': 5, 'tfrecord_bytes': 100}) is None  # not counted yet
+  assert totals.estimate(totals.Totals(40), {}) == 40 and not totals.is_estimated(totals.Totals(40), {})
+  mixed = totals.Totals(40, {TFRECORD: 1000, TAR: 10_000})
+  assert totals.estimate(mixed, {'tfrecord_records': 25, 'tfrecord_bytes': 250}) is None  # no tar byte read yet
+  counts = {'tfrecord_records': 25, 'tfrecord_bytes': 250, 'tar_records': 30, 'tar_bytes': 2_000}
+  # 40 exact + 25 records per 250 TFRecord bytes over 1,000 + 30 samples per 2,000 tar bytes over 10,000
+  assert totals.estimate(mixed, counts) == pytest.approx(40 + 100 + 150)
+  assert totals.is_estimated(mixed, counts)
+  whole = dict(counts, tfrecord_records=100, tfrecord_bytes=1000, tar_records=140, tar_bytes=10_000)
+  assert totals.estimate(mixed, whole) == pytest.approx(280) and not totals.is_estimated(mixed, whole)
+  assert totals.is_estimated(mixed, dict(whole, tar_bytes=9_999))  # "~N" while any part is projected
+
+
+def _shard(path, samples, gzip=False):
+  with open(path, 'wb') as f:
+    writer = webdataset.ShardWriter(f, gzip=gzip)
+    for i in range(samples - 1):
+      writer.add(f'{path.name}/{i:03d}', {'jpg': b'x' * 700, 'json': b'{}'})
+    writer.add('000', {'jpg': b'y'})  # a key seen before, not adjacent: a sample of its own
+    writer.close()
+
+
+def test_only_local_uncompressed_tar_shards_are_read_to_count_them(tmp_path, monkeypatch):
+  images = tmp_path / 'images'
+  datagen.make_jpegs(images, 3, size=(40, 30))
+  (images / 'notes.txt').write_text('not an image')  # a folder names only files of its format
+  shards = tmp_path / 'shards'
+  shards.mkdir()
+  _shard(shards / 'a.tar', 5)
+  _shard(shards / 'b.tar.gz', 5, gzip=True)  # compressed by its name: never opened
+  _shard(shards / 'c.tar', 4, gzip=True)  # compressed, named as if not: its first bytes say so
+  records = tmp_path / 'r.tfrecord'
+  records.write_bytes(b'\0' * 1234)
+  opened, open_file = [], totals.FileSystems.open
+
+  def spied(path, *args, **kwargs):
+    opened.append(path)
+    return open_file(path, *args, **kwargs)
+
+  monkeypatch.setattr(totals.FileSystems, 'open', spied)
+  found = totals.count([(str(images), IMAGES), (f'{images}/*.jpg', IMAGES), (f'{shards}/*', TAR),
+                        (str(records), TFRECORD)])
+  compressed = (shards / 'b.tar.gz').stat().st_size + (shards / 'c.tar').stat().st_size
+  assert found == totals.Totals(3 + 5, {TAR: compressed, TFRECORD: 1234})  # each file once
+  assert sorted(opened) == [str(shards / 'a.tar'), str(shards / 'c.tar')]  # c.tar: its first 6 bytes only
+  with open(shards / 'a.tar', 'rb') as f:
+    assert webdataset.count_samples(f) == sum(1 for _ in webdataset.samples(open(shards / 'a.tar', 'rb')))
+
+
+def test_a_tar_shard_on_gcs_is_counted_by_its_listed_bytes_unopened(monkeypatch):
+  remote = [totals.match.FileRef('gs://bucket/shards/00000.tar', '', 5_000),
+            totals.match.FileRef('gs://bucket/shards/00001.tar', '', 7_000)]
+  monkeypatch.setattr(totals.match, 'expand', lambda pattern, fmt: iter(remote))
+
+  def refused(path, *args, **kwargs):
+    raise AssertionError(f'{path} opened to count it')
+
+  monkeypatch.setattr(totals.FileSystems, 'open', refused)
+  assert totals.count([('gs://bucket/shards/', TAR)]) == totals.Totals(0, {TAR: 12_000})
+  assert totals.tar_counted_exactly('/data/a.tar') and totals.tar_counted_exactly('file:///data/a.tar')
+  assert not totals.tar_counted_exactly('/data/a.tar', b'\x1f\x8b\x08\0\0\0')
+  assert not totals.tar_counted_exactly('/data/a.tgz') and not totals.tar_counted_exactly('gs://b/a.tar')
+
+
+def test_the_tar_reader_reports_samples_and_bytes_of_the_shards_counted_by_bytes(tmp_path, monkeypatch):
+  """What the workers report matches what the launcher counts by bytes: all of a compressed shard's bytes and
+  its samples, nothing for a local uncompressed one (counted exactly)."""
+  from transforms.read import tar_shards  # pylint: disable=import-outside-toplevel
+  from transforms.read.settings import ReadSettings  # pylint: disable=import-outside-toplevel
+  _shard(tmp_path / 'a.tar', 6)
+  _shard(tmp_path / 'b.tar.gz', 5, gzip=True)
+  _shard(tmp_path / 'c.tar', 4, gzip=True)
+  for name, records, nbytes in (('a.tar', 0, 0), ('b.tar.gz', 5, None), ('c.tar', 4, None)):
+    path = tmp_path / name
+    monkeypatch.setenv(progress.FOLDER_ENV, str(tmp_path / f'run-{name}'))  # a new run: counts from zero
+    rows = list(tar_shards.reader(ReadSettings()).process(totals.match.FileRef(str(path), '', None)))
+    assert len(rows) == (6 if name == 'a.tar' else records)
+    counts = progress.snapshot()
+    assert (counts['tar_records'], counts['tar_bytes']) == (records, path.stat().st_size if nbytes is None else 0)
+    assert counts['tfrecord_bytes'] == 0
+
+
+def test_a_worker_publishes_its_counts_where_the_launcher_says(tmp_path, monkeypatch):
+  monkeypatch.setenv(progress.FOLDER_ENV, str(tmp_path))
+  progress.add(3, 10.0)
+  progress.add(0, 10.0, errors=2)
+  progress.read_tfrecord(4, 400)
+  progress.skipped(7)
+  deadline = time.monotonic() + 5
+  while live_progress.folder_counts(str(tmp_path))['done'] != 12:
+    assert time.monotonic() < deadline, os.listdir(tmp_path)
+    time.sleep(0.1)
+  assert live_progress.folder_counts(str(tmp_path)) == {
+      'done': 12, 'errors': 2, 'skipped': 7, 'tfrecord_records': 4, 'tfrecord_bytes': 400, 'tar_records': 0,
+      'tar_bytes': 0}
+  monkeypatch.setenv(progress.FOLDER_ENV, str(tmp_path / 'next_run'))
+  progress.add(1, 10.0)
+  assert progress.snapshot()['done'] == 1  # a new run in the same process counts from zero
+
+
+def _payload(n: int) -> str:
+  out = bytearray()
+  while True:
+    byte, n = n & 0x7F, n >> 7
+    out.append(byte | (0x80 if n else 0))
+    if not n:
+      import base64  # pylint: disable=import-outside-toplevel
+      return base64.b64encode(bytes(out)).decode()
+
+
+def test_flink_counts_come_from_its_rest_api_while_the_job_runs():
+  metrics = [{'labels': {'NAMESPACE': 'progress', 'NAME': name, 'PTRANSFORM': step}, 'payload': _payload(n)}
+             for name, n, step in (('done', 300, 'Format'), ('errors', 2, 'Format'), ('done', 5, 'Skip'),
+                                   ('skipped', 5, 'Skip'))]
+  metrics.append({'labels': {'NAMESPACE': 'images', 'NAME': 'done'}, 'payload': _payload(9)})  # another counter
+  answers = {'/jobs/overview': {'jobs': [{'jid': 'old', 'name': 'ours', 'start-time': 1},
+                                         {'jid': 'j2', 'name': 'ours', 'start-time': 2},
+                                         {'jid': 'j3', 'name': 'theirs', 'start-time': 3}]},
+             '/jobs/j2/accumulators': {'user-task-accumulators': [
+                 {'name': '__metricscontainers', 'value': json.dumps({'metrics': {'attempted': metrics}})},
+                 {'name': 'other', 'value': '1'}]}}
+
+  class Handler(http.server.BaseHTTPRequestHandler):
+
+    def do_GET(self):  # pylint: disable=invalid-name
+      body = json.dumps(answers[self.path]).encode()
+      self.send_response(200)
+      self.end_headers()
+      self.wfile.write(body)
+
+    def log_message(self, *args):
+      pass
+
+  server = http.server.ThreadingHTTPServer(('localhost', 0), Handler)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  try:
+    counts = live_progress.FlinkCounts(f'localhost:{server.server_port}', 'ours')()
+  finally:
+    server.shutdown()
+  assert counts == {'done': 305, 'errors': 2, 'skipped': 5, 'tfrecord_records': 0, 'tfrecord_bytes': 0,
+                    'tar_records': 0, 'tar_bytes': 0}
+
+
+@pytest.fixture(name='images', scope='module')
+def images_fixture(tmp_path_factory):
+  folder = tmp_path_factory.mktemp('progress_images')
+  datagen.make_jpegs(folder / 'generated', 120)
+  return [str(folder), str(datagen.PHOTOS)]  # 120 + 6 images
+
+
+def _command(images, out, *extra):
+  return [sys.executable, '-m', 'pipeline', '--input', ','.join(images), '--output', str(out), '--model', MODEL,
+          '--task', 'classify', '--noreport', *extra]
+
+
+def test_a_terminal_gets_one_bar_that_reaches_the_total(images, tmp_path):
+  leader, follower = pty.openpty()
+  fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack('HHHH', 40, 120, 0, 0))  # rows, columns, as a terminal
+  proc = subprocess.Popen(_command(images, tmp_path / 'out'), cwd=datagen.ROOT, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=follower)
+  os.close(follower)
+  seen = bytearray()
+  deadline = time.monotonic() + 300
+  while time.monotonic() < deadline:
+    ready, _, _ = select.select([leader], [], [], 1)
+    if ready:
+      try:
+        chunk = os.read(leader, 65536)
+      except OSError:  # the job closed its end
+        break
+      if not chunk:
+        break
+      seen += chunk
+    elif proc.poll() is not None:
+      break
+  os.close(leader)
+  out, _ = proc.communicate(timeout=60)
+  terminal = seen.decode('utf-8', 'replace')
+  assert proc.returncode == 0, terminal[-3000:]
+  assert json.loads(out)['records_read'] == 126
+  assert re.search(r'progress: 100%\|[^\n]*\| 126/126 ', terminal), terminal[-2000:]  # tqdm's bar, full
+  assert '\r' in terminal  # redrawn in place
+  assert 'progress: 126/126 images' not in terminal  # no plain lines on a terminal
+
+
+@pytest.mark.full  # 25 s; Lines is tested alone above
+def test_without_a_terminal_plain_lines_every_interval(images, tmp_path):
+  slow = ['--max_batch_size', '1']  # a few seconds of work: lines with a rate and an ETA before the last
+  proc = subprocess.run(_command(images, tmp_path / 'out', '--progress_seconds', '0.5', *slow), cwd=datagen.ROOT,
+                        capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  shown = [line for line in proc.stderr.splitlines() if line.startswith('progress: ')]
+  assert len(shown) >= 3, proc.stderr[-3000:]
+  assert shown[-1].startswith('progress: 126/126 images (100.0%)'), shown
+  assert any(re.search(r'images/s, 0 errors, ETA \d+:\d\d$', line) for line in shown), shown
+  assert '\r' not in proc.stderr and 'worker' not in ' '.join(shown)  # one line for all workers, no redraws
