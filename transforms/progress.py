@@ -94,7 +94,9 @@ def skipped(records: int) -> None:
 
 
 def snapshot() -> Dict[str, int]:
+  """This run's counts in this process (none yet when the run's folder is new: an earlier run's are not it)."""
   with _lock:
+    _folder()
     return dict(_state['counts'])
 
 
