@@ -1,7 +1,10 @@
 """Infer stage: Beam's RunInference over any models.ImageModel.
 
 RunInference loads the model once per worker process and shares it between
-the process's threads; it batches elements with BatchElements using the sizes
+the process's threads; with --model_copies N it loads N per machine instead,
+served by the first worker process and called by the others through Beam's
+multi_process_shared proxies (less memory, more CPU per image:
+docs/benchmarks.md). It batches elements with BatchElements using the sizes
 given here. A batch the model fails on becomes error rows, one per image,
 made by the handler itself: error records and unit ends from earlier stages
 ride in the same batches and come out unchanged, so the line from read to
