@@ -58,7 +58,7 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
                | 'Decode' >> beam.ParDo(DecodeImages(info.input_size, config.resize_method, config.max_image_pixels,
                                                      config.decode_timeout_seconds))
                | 'Infer' >> Infer(ImageModelHandler(spec, config.min_batch_size, config.max_batch_size,
-                                                    config.inference_timeout_seconds))
+                                                    config.inference_timeout_seconds, config.model_copies))
                | 'Format' >> beam.ParDo(FormatRows(spec.location, config.top_k, config.labels,
                                                    config.progress_seconds, info.num_classes)))
   write = formatted | 'WriteUnits' >> beam.ParDo(

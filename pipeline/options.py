@@ -63,6 +63,10 @@ def add_model_arguments(parser, model_flag: bool = True) -> None:
                       help='LOW,HIGH: the float values pixels 0 and 255 become, for models with float inputs '
                       '(default 0,1, TF-Hub\'s convention, or what the model declares; quantized TFLite models '
                       'declare theirs). Negative values need the = form: --input_range=-1,1.')
+  parser.add_argument('--tf_runtime', default=models.base.TENSORFLOW,
+                      help=f'{", ".join(models.TF_RUNTIMES)}: what runs a TF1 Hub module or SavedModel; '
+                      f'{models.base.TFLITE_RUNTIME} converts it to a float TFLite model at load time and runs it '
+                      'with LiteRT (TensorFlow if the conversion fails).')
 
 
 def add_resize_argument(parser) -> None:
@@ -108,8 +112,12 @@ class ImageOptions(PipelineOptions):
                        help='Smallest inference batch (default: --max_batch_size, fixed batches); below it, '
                        'Beam\'s BatchElements tunes each batch\'s size between the two from measured timings.')
     model.add_argument('--model_threads', type=int, default=None,
-                       help='Compute threads per worker process (default: cores / local workers on the '
-                       'DirectRunner, 1 elsewhere, where runners start one worker process per core).')
+                       help='Compute threads per worker process, or per shared copy (default: cores / local '
+                       'workers on the DirectRunner, 1 elsewhere; cores / --model_copies).')
+    model.add_argument('--model_copies', type=int, default=None,
+                       help='Copies of the model per machine, shared by all its worker processes through Beam\'s '
+                       'cross-process sharing (default: one per worker process). Saves memory, costs CPU per image '
+                       '(docs/benchmarks.md).')
 
     output = parser.add_argument_group('output', 'Parquet datasets predictions/ and errors/, and summary.json.')
     output.add_argument('--output', help='Required. Output prefix, a directory or gs:// path.')
@@ -174,6 +182,7 @@ class JobConfig:
   max_image_pixels: int = decode.MAX_IMAGE_PIXELS
   decode_timeout_seconds: float = decode.DECODE_TIMEOUT_SECONDS  # 0: no bound
   inference_timeout_seconds: float = handler.INFERENCE_TIMEOUT_SECONDS  # 0: no bound
+  model_copies: Optional[int] = None  # per machine, shared by its workers; None: one per worker process
   analysis: Optional[AnalysisConfig] = None
 
 
@@ -214,10 +223,12 @@ def model_spec(o, threads: Optional[int] = None) -> models.ModelSpec:
     raise OptionsError(f'--top_k must be at least 1, not {o.top_k}')
   if o.image_size is not None and o.image_size < 1:
     raise OptionsError(f'--image_size must be positive, not {o.image_size}')
+  if o.tf_runtime not in models.TF_RUNTIMES:
+    raise OptionsError(f'--tf_runtime must be one of {", ".join(models.TF_RUNTIMES)}, not {o.tf_runtime!r}')
   if o.labels_file and not FileSystems.exists(o.labels_file):
     raise OptionsError(f'--labels_file not found: {o.labels_file}')
   return models.ModelSpec(models.locate.canonical(location), o.task, o.image_size, threads, o.classes_output,
-                          o.embedding_output, _input_range(o.input_range))
+                          o.embedding_output, _input_range(o.input_range), o.tf_runtime)
 
 
 def _analysis(options: PipelineOptions, output_prefix: str, spec: models.ModelSpec,
@@ -258,7 +269,9 @@ def validate(options: PipelineOptions) -> JobConfig:
                              ('--max_image_pixels', o.max_image_pixels, 1),
                              ('--max_input_bytes', o.max_input_bytes, 1),
                              ('--decode_timeout_seconds', o.decode_timeout_seconds, 0),
-                             ('--inference_timeout_seconds', o.inference_timeout_seconds, 0)):
+                             ('--inference_timeout_seconds', o.inference_timeout_seconds, 0),
+                             ('--model_threads', 1 if o.model_threads is None else o.model_threads, 1),
+                             ('--model_copies', 1 if o.model_copies is None else o.model_copies, 1)):
     if value < least:
       raise OptionsError(f'{flag} must be {"positive" if least else "0 or more"}, not {value}')
   if o.overwrite and o.resume:
@@ -274,9 +287,9 @@ def validate(options: PipelineOptions) -> JobConfig:
     raise OptionsError(str(e)) from e
   settings = ReadSettings(o.image_key or None, o.id_key or None, o.compression,
                           max_input_bytes=o.max_input_bytes)
-  threads = local_defaults.model_threads(options) if o.model_threads is None else o.model_threads
-  if threads < 1:
-    raise OptionsError(f'--model_threads must be positive, not {threads}')
+  threads = o.model_threads
+  if threads is None and o.model_copies is None:  # with copies: cores / copies where the model loads (handler)
+    threads = local_defaults.model_threads(options)
   spec = model_spec(o, threads)
   mode = claim.OVERWRITE if o.overwrite else claim.RESUME if o.resume else claim.NEW
   return JobConfig(inputs=patterns, input_format=o.input_format, read_settings=settings,
@@ -285,5 +298,5 @@ def validate(options: PipelineOptions) -> JobConfig:
                    max_batch_size=o.max_batch_size, progress_seconds=o.progress_seconds,
                    output_mode=mode, image_groups=o.image_groups, max_image_pixels=o.max_image_pixels,
                    decode_timeout_seconds=o.decode_timeout_seconds,
-                   inference_timeout_seconds=o.inference_timeout_seconds,
+                   inference_timeout_seconds=o.inference_timeout_seconds, model_copies=o.model_copies,
                    analysis=_analysis(options, output_prefix, spec, passthrough_keys))

@@ -63,7 +63,8 @@ def test_parameter_is_described_and_its_default_agrees(name):
     assert all(p.fullmatch(str(action.default)) for p in patterns)
 
 
-@pytest.mark.parametrize('name, allowed', [('task', models.TASKS), ('resize_method', decode.RESIZE_METHODS),
+@pytest.mark.parametrize('name, allowed', [('task', models.TASKS), ('tf_runtime', models.TF_RUNTIMES),
+                                           ('resize_method', decode.RESIZE_METHODS),
                                            ('input_format', (detect.AUTO,) + detect.FORMATS),
                                            ('compression', COMPRESSIONS)])
 def test_choices_regex_accepts_exactly_the_allowed_values(name, allowed):

@@ -1,7 +1,10 @@
 """Infer stage: Beam's RunInference over any models.ImageModel.
 
 RunInference loads the model once per worker process and shares it between
-the process's threads; it batches elements with BatchElements using the sizes
+the process's threads; with --model_copies N it loads N per machine instead,
+served by the first worker process and called by the others through Beam's
+multi_process_shared proxies (less memory, more CPU per image:
+docs/benchmarks.md). It batches elements with BatchElements using the sizes
 given here. A batch the model fails on becomes error rows, one per image,
 made by the handler itself: error records and unit ends from earlier stages
 ride in the same batches and come out unchanged, so the line from read to
@@ -16,6 +19,8 @@ thread until it returns. (Not Beam's own `with_exception_handling(timeout=)`:
 its helper threads are joined at exit, so a call that never returns would keep
 the worker process, and the launcher waiting for it, from ever exiting.)
 """
+import dataclasses
+import os
 import threading
 from typing import Any, Dict, Iterable, Optional, Sequence
 
@@ -36,13 +41,18 @@ _threads = threading.local()  # each calling thread's watchdog
 class ImageModelHandler(ModelHandler[elements.DecodedImage, elements.Prediction, models.ImageModel]):
 
   def __init__(self, spec: models.ModelSpec, min_batch_size: int, max_batch_size: int,  # defaults: pipeline/options
-               timeout: Optional[float] = INFERENCE_TIMEOUT_SECONDS):
-    super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
+               timeout: Optional[float] = INFERENCE_TIMEOUT_SECONDS, model_copies: Optional[int] = None):
+    # model_copies: that many models per machine, each in one worker process and called by the others through
+    # Beam's multi_process_shared proxies; None: one model in each worker process.
+    super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size, model_copies=model_copies)
     self._spec = spec
     self._timeout = timeout or None  # None or 0: no bound
 
   def load_model(self) -> models.ImageModel:
-    return model_files.load(self._spec)
+    spec = self._spec
+    if spec.num_threads is None:  # a shared copy serves every worker: the machine's cores, split among the copies
+      spec = dataclasses.replace(spec, num_threads=max(1, (os.cpu_count() or 1) // self.model_copies()))
+    return model_files.load(spec)
 
   def run_inference(self,
                     batch: Sequence,

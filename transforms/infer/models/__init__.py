@@ -9,8 +9,8 @@ import importlib
 
 from transforms import native_logs
 from transforms.infer.models import locate
-from transforms.infer.models.base import (BOTH, CLASSIFY, EMBED, TASKS, ImageModel, ModelError, ModelInfo,
-                                    ModelSpec, Outputs)
+from transforms.infer.models.base import (BOTH, CLASSIFY, EMBED, TASKS, TF_RUNTIMES, ImageModel, ModelError,
+                                          ModelInfo, ModelSpec, Outputs)
 
 # format -> (module, class)
 BACKENDS = {
@@ -58,5 +58,5 @@ def load(spec: ModelSpec) -> ImageModel:
     return getattr(importlib.import_module(module_name), class_name)(path, spec)
 
 
-__all__ = ['BOTH', 'CLASSIFY', 'EMBED', 'TASKS', 'ImageModel', 'ModelError', 'ModelInfo', 'ModelSpec',
+__all__ = ['BOTH', 'CLASSIFY', 'EMBED', 'TASKS', 'TF_RUNTIMES', 'ImageModel', 'ModelError', 'ModelInfo', 'ModelSpec',
            'Outputs', 'load']

@@ -12,6 +12,8 @@ import numpy as np
 
 CLASSIFY, EMBED, BOTH = 'classify', 'embed', 'both'
 TASKS = (CLASSIFY, EMBED, BOTH)
+TENSORFLOW, TFLITE_RUNTIME = 'tensorflow', 'tflite'  # what runs a TF1 Hub module or SavedModel (--tf_runtime)
+TF_RUNTIMES = (TENSORFLOW, TFLITE_RUNTIME)
 # For models that accept any input size and are given no --image_size: the size ImageNet
 # classifiers (MobileNet, Keras Applications) are published at.
 DEFAULT_IMAGE_SIZE = 224
@@ -34,6 +36,7 @@ class ModelSpec:
   classes_output: Optional[str] = None  # output/signature/layer/tensor name; None: the format's default
   embedding_output: Optional[str] = None
   input_range: Optional[Tuple[float, float]] = None  # float value pixel 0 and 255 map to; None: the model's
+  tf_runtime: str = TENSORFLOW  # TF1 Hub and SavedModel: TFLITE_RUNTIME runs a float conversion (to_tflite.py)
 
   @property
   def wants_classes(self) -> bool:

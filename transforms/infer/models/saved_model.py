@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from transforms.infer.models import base
+from transforms.infer.models import base, to_tflite
 
 CALL = '__call__'
 CLASSES_DEFAULTS = ('probabilities', 'logits')
@@ -108,9 +108,16 @@ class SavedModel(base.ArrayModel):
         classes_output=refs[0] if spec.wants_classes else None,
         embedding_output=refs[-1] if spec.wants_embedding else None,
         outputs=tuple(f.ref(o) for f in functions for o in f.outputs))
+    self._lite = None
+    if spec.tf_runtime == base.TFLITE_RUNTIME and function.input_name is not None:  # signatures: named outputs
+      self._lite = to_tflite.try_convert(function.fn, obj, (path, function.name, size), spec.num_threads or 1,
+                                         self._keys, path)
+      self.info = to_tflite.described(self.info, self._lite)
     self._init_outputs(spec)
 
   def _raw(self, images: np.ndarray) -> List[np.ndarray]:
+    if self._lite is not None:
+      return self._lite(images if self._dtype == self._tf.uint8 else self.scale(images))
     batch = self._tf.constant(images if self._dtype == self._tf.uint8 else self.scale(images))
     if self._function.input_name is None:
       results = {CALL: self._fn(batch)}

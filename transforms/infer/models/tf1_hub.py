@@ -15,7 +15,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from transforms.infer.models import base
+from transforms.infer.models import base, to_tflite
 
 # Outputs are named SIGNATURE[:OUTPUT]; OUTPUT defaults to 'default'.
 CLASSES_DEFAULT = 'image_classification'  # logits; the 'default' signature is features in feature modules
@@ -78,7 +78,14 @@ class TF1HubModel(base.ArrayModel):
         classes_output=names[0] if spec.wants_classes else None,
         embedding_output=names[-1] if spec.wants_embedding else None,
         outputs=tuple(f'{s}:{o}' for s in sorted(signatures) for o in sorted(signatures[s].structured_outputs)))
+    self._lite = None
+    if spec.tf_runtime == base.TFLITE_RUNTIME:
+      self._lite = to_tflite.try_convert(self._fn, module, (path, tuple(names), size), spec.num_threads or 1,
+                                         [f'output_{i}' for i in range(len(fetches))], path)
+      self.info = to_tflite.described(self.info, self._lite)
     self._init_outputs(spec)
 
   def _raw(self, images: np.ndarray) -> List[np.ndarray]:
+    if self._lite is not None:
+      return self._lite(self.scale(images))
     return [r.numpy() for r in self._fn(self._tf.constant(self.scale(images)))]
