@@ -1,11 +1,9 @@
 """The job's options: their defaults, meaning (`python -m pipeline --help`) and validation, in one place.
 
-Standard Beam options (--runner, --direct_num_workers, --temp_location, ...)
-pass through untouched; ImageOptions adds ours. validate() turns the options
-into a JobConfig or fails with a message, before any work starts. The other
-tools (pipeline.inspect_model, pipeline.pack) own their parsers and share the
-model options defined here; pipeline/command_line.py prints the help and
-refuses options nobody knows.
+Standard Beam options (--runner, --temp_location, ...) pass through untouched; ImageOptions adds ours. validate()
+turns the options into a JobConfig or fails with a message, before any work starts. The other tools
+(pipeline.inspect_model, pipeline.pack) share the model options defined here; pipeline/command_line.py prints
+the help and refuses options nobody knows.
 """
 import dataclasses
 import uuid
@@ -29,7 +27,6 @@ from transforms.read.settings import COMPRESSIONS, MAX_INPUT_BYTES, ReadSettings
 DEFAULT_TOP_K = 5
 DEFAULT_MAX_BATCH_SIZE = 64  # fixed batches of this size unless --min_batch_size asks for a range (docs/benchmarks.md)
 DEFAULT_PCA_DIMS = 64
-
 
 REMOVED = {'--num_shards': 'each read unit is its own Parquet part (docs/output.md)',  # refused, saying why
            '--checkpoint_rows': 'each read unit is committed when done (docs/output.md); see --image_groups'}
