@@ -69,6 +69,7 @@ def test_peer_ratios_and_main_ratios_table(monkeypatch, tmp_path):
     return throughput.Run(dataset.count, seconds, 100.0, 50.0, 2 * seconds, 1.0)
 
   monkeypatch.setattr(throughput, 'run_once', run_once)
+  monkeypatch.setattr(throughput.registry, 'prepare', lambda names: None)  # no virtualenv made for made-up runs
   monkeypatch.setattr(data, 'make', lambda count, root: data.DataSet(count, f'{root}/f{count}', f'{root}/t{count}'))
   report = throughput.benchmark(24, 8, 1, 0, ['classify_tflite'], list('abcde'), tmp_path, log=lambda _: None)
   ratios = report['configs']['classify_tflite']['ratios']
