@@ -58,10 +58,25 @@ class _DecodingPredictor(_Predictor):
     return [self._plain.decode(data) for data in batch['bytes']]
 
 
+def _start(ray, attempts: int = 3) -> None:
+  """`ray.init()`, as Ray Data's first call would make it; again when the local node did not register within the
+  30 s Ray allows it (fixed in Ray 2.60's node.py), as happens on a machine loaded many times over its cores."""
+  for attempt in range(1, attempts + 1):
+    try:
+      ray.init()
+      return
+    except Exception as error:  # pylint: disable=broad-exception-caught  # Ray raises a bare Exception
+      if 'timed out during startup' not in str(error) or attempt == attempts:
+        raise
+      print(f'peer_ray: Ray did not start ({error}), try {attempt + 1} of {attempts}', file=sys.stderr, flush=True)
+      ray.shutdown()
+
+
 def run(pattern: str, output: str, model: str, task: str, labels_file: str, variant: str = VARIANTS[0]) -> None:
   os.environ.setdefault('RAY_USAGE_STATS_ENABLED', '0')
   import ray  # pylint: disable=import-outside-toplevel
   from benchmarks import plain_models  # pylint: disable=import-outside-toplevel
+  _start(ray)
   ray.data.DataContext.get_current().enable_progress_bars = False
   paths = sorted(glob.glob(pattern))
   if variant == 'read_images':
