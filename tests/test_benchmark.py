@@ -42,7 +42,7 @@ def test_report_and_tables_from_given_runs(monkeypatch, tmp_path):
       assert result['startup_seconds'] == pytest.approx(STARTUP[variant], abs=0.01)
       assert result['worker_cpu_ms_per_image'] == pytest.approx(2000 * PER_IMAGE[variant])
       assert result['worker_peak_rss_mb'] == 124.0 and result['launcher_peak_rss_mb'] == 50.0
-      assert result['end_to_end_images_per_second'] == round(24 / (STARTUP[variant] + 24 * PER_IMAGE[variant]), 1)
+      assert result['end_to_end_images_per_second'] == round(24 / (STARTUP[variant] + 24 * PER_IMAGE[variant]), 3)
     assert set(entry['ratios']) == {f'b/{x}{kind}' for x in 'ac' for kind in ('', ' end to end', ' per core')}
     assert (entry['ratios']['b/a'], entry['ratios']['b/c']) == (0.5, 2.0)
     assert (entry['ratios']['b/a per core'], entry['ratios']['b/c per core']) == (0.5, 2.0)
