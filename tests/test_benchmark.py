@@ -103,7 +103,7 @@ def test_quick_mode_settings(monkeypatch, tmp_path):
 EVERY_VARIANT = [v for v in throughput.VARIANTS if v != 'b_flink']  # Flink: tests/test_flink.py, and the docs' run
 
 
-@pytest.mark.full  # the job's, Beam's, Ray's and Spark's processes (2-4 minutes on 2 cores; more under load)
+@pytest.mark.full  # the job's, Beam's, Ray's and Spark's processes: 4.8 min on 2 cores at a load average of 8-10
 def test_benchmark_command_runs_every_variant(tmp_path):
   """One configuration, one run per variant on 4 images, no start-up runs (--small_images 0) and no larger
   pass: what the command does, not what it measures. The peers' virtualenvs are made first if missing
