@@ -10,9 +10,9 @@ image as the file's batch of one requires; TF1 Hub: each signature the task
 needs, `image_classification` and `image_feature_vector`), top-k and labels
 in a Map, WriteToParquet. Same model files, same output columns, same runner
 options as the job; thread settings are the libraries' defaults. Nothing from
-the project is used, on purpose.
+the job is used, on purpose: the decode, the model calls and the rows are
+benchmarks/plain_models.py, which the peers (Ray Data, Spark) share.
 """
-import io
 import os
 import sys
 from typing import Any, Dict, Iterable, Optional, Sequence
@@ -21,37 +21,27 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import apache_beam as beam  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
-import pyarrow as pa  # pylint: disable=wrong-import-position
 from apache_beam.io import fileio  # pylint: disable=wrong-import-position
 from apache_beam.ml.inference.base import (  # pylint: disable=wrong-import-position
     KeyedModelHandler, ModelHandler, RunInference)
 from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=wrong-import-position
 
-SIZE = 160  # both models take 160x160
-TOP_K = 5
+from benchmarks import plain_models  # pylint: disable=wrong-import-position
 
 
 class TFLiteHandler(ModelHandler[np.ndarray, Dict[str, np.ndarray], Any]):
-  """A quantized classifier: uint8 pixels in, dequantized softmax out."""
+  """A quantized classifier: uint8 pixels in, dequantized softmax out, one invoke per image."""
 
   def __init__(self, path: str):
     super().__init__()
     self._path = path
 
   def load_model(self):
-    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
-    interpreter = Interpreter(model_path=self._path)
-    interpreter.allocate_tensors()
-    return interpreter
+    return plain_models.TFLite(self._path)
 
   def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None) -> Iterable[Dict[str, np.ndarray]]:
-    source, = model.get_input_details()
-    target, = model.get_output_details()
-    scale, zero_point = target['quantization']
     for image in batch:
-      model.set_tensor(source['index'], image[np.newaxis])
-      model.invoke()
-      yield {'probabilities': (model.get_tensor(target['index'])[0].astype(np.float32) - zero_point) * scale}
+      yield model.one(image)
 
 
 class HubHandler(ModelHandler[np.ndarray, Dict[str, np.ndarray], Any]):
@@ -63,43 +53,21 @@ class HubHandler(ModelHandler[np.ndarray, Dict[str, np.ndarray], Any]):
     self._task = task
 
   def load_model(self):
-    import tensorflow_hub as hub  # pylint: disable=import-outside-toplevel
-    return hub.load(self._path)
+    return plain_models.Hub(self._path, self._task)
 
   def run_inference(self, batch: Sequence[np.ndarray], model, inference_args=None) -> Iterable[Dict[str, np.ndarray]]:
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    images = tf.constant(np.stack(batch).astype(np.float32) / 255.0)
-    logits = model.signatures['image_classification'](images=images)['default'].numpy()
-    outputs = {'probabilities': tf.nn.softmax(logits).numpy()}
-    if self._task == 'both':
-      outputs['embedding'] = model.signatures['image_feature_vector'](images=images)['default'].numpy()
+    outputs = model(batch)
     for i in range(len(batch)):
       yield {name: values[i] for name, values in outputs.items()}
 
 
 def preprocess(readable) -> tuple:
-  from PIL import Image  # pylint: disable=import-outside-toplevel
-  image = Image.open(io.BytesIO(readable.read())).convert('RGB')
-  return readable.metadata.path, np.asarray(image.resize((SIZE, SIZE), Image.Resampling.BILINEAR))
+  return readable.metadata.path, plain_models.decode(readable.read())
 
 
 def to_row(keyed, labels: Sequence[str]) -> dict:
   path, outputs = keyed
-  probabilities = outputs['probabilities']
-  best = np.argsort(-probabilities)[:TOP_K]
-  row = {'id': os.path.splitext(os.path.basename(path))[0], 'source': path, 'top_classes': best.tolist(),
-         'top_labels': [labels[i] for i in best], 'top_scores': probabilities[best].tolist()}
-  if 'embedding' in outputs:
-    row['embedding'] = outputs['embedding'].tolist()
-  return row
-
-
-def schema(task: str) -> pa.Schema:
-  fields = [('id', pa.string()), ('source', pa.string()), ('top_classes', pa.list_(pa.int32())),
-            ('top_labels', pa.list_(pa.string())), ('top_scores', pa.list_(pa.float32()))]
-  if task == 'both':
-    fields.append(('embedding', pa.list_(pa.float32())))
-  return pa.schema(fields)
+  return plain_models.row(path, outputs, labels)
 
 
 class BaselineOptions(PipelineOptions):
@@ -118,8 +86,7 @@ class BaselineOptions(PipelineOptions):
 def run(argv: Optional[Sequence[str]] = None) -> None:
   options = PipelineOptions(argv)
   args = options.view_as(BaselineOptions)
-  with open(args.labels_file, encoding='utf-8') as f:
-    labels = f.read().splitlines()
+  labels = plain_models.read_labels(args.labels_file)
   handler = TFLiteHandler(args.model) if args.model.endswith('.tflite') else HubHandler(args.model, args.task)
   with beam.Pipeline(options=options) as p:
     matched = p | fileio.MatchFiles(args.input)
@@ -130,7 +97,7 @@ def run(argv: Optional[Sequence[str]] = None) -> None:
          | 'Preprocess' >> beam.Map(preprocess)
          | RunInference(KeyedModelHandler(handler))
          | 'Postprocess' >> beam.Map(to_row, labels)
-         | beam.io.WriteToParquet(os.path.join(args.output, 'predictions', 'part'), schema(args.task),
+         | beam.io.WriteToParquet(os.path.join(args.output, 'predictions', 'part'), plain_models.schema(args.task),
                                   file_name_suffix='.parquet'))
 
 

@@ -5,14 +5,12 @@
 Run it alone on the machine (`flock /tmp/cpu.lock ...` where the lock is
 shared). For each configuration (classify with the quantized TFLite model,
 both with the TF1 Hub model) it runs, interleaved and repeated, each variant
-as its own command, the way a user would:
-
-  a           benchmarks.limit: read, decode, run the model in a tight loop, one process per core
-  b           python -m pipeline with its defaults (DirectRunner, one worker process per core), image files
-  b_tfrecord  the same job over the same images packed into TFRecord shards (pipeline/pack.py)
-  b_flink     the same job on the project's Flink cluster, started for the benchmark with a slot per core
-              (benchmarks/flink.py); only when asked for (--variants ...,b_flink): it needs Java
-  c           benchmarks.baseline: MatchFiles + ReadMatches, Pillow in a Map, RunInference, WriteToParquet
+as its own command, the way a user would (benchmarks/variants.py lists them):
+(a) the limit, (b) this job (b_tfrecord over TFRecord shards, b_flink on
+Flink), (c) the documentation-style Beam baseline, and two peers, each in its
+own virtualenv: (d) Ray Data, (e) PySpark (d_binary and e_pandas_udf, their
+second variants, and b_flink only when asked for with --variants).
+`--quick` prints the main ratios in a few minutes (see QUICK).
 
 Every variant runs on `--images` images and on `--small_images` images, so
 that a start-up (interpreter, imports, model loading, worker processes) is
@@ -26,7 +24,9 @@ start-up included) are measured, as for a quick check that every variant runs.
 Peak RSS: a sampler thread lists the command's descendant processes every
 0.1 s (psutil) and reads each one's VmHWM (the kernel's high-water mark of its
 resident set) from /proc; `worker` is the largest over the processes that do
-the work (the runner's SDK worker processes, the limit's pool processes),
+the work (the runner's SDK worker processes, the limit's pool processes; for
+the peers every process of their own: Ray's GCS, raylet and workers, Spark's
+JVM and Python workers, all descendants of the command; benchmarks/sampler.py),
 `launcher` the command's own process. `--large_images` runs every variant
 once more on that many images: the end-to-end rates of a larger job, measured
 rather than extrapolated, and whether a worker's peak grows with the input. The
@@ -39,7 +39,6 @@ Prints the table as Markdown and writes everything to `--json`.
 """
 import argparse
 import contextlib
-import glob
 import json
 import os
 import pathlib
@@ -49,26 +48,22 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from importlib import metadata
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import psutil
-import pyarrow.parquet as pq
 
 from benchmarks import data, flink, shared
+from benchmarks import variants as registry
+from benchmarks.sampler import PeakSampler
+from benchmarks.tables import headline, markdown  # pylint: disable=unused-import  # markdown: the tests' entry too
 
-PYTHON = sys.executable
-VARIANTS = ('a', 'b', 'b_tfrecord', 'c', 'b_flink')
-DEFAULT_VARIANTS = VARIANTS[:4]
+VARIANTS, DEFAULT_VARIANTS = tuple(registry.VARIANTS), registry.DEFAULT_VARIANTS
 CONFIGS = {  # name -> (task, model)
     'classify_tflite': ('classify', str(shared.TFLITE_QUANT)),
     'both_hub': ('both', str(shared.HUB_DIRS[shared.HUB_CLASSIFIER])),
 }
-LOCAL_RUNNER = ['--direct_num_workers=0', '--direct_running_mode=multi_processing']  # the job's own defaults
-VERSIONS = ('apache-beam', 'tensorflow', 'tensorflow-hub', 'ai-edge-litert', 'pillow', 'numpy', 'pyarrow')
-SAMPLE_SECONDS = 0.1
 MB = 1 << 20
 
 
@@ -82,89 +77,13 @@ class Run(NamedTuple):
   cluster_cpu_seconds: float = 0.0  # b_flink: the cluster's JVMs (JobManager, TaskManager, job server)
 
 
-def _cpu(process: psutil.Process) -> float:
-  try:
-    times = process.cpu_times()
-    return times.user + times.system
-  except psutil.Error:
-    return 0.0
-
-
-def _hwm(process: psutil.Process) -> int:
-  """The process's peak resident set so far, in bytes (VmHWM; RSS where /proc lacks it)."""
-  try:
-    with open(f'/proc/{process.pid}/status', encoding='ascii') as f:
-      for line in f:
-        if line.startswith('VmHWM:'):
-          return int(line.split()[1]) * 1024
-    return process.memory_info().rss
-  except (OSError, psutil.Error):
-    return 0
-
-
-class _PeakSampler(threading.Thread):
-  """Peak RSS and CPU time of a command's own process and of each of its descendants, sampled until it exits."""
-
-  def __init__(self, pid: int, more_workers=lambda: ()):
-    super().__init__(daemon=True)
-    self._root = psutil.Process(pid)
-    self._more_workers = more_workers  # workers that are not the command's descendants (Flink's SDK workers)
-    self.launcher = 0
-    self.children: Dict[int, int] = {}
-    self.launcher_cpu = 0.0
-    self.children_cpu: Dict[int, float] = {}
-    self.done = threading.Event()
-
-  def run(self):
-    while not self.done.is_set():
-      self.launcher = max(self.launcher, _hwm(self._root))
-      self.launcher_cpu = max(self.launcher_cpu, _cpu(self._root))
-      try:
-        descendants = self._root.children(recursive=True)
-      except psutil.Error:
-        descendants = []
-      descendants += list(self._more_workers())
-      for child in descendants:
-        self.children[child.pid] = max(self.children.get(child.pid, 0), _hwm(child))
-        self.children_cpu[child.pid] = max(self.children_cpu.get(child.pid, 0.0), _cpu(child))
-      self.done.wait(SAMPLE_SECONDS)
-
-
-def _command(variant: str, task: str, model: str, dataset: data.DataSet, output: str) -> List[str]:
-  labels = ['--labels_file', str(shared.LABELS)]
-  if variant == 'a':
-    return [PYTHON, '-m', 'benchmarks.limit', '--input', dataset.files, '--model', model, '--task', task]
-  if variant in ('b', 'b_tfrecord', 'b_flink'):
-    source = dataset.tfrecord if variant == 'b_tfrecord' else dataset.files
-    runner = flink.ACTIVE.flags if variant == 'b_flink' else []
-    return ([PYTHON, '-m', 'pipeline', '--input', source, '--output', output, '--model', model, '--task', task]
-            + labels + runner)
-  return ([PYTHON, '-m', 'benchmarks.baseline', '--input', dataset.files, '--output', output, '--model', model,
-           '--task', task] + labels + LOCAL_RUNNER)
-
-
-def _rows(variant: str, output: str, stdout: str) -> int:
-  if variant == 'a':
-    return json.loads(stdout.strip().splitlines()[-1])['images']
-  return pq.ParquetDataset(os.path.join(output, 'predictions')).read(columns=['id']).num_rows
-
-
-def _library_files() -> List[str]:
-  """The installed files of the libraries every variant loads (TensorFlow's shared objects are most of them)."""
-  located = (f.locate() for name in VERSIONS for f in metadata.distribution(name).files or ())
-  return [str(path) for path in located if path.is_file()]
-
-
-def _warm(variant: str, model: str, dataset: data.DataSet) -> None:
+def warm(variant: str, model: str, dataset: data.DataSet) -> None:
   """Reads the variant's input, the model and the libraries, so that every run starts with them in the page cache.
 
   Hosts that page out memory left idle for a while (DAMON reclaim, ballooning) otherwise hand a run whichever
   part of its files the last minutes left cached, and a CPU benchmark measures the disk instead.
   """
-  paths = glob.glob(dataset.tfrecord if variant == 'b_tfrecord' else dataset.files)
-  paths += [str(f) for f in pathlib.Path(model).rglob('*') if f.is_file()] if os.path.isdir(model) else [model]
-  paths += _library_files()
-  for path in paths:
+  for path in registry.warm_files(variant, model, dataset):
     with open(path, 'rb') as f:
       while f.read(1 << 20):
         pass
@@ -172,9 +91,10 @@ def _warm(variant: str, model: str, dataset: data.DataSet) -> None:
 
 def run_once(variant: str, task: str, model: str, dataset: data.DataSet) -> Run:
   """Runs one variant as its own command; fails unless it produced a row for every image."""
-  _warm(variant, model, dataset)
   scratch = tempfile.mkdtemp(prefix=f'bench_{variant}_')
   output = os.path.join(scratch, 'out')
+  command = registry.command(variant, task, model, dataset, output)  # a peer's virtualenv is made here if missing
+  warm(variant, model, dataset)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=str(shared.ROOT))
   cluster = flink.ACTIVE if variant == 'b_flink' else None
   more_workers = lambda: ()  # pylint: disable=unnecessary-lambda-assignment
@@ -184,9 +104,8 @@ def run_once(variant: str, task: str, model: str, dataset: data.DataSet) -> Run:
   try:
     with open(os.path.join(scratch, 'stderr'), 'w+', encoding='utf-8') as stderr:
       start = time.monotonic()
-      proc = subprocess.Popen(_command(variant, task, model, dataset, output), cwd=shared.ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=stderr, text=True)
-      sampler = _PeakSampler(proc.pid, more_workers)
+      proc = subprocess.Popen(command, cwd=shared.ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+      sampler = PeakSampler(proc.pid, more_workers)
       sampler.start()
       stdout, _ = proc.communicate()
       seconds = time.monotonic() - start
@@ -195,7 +114,7 @@ def run_once(variant: str, task: str, model: str, dataset: data.DataSet) -> Run:
       if proc.returncode != 0:
         stderr.seek(0)
         raise RuntimeError(f'{variant} failed ({proc.returncode}):\n{stderr.read()[-3000:]}')
-    rows = _rows(variant, output, stdout)
+    rows = registry.rows(variant, output, stdout)
     if rows != dataset.count:
       raise RuntimeError(f'{variant} wrote {rows} rows for {dataset.count} images')
     worker = max(sampler.children.values(), default=0)
@@ -223,7 +142,7 @@ def summarize(big: Sequence[Run], small: Sequence[Run]) -> dict:
 
   return {
       'images_per_second': round(marginal, 1) if marginal else None,
-      'end_to_end_images_per_second': round(images / seconds, 1),
+      'end_to_end_images_per_second': round(images / seconds, 3),  # 3 decimals: 4 images in 100 s is not 0
       'startup_seconds': round(seconds - images / marginal, 2) if marginal else None,
       'worker_cpu_ms_per_image': cpu_ms('worker_cpu_seconds'),
       'launcher_cpu_ms_per_image': cpu_ms('launcher_cpu_seconds'),
@@ -237,7 +156,7 @@ def summarize(big: Sequence[Run], small: Sequence[Run]) -> dict:
   }
 
 
-def machine() -> dict:
+def machine(variants: Sequence[str] = ()) -> dict:
   cpu = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo', encoding='ascii')
               if line.startswith('model name')), platform.processor())
   return {
@@ -245,11 +164,17 @@ def machine() -> dict:
       'cpu': cpu,
       'memory_gb': round(psutil.virtual_memory().total / (1 << 30), 1),
       'python': platform.python_version(),
-      **{name: metadata.version(name) for name in VERSIONS},
+      **{name: metadata.version(name) for name in registry.VERSIONS},
+      **registry.framework_versions(variants),
   }
 
 
-PAIRS = (('b', 'a'), ('b', 'c'), ('b_tfrecord', 'a'), ('b_tfrecord', 'c'), ('b_flink', 'b'))
+PEERS = ('d', 'd_binary', 'e', 'e_pandas_udf')
+PAIRS = (('b', 'a'), ('b', 'c'), ('b_tfrecord', 'a'), ('b_tfrecord', 'c'), ('b_flink', 'b')) + tuple(
+    ('b', peer) for peer in PEERS)
+# Pairs whose sides split the work differently between the command's own process and the rest: Beam's launcher is
+# the runner's side of the data plane, Ray's and Spark's drivers only plan, Flink's JVMs are neither.
+ALL_PROCESSES = (('b_flink', 'b'),) + tuple(('b', peer) for peer in PEERS)
 
 
 def _ratios(rates: Dict[str, Optional[float]], suffix: str) -> Dict[str, Optional[float]]:
@@ -269,10 +194,12 @@ def variant_ratios(results: Dict[str, dict]) -> Dict[str, Optional[float]]:
   ratios = {**(_ratios({v: r['images_per_second'] for v, r in results.items()}, '') if with_startup else {}),
             **_ratios({v: r['end_to_end_images_per_second'] for v, r in results.items()}, ' end to end'),
             **_per_core({v: r['worker_cpu_ms_per_image'] for v, r in results.items()})}
-  if 'b_flink' in results and 'b' in results:  # every process's CPU: the launcher, and Flink's JVMs
-    every = {v: results[v]['worker_cpu_ms_per_image'] + results[v]['launcher_cpu_ms_per_image'] +
-             results[v].get('cluster_cpu_ms_per_image', 0) for v in ('b_flink', 'b')}
-    ratios['b_flink/b per core, all processes'] = round(every['b'] / every['b_flink'], 2) if every['b_flink'] > 0 else None
+  for top, bottom in ALL_PROCESSES:  # every process's CPU: the launcher's too, and Flink's JVMs
+    if top in results and bottom in results:
+      every = {v: results[v]['worker_cpu_ms_per_image'] + results[v]['launcher_cpu_ms_per_image'] +
+               results[v].get('cluster_cpu_ms_per_image', 0) for v in (top, bottom)}
+      ratios[f'{top}/{bottom} per core, all processes'] = (round(every[bottom] / every[top], 2) if every[top] > 0
+                                                            else None)
   return ratios
 
 
@@ -282,6 +209,7 @@ def benchmark(images: int, small_images: int, repeats: int, large_images: Option
   counts = set(sizes) | ({large_images} if large_images else set())
   sets = {count: data.make(count, data_dir) for count in counts}
   runs: Dict[tuple, List[Run]] = {}
+  registry.prepare(variants)  # the peers' virtualenvs, made (once) before anything is timed
   with flink.cluster() if 'b_flink' in variants else contextlib.nullcontext():
     report = _measure(images, sizes, repeats, large_images, configs, variants, sets, runs, log)
   return report
@@ -299,7 +227,7 @@ def _measure(images, sizes, repeats, large_images, configs, variants, sets, runs
           runs.setdefault((config, variant, count), []).append(run)
           log(f'repeat {repeat + 1}/{repeats} {config} {variant} {count} images: {run.seconds:.1f} s, '
               f'worker {run.worker_rss_mb:.0f} MB')
-  report = {'machine': machine(), 'images': images, 'small_images': small_images, 'repeats': repeats,
+  report = {'machine': machine(variants), 'images': images, 'small_images': small_images, 'repeats': repeats,
             'configs': {}}
   for config in configs:
     results = {v: summarize(runs[(config, v, images)], runs.get((config, v, small_images), [])) for v in variants}
@@ -325,80 +253,52 @@ def _measure(images, sizes, repeats, large_images, configs, variants, sets, runs
   return report
 
 
-def _fmt(value, digits=0) -> str:
-  return '-' if value is None else f'{value:,.{digits}f}'
-
-
-def _ratio_table(entries: Dict[str, dict], suffix: str = '') -> List[str]:
-  """One row per ratio, one column per configuration."""
-  names = list(next(iter(entries.values()))['ratios'])
-  lines = ['| ratio | ' + ' | '.join(entries) + ' |', '| --- |' + ' ---: |' * len(entries)]
-  for name in names:
-    lines.append(f'| {name}{suffix} | ' + ' | '.join(_fmt(e['ratios'].get(name), 2) for e in entries.values()) + ' |')
-  return lines
-
-
-def markdown(report: dict) -> str:
-  """The tables docs/benchmarks.md shows."""
-  startup = f'{report["small_images"]:,} for the start-up' if report['small_images'] else 'no start-up runs'
-  lines = [f'{report["images"]:,} images ({startup}), median of '
-           f'{report["repeats"]} interleaved runs each; {report["machine"]["cores"]} cores, {report["machine"]["cpu"]}',
-           '',
-           '| configuration | variant | images/s | end to end | start-up s | worker CPU ms per image '
-           '| cluster CPU ms per image | peak RSS per worker | launcher |',
-           '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
-  for config, entry in report['configs'].items():
-    for variant, r in entry['variants'].items():
-      lines.append(f'| {config} | {variant} | {_fmt(r["images_per_second"])} | '
-                   f'{_fmt(r["end_to_end_images_per_second"])} | {_fmt(r["startup_seconds"], 1)} | '
-                   f'{_fmt(r["worker_cpu_ms_per_image"], 2)} | {_fmt(r.get("cluster_cpu_ms_per_image") or None, 2)} | '
-                   f'{_fmt(r["worker_peak_rss_mb"])} MB | {_fmt(r["launcher_peak_rss_mb"])} MB |')
-  lines += [''] + _ratio_table(report['configs'])
-  large = {config: entry['large'] for config, entry in report['configs'].items() if 'large' in entry}
-  if large:
-    n = next(iter(large.values()))['images']
-    lines += ['', f'{n:,} images, one run each:', '',
-              f'| configuration | variant | end to end | worker CPU ms per image | peak RSS per worker, '
-              f'{report["images"]:,} images | peak RSS per worker, {n:,} images |',
-              '| --- | --- | ---: | ---: | ---: | ---: |']
-    for config, entry in large.items():
-      for variant, rate in entry['end_to_end_images_per_second'].items():
-        peaks = entry['worker_peak_rss_mb'][variant]
-        cpu_ms = entry['worker_cpu_ms_per_image'][variant]
-        lines.append(f'| {config} | {variant} | {_fmt(rate)} | {_fmt(cpu_ms, 2)} | {_fmt(peaks[0])} MB | '
-                     f'{_fmt(peaks[1])} MB |')
-    lines += [''] + _ratio_table(large, f', {n:,} images')
-  return '\n'.join(lines)
+FULL = {'images': 5000, 'small_images': None, 'repeats': 3, 'large_images': None, 'configs': ','.join(CONFIGS),
+        'variants': ','.join(DEFAULT_VARIANTS), 'json': str(data.ROOT / 'throughput.json')}
+# --quick: the main ratios (b against a, c, d, e) in a few minutes on 2 cores, the peers' virtualenvs made: one
+# configuration, one run of each variant at two sizes (so that the rates and CPU per image are marginal).
+QUICK = {'images': 2000, 'small_images': 400, 'repeats': 1, 'large_images': 0, 'configs': 'classify_tflite',
+         'variants': 'a,b,c,d,e', 'json': str(data.ROOT / 'throughput-quick.json')}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(prog='python -m benchmarks.throughput', description=__doc__.split('\n')[0])
-  parser.add_argument('--images', type=int, default=5000, help='images per measured run')
-  parser.add_argument('--small_images', type=int, default=None,
+  parser.add_argument('--quick', action='store_true',
+                      help=f'the main ratios in a few minutes: {" ".join(f"--{k} {v}" for k, v in QUICK.items())} '
+                      '(each can still be given)')
+  parser.add_argument('--images', type=int, help=f'images per measured run (default {FULL["images"]})')
+  parser.add_argument('--small_images', type=int,
                       help='images of the runs that measure start-up (default: images / 10); 0: no such runs, '
                       'end-to-end rates only')
-  parser.add_argument('--repeats', type=int, default=3)
-  parser.add_argument('--large_images', type=int, default=None,
+  parser.add_argument('--repeats', type=int, help=f'default {FULL["repeats"]}')
+  parser.add_argument('--large_images', type=int,
                       help='also run every variant once on this many images: end-to-end rates and workers\' peak RSS '
                       'at a larger size (absent or 0: no such pass)')
-  parser.add_argument('--configs', default=','.join(CONFIGS), help=f'comma-separated, of {", ".join(CONFIGS)}')
-  parser.add_argument('--variants', default=','.join(DEFAULT_VARIANTS),
-                      help=f'comma-separated, of {", ".join(VARIANTS)}')
+  parser.add_argument('--configs', help=f'comma-separated, of {", ".join(CONFIGS)} (default all)')
+  parser.add_argument('--variants', help=f'comma-separated, of {", ".join(VARIANTS)} (default {FULL["variants"]})')
   parser.add_argument('--data_dir', default=str(data.ROOT), help='where the generated images are cached')
-  parser.add_argument('--json', default=str(data.ROOT / 'throughput.json'), help='where the full results go')
+  parser.add_argument('--json', help=f'where the full results go (default {FULL["json"]}, with --quick '
+                      f'{QUICK["json"]})')
   args = parser.parse_args(argv)
+  for name, value in (QUICK if args.quick else FULL).items():
+    if getattr(args, name) is None:
+      setattr(args, name, value)
   configs, variants = args.configs.split(','), args.variants.split(',')
   unknown = sorted(set(configs) - set(CONFIGS) | set(variants) - set(VARIANTS))
   if unknown:
     parser.error(f'unknown configurations or variants: {", ".join(unknown)}')
   small = max(1, args.images // 10) if args.small_images is None else args.small_images
+  started = time.monotonic()
   report = benchmark(args.images, small, args.repeats, args.large_images, configs, variants, pathlib.Path(args.data_dir),
                      log=lambda line: print(line, file=sys.stderr, flush=True))
   report['command'] = ' '.join(['python -m benchmarks.throughput'] + list(argv if argv is not None else sys.argv[1:]))
+  report['seconds'] = round(time.monotonic() - started, 1)
   os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
   with open(args.json, 'w', encoding='utf-8') as f:
     json.dump(report, f, indent=2)
   print(markdown(report))
+  print('\n' + headline(report))
+  print(f'\n({report["seconds"]:.0f} s; load average {" ".join(f"{x:.1f}" for x in os.getloadavg())} at the end)')
   return 0
 
 
