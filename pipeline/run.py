@@ -16,15 +16,16 @@ from pipeline import command_line, graph, local_defaults, logs, options, stoppin
 from pipeline.launcher_options import LauncherOptions, flag
 from transforms import gcs_auth
 from transforms.infer import labels as labels_lib
-from transforms.infer import model_files, models
+from transforms.infer import info_cache, model_files, models
 from transforms.output import claim, files, keep_lease, layout, lease
 from transforms.read import plan
 
 
 def inspect_model(config: options.JobConfig) -> models.ModelInfo:
   """Loads the model once here so that a wrong model, labels file or option that needs the model fails now,
-  before any data is read, not on every worker."""
-  info = model_files.load(config.model).info
+  before any data is read, not on every worker; a check that passed before for the same model files and
+  options is read back instead (transforms/infer/info_cache.py)."""
+  info = info_cache.model_info(config.model)
   if config.analysis and info.embedding_dim is not None and config.analysis.pca_dims > info.embedding_dim:
     raise options.OptionsError(f'--pca_dims {config.analysis.pca_dims} is larger than the embedding size, '
                                f'{info.embedding_dim} for {config.model.location}')
