@@ -11,14 +11,14 @@ from typing import List, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, SetupOptions, TestOptions
+from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 from apache_beam.runners.runner import PipelineState
 
 from pipeline import command_line, graph, local_defaults, logs, options, stopping, summary
 from pipeline.launcher_options import LauncherOptions, flag
 from transforms import gcs_auth
 from transforms.infer import labels as labels_lib
-from transforms.infer import info_cache, model_files, models, preload
+from transforms.infer import info_cache, model_files, models
 from transforms.output import claim, files, keep_lease, layout, lease
 from transforms.read import plan
 
@@ -34,13 +34,6 @@ def inspect_model(config: options.JobConfig) -> models.ModelInfo:
   if config.labels:
     labels_lib.load_labels(config.labels, info.num_classes)
   return info
-
-
-def preload_in_workers(pipeline_options: PipelineOptions, spec: models.ModelSpec) -> None:
-  """Every SDK worker starts loading the model when it starts, not at the infer stage (transforms/infer/preload.py)."""
-  setup = pipeline_options.view_as(SetupOptions)
-  setup.beam_plugins = list(setup.beam_plugins or []) + [preload.__name__]
-  pipeline_options.view_as(DebugOptions).add_experiment(preload.experiment(spec))
 
 
 def row_shaping_options(config: options.JobConfig) -> dict:
@@ -104,7 +97,6 @@ def prepare(argv: List[str]) -> Tuple[beam.Pipeline, options.JobConfig]:
   logging.info('inputs: %s', ', '.join(f'{pattern} ({fmt})' for pattern, fmt in input_plan.inputs))
   info = inspect_model(config)
   logging.info('model %s: %s, input %s', config.model.location, info.format, info.input_size)
-  preload_in_workers(pipeline_options, config.model)
   run_layout = layout.Layout(config.output, layout.new_run_id())
   claimed = False
   if not pipeline_options.view_as(TestOptions).dry_run:  # a dry run writes nothing, not even job.json

@@ -24,7 +24,7 @@ import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from transforms import elements, watchdog
-from transforms.infer import model_files, models, preload
+from transforms.infer import model_files, models
 
 # Longest one model call (a batch) may take (--inference_timeout_seconds; 0: no bound). Generous: a batch takes
 # seconds at most on a CPU; far longer means a model call that hangs.
@@ -42,7 +42,7 @@ class ImageModelHandler(ModelHandler[elements.DecodedImage, elements.Prediction,
     self._timeout = timeout or None  # None or 0: no bound
 
   def load_model(self) -> models.ImageModel:
-    return preload.take(self._spec) or model_files.load(self._spec)  # preload: started with the worker
+    return model_files.load(self._spec)
 
   def run_inference(self,
                     batch: Sequence,
