@@ -1,9 +1,11 @@
 """Entry point: validate options, inspect the model, claim the output, run the job, report."""
 import argparse
 import hashlib
+import importlib
 import json
 import logging
 import sys
+import threading
 import time
 from typing import List, Optional, Tuple
 
@@ -16,15 +18,16 @@ from pipeline import command_line, graph, live_progress, local_defaults, logs, o
 from pipeline.launcher_options import LauncherOptions, flag
 from transforms import gcs_auth
 from transforms.infer import labels as labels_lib
-from transforms.infer import model_files, models
+from transforms.infer import info_cache, model_files, models
 from transforms.output import claim, files, keep_lease, layout, lease
 from transforms.read import plan
 
 
 def inspect_model(config: options.JobConfig) -> models.ModelInfo:
   """Loads the model once here so that a wrong model, labels file or option that needs the model fails now,
-  before any data is read, not on every worker."""
-  info = model_files.load(config.model).info
+  before any data is read, not on every worker; a check that passed before for the same model files and
+  options is read back instead (transforms/infer/info_cache.py)."""
+  info = info_cache.model_info(config.model)
   if config.analysis and info.embedding_dim is not None and config.analysis.pca_dims > info.embedding_dim:
     raise options.OptionsError(f'--pca_dims {config.analysis.pca_dims} is larger than the embedding size, '
                                f'{info.embedding_dim} for {config.model.location}')
@@ -125,6 +128,8 @@ def run(argv: Optional[List[str]] = None) -> dict:
     p.run()
     return {'dry_run': True, 'runner': type(p.runner).__name__}
   ended = True
+  if p.options.view_as(LauncherOptions).report:
+    threading.Thread(target=_import_report, name='import-report', daemon=True).start()
   try:
     # SIGTERM, SIGINT: the job is stopped and the output left resumable (pipeline/stopping.py)
     with keep_lease.Heartbeat(config.output, p.run_id), stopping.on_signals(config.output) as watch, \
@@ -144,6 +149,14 @@ def run(argv: Optional[List[str]] = None) -> dict:
   if ended and p.options.view_as(LauncherOptions).report:
     write_run_report(config.output)
   return report
+
+
+def _import_report() -> None:
+  """The run report's modules (matplotlib, about 0.5 s of CPU) imported while the job runs, not after it ends."""
+  try:
+    importlib.import_module('pipeline.report')
+  except Exception:  # pylint: disable=broad-except  # write_run_report imports it again and says what failed
+    pass
 
 
 def write_run_report(output: str) -> None:
