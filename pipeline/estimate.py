@@ -103,6 +103,13 @@ class PeakMemory:
     self._thread.join()
 
 
+def _groups_like_the_job(job_argv: List[str], image_groups: int, sampled: int, total: int) -> List[str]:
+  """The sample read in units of as many images as the whole job's (each unit costs its own Parquet parts and
+  marker): image_groups scaled by the sample's share of the files."""
+  groups = max(1, round(image_groups * sampled / max(total, 1)))
+  return _without_value(job_argv, '--image_groups') + ['--image_groups', str(groups)]
+
+
 def _run_sample(job_argv: List[str], files: Sequence[match.FileRef], workdir: str, name: str) -> dict:
   """Runs the real job on `files` into workdir; its summary, wall time and memory. Local files are given as a
   folder of links to them (read as a folder is: a .txt list of URIs reads slower), others as a .txt list."""
@@ -154,10 +161,14 @@ def estimate(argv: Sequence[str]) -> dict:
   cores_here = local_defaults.local_workers(pipeline_options) or os.cpu_count()
   workdir = tempfile.mkdtemp(prefix='estimate-')
   try:
-    small = _run_sample(job_argv, _evenly(files, max(1, own.sample // 5)) if not containers else files[:1],
-                        workdir, 'small')
-    large = _run_sample(job_argv, _evenly(files, own.sample) if not containers else
-                        files[:max(1, min(len(files), own.sample // 100))], workdir, 'large')
+    if containers:  # a shard is one unit whatever the sample
+      small = _run_sample(job_argv, files[:1], workdir, 'small')
+      large = _run_sample(job_argv, files[:max(1, min(len(files), own.sample // 100))], workdir, 'large')
+    else:
+      small, large = (_run_sample(_groups_like_the_job(job_argv, config.image_groups, len(chosen), len(files)),
+                                  chosen, workdir, name)
+                      for name, chosen in (('small', _evenly(files, max(1, own.sample // 5))),
+                                           ('large', _evenly(files, own.sample))))
   finally:
     shutil.rmtree(workdir, ignore_errors=True)
   n1, n2 = (s['summary']['records_read'] for s in (small, large))
