@@ -7,8 +7,7 @@ rows' images are read with the job's own format readers (thumbnails.py),
 matplotlib draws the charts (charts.py) and sections.py lays out the page.
 """
 import json
-import os
-from typing import Optional, Tuple
+from typing import Optional
 
 import pyarrow.fs as pafs
 
@@ -23,12 +22,8 @@ class ReportError(ValueError):
   """An output the report cannot describe (not there, or not complete); the message says which."""
 
 
-def _fs(uri: str) -> Tuple[pafs.FileSystem, str]:
-  return pafs.FileSystem.from_uri(uri if '://' in uri else os.path.abspath(uri))
-
-
 def read_json(uri: str) -> Optional[dict]:
-  fs, path = _fs(uri)
+  fs, path = aggregate.filesystem(uri)
   if fs.get_file_info(path).type != pafs.FileType.File:
     return None
   with fs.open_input_stream(path) as f:
@@ -36,7 +31,7 @@ def read_json(uri: str) -> Optional[dict]:
 
 
 def write_text(uri: str, text: str) -> None:
-  fs, path = _fs(uri)
+  fs, path = aggregate.filesystem(uri)
   with fs.open_output_stream(path) as f:
     f.write(text.encode('utf-8'))
 

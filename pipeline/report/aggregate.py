@@ -5,12 +5,15 @@ readahead, so memory stays about one batch), every count is exact, and the
 rows kept for thumbnails, the lowest scores and the embedding map are bounded
 samples (`Keep`) whose sizes the page states.
 """
-from typing import Dict, List, Optional, Sequence
+import datetime
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 BATCH_ROWS = 16384
 SCORE_BINS = 20
@@ -21,9 +24,24 @@ ERROR_EXAMPLES = 3  # example rows per (stage, error type)
 _SEED = 0  # the samples are the same for the same dataset
 
 
+def filesystem(uri: str) -> Tuple[pafs.FileSystem, str]:
+  """pyarrow's filesystem for a local path or gs:// URI, and the path on it. On GCS it talks to
+  $STORAGE_EMULATOR_HOST when set, as google-cloud-storage does, and gives up on an unreachable service after a
+  minute (pyarrow's default retries for 15): the report must not hang a finished job."""
+  if not uri.startswith('gs://'):
+    return pafs.FileSystem.from_uri(uri if '://' in uri else os.path.abspath(uri))
+  options = {'retry_time_limit': datetime.timedelta(seconds=60)}
+  emulator = os.environ.get('STORAGE_EMULATOR_HOST')
+  if emulator:
+    scheme, _, endpoint = emulator.rpartition('://')
+    options.update(endpoint_override=endpoint, scheme=scheme or 'http', anonymous=True)
+  return pafs.GcsFileSystem(**options), uri[len('gs://'):]
+
+
 def dataset(path: str) -> ds.Dataset:
-  """A Parquet dataset folder, local or a URI pyarrow knows (gs://); names starting with _ or . are skipped."""
-  return ds.dataset(path, format='parquet')
+  """A Parquet dataset folder, local or gs://; names starting with _ or . are skipped."""
+  fs, where = filesystem(path)
+  return ds.dataset(where, format='parquet', filesystem=fs)
 
 
 def batches(data: ds.Dataset, columns: Sequence[str]):
