@@ -35,6 +35,7 @@ import threading
 import urllib.request
 from typing import Callable, Dict, Iterator, Optional, Sequence
 
+from apache_beam.coders.stream import InputStream
 from apache_beam.options.pipeline_options import FlinkRunnerOptions, GoogleCloudOptions, StandardOptions
 
 from pipeline import local_defaults, progress_view
@@ -69,16 +70,6 @@ def _get(url: str):
     return json.load(response)
 
 
-def _varint(data: bytes) -> int:
-  """A Beam sum_int64 counter's payload: one varint."""
-  value, shift = 0, 0
-  for byte in data:
-    value |= (byte & 0x7F) << shift
-    shift += 7
-    if not byte & 0x80:
-      break
-  return value
-
 
 class FlinkCounts:
   """The job's `progress` counters from Flink's REST API at `master`, the job found by its name."""
@@ -100,7 +91,7 @@ class FlinkCounts:
       for metric in json.loads(accumulator['value'])['metrics']['attempted']:
         labels = metric.get('labels', {})
         if labels.get('NAMESPACE') == NAMESPACE and labels.get('NAME') in summed:
-          summed[labels['NAME']] += _varint(base64.b64decode(metric['payload']))
+          summed[labels['NAME']] += InputStream(base64.b64decode(metric['payload'])).read_var_int64()  # sum_int64: a varint
     return summed
 
 

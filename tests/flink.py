@@ -13,6 +13,8 @@ import time
 import urllib.request
 from typing import Dict, Iterator, List, Optional
 
+from apache_beam.coders.stream import InputStream
+
 from tests import datagen, gcs
 
 FLINK_SH = datagen.ROOT / 'templates' / 'flink' / 'flink.sh'
@@ -71,7 +73,7 @@ class Cluster:
       for metric in json.loads(accumulator['value'])['metrics']['attempted']:
         if metric['labels'].get('NAMESPACE') == 'records_read_by_worker':
           name = metric['labels']['NAME']
-          reads[name] = reads.get(name, 0) + _varint(base64.b64decode(metric['payload']))
+          reads[name] = reads.get(name, 0) + InputStream(base64.b64decode(metric['payload'])).read_var_int64()  # sum_int64: a varint
     return reads
 
   def worker_taskmanagers(self) -> Dict[int, str]:
@@ -84,16 +86,6 @@ class Cluster:
           owners[int(rest.split(':', 1)[0])] = taskmanager.rsplit(' ', 1)[-1]
     return owners
 
-
-def _varint(data: bytes) -> int:
-  """A Beam sum_int64 metric's payload: one varint."""
-  value, shift = 0, 0
-  for byte in data:
-    value |= (byte & 0x7F) << shift
-    shift += 7
-    if not byte & 0x80:
-      break
-  return value
 
 
 RUNNING: Optional[Cluster] = None  # the session's cluster, for tests that act on its nodes
