@@ -124,7 +124,7 @@ install_job_server() {
   echo "$built" | tee "$chosen"
 }
 
-install_runner_lib() {  # install_runner_lib JOB-SERVER-JAR: the TaskManagers' lib folder, in $RUN_DIR/lib
+install_runner_lib() {  # install_runner_lib JOB-SERVER-JAR: the JobManager's and TaskManagers' lib folder, $RUN_DIR/lib
   # Beam's Flink runner on the TaskManagers' own class path, not only in each job's class loader: Flink drops a
   # job's class loader whenever none of its tasks runs on a TaskManager, which in a batch plan happens between
   # stages, and Beam's runner then stops that job's SDK workers at once, so each stage started new ones (about
@@ -145,6 +145,25 @@ EOF
   fi
   rm -rf "$RUN_DIR/lib" && mkdir -p "$RUN_DIR/lib"
   ln -s "$FLINK_HOME"/lib/*.jar "$classes" "$RUN_DIR/lib/"
+}
+
+job_server_launcher() {  # job_server_launcher JOB-SERVER-JAR: prints a jar that starts the job server from it
+  # The job server stages its own class path (java.class.path) as every job's jar: 157 MB uploaded to the
+  # JobManager and fetched by each TaskManager per job, seconds of each start-up. Started from this
+  # manifest-only jar, whose Class-Path names the real one, it stages a few hundred bytes; the cluster has
+  # the runner's classes in its lib folder (install_runner_lib) for the JobManager and the TaskManagers.
+  local launcher="$CACHE/jars/launcher-$(basename "$1")"
+  if [[ ! -f "$launcher" ]]; then
+    "$PYTHON" - "$(basename "$1")" "$launcher.tmp" <<'EOF'
+import sys, zipfile
+manifest = ('Manifest-Version: 1.0\r\nMain-Class: org.apache.beam.runners.flink.FlinkJobServerDriver\r\n'
+            f'Class-Path: {sys.argv[1]}\r\n\r\n')
+with zipfile.ZipFile(sys.argv[2], 'w') as jar:
+  jar.writestr('META-INF/MANIFEST.MF', manifest)
+EOF
+    mv "$launcher.tmp" "$launcher"
+  fi
+  echo "$launcher"
 }
 
 pipeline_flags() {  # pipeline_flags JOB-SERVER-FLAG: the job's options for this cluster
@@ -202,11 +221,11 @@ start() {
   cp "$FLINK_HOME"/conf/log4j*.properties "$FLINK_CONF_DIR/"
   cp "$HERE/conf/config.yaml" "$FLINK_CONF_DIR/config.yaml"
   install_runner_lib "$jar"
-  "$FLINK_HOME/bin/jobmanager.sh" start -D "rest.port=$REST_PORT" -D "jobmanager.rpc.port=$RPC_PORT" \
+  FLINK_LIB_DIR="$RUN_DIR/lib" "$FLINK_HOME/bin/jobmanager.sh" start -D "rest.port=$REST_PORT" -D "jobmanager.rpc.port=$RPC_PORT" \
     -D "parallelism.default=$((TASKMANAGERS * SLOTS))" >&2
   for ((i = 1; i <= TASKMANAGERS; i++)); do start_taskmanager "$i"; done
   # Beam's Flink job server, once for every job: it translates each job and submits it to the JobManager.
-  nohup "$JAVA_HOME/bin/java" -jar "$jar" --flink-master="localhost:$REST_PORT" --job-port="$JOB_PORT" \
+  nohup "$JAVA_HOME/bin/java" -jar "$(job_server_launcher "$jar")" --flink-master="localhost:$REST_PORT" --job-port="$JOB_PORT" \
     --artifact-port="$ARTIFACT_PORT" --expansion-port="$EXPANSION_PORT" --artifacts-dir="$RUN_DIR/artifacts" \
     --clean-artifacts-per-job > "$FLINK_LOG_DIR/job-server.log" 2>&1 &
   echo $! > "$RUN_DIR/job-server.pid"
