@@ -70,6 +70,19 @@ def _get(url: str):
     return json.load(response)
 
 
+def flink_counters(rest: str, jid: str, namespace: str) -> Dict[str, int]:
+  """The job's Beam counters (sum_int64) of one namespace, summed by name, from Flink's REST API at `rest`."""
+  summed: Dict[str, int] = {}
+  for accumulator in _get(f'{rest}/jobs/{jid}/accumulators')['user-task-accumulators']:
+    if accumulator['name'] != '__metricscontainers':  # Beam's metrics, as JSON
+      continue
+    for metric in json.loads(accumulator['value'])['metrics']['attempted']:
+      labels = metric.get('labels', {})
+      if labels.get('NAMESPACE') == namespace:  # a sum_int64's payload is one varint
+        value = InputStream(base64.b64decode(metric['payload'])).read_var_int64()
+        summed[labels['NAME']] = summed.get(labels['NAME'], 0) + value
+  return summed
+
 
 class FlinkCounts:
   """The job's `progress` counters from Flink's REST API at `master`, the job found by its name."""
@@ -84,15 +97,8 @@ class FlinkCounts:
       if not jobs:
         return None  # not submitted yet
       self._jid = max(jobs, key=lambda job: job['start-time'])['jid']
-    summed = dict.fromkeys(FIELDS, 0)
-    for accumulator in _get(f'{self._rest}/jobs/{self._jid}/accumulators')['user-task-accumulators']:
-      if accumulator['name'] != '__metricscontainers':  # Beam's metrics, as JSON
-        continue
-      for metric in json.loads(accumulator['value'])['metrics']['attempted']:
-        labels = metric.get('labels', {})
-        if labels.get('NAMESPACE') == NAMESPACE and labels.get('NAME') in summed:
-          summed[labels['NAME']] += InputStream(base64.b64decode(metric['payload'])).read_var_int64()  # sum_int64: a varint
-    return summed
+    counters = flink_counters(self._rest, self._jid, NAMESPACE)
+    return {field: counters.get(field, 0) for field in FIELDS}
 
 
 class Live:

@@ -1,7 +1,6 @@
 """A real standalone Flink cluster for tests, started by templates/flink/flink.sh as templates/flink/README.md
 tells users (Flink and the job server are cached outside the project): a JobManager, two TaskManagers of one
 slot each (two nodes' worth, on this machine's two cores), their SDK workers and the standing job server."""
-import base64
 import contextlib
 import json
 import os
@@ -13,8 +12,7 @@ import time
 import urllib.request
 from typing import Dict, Iterator, List, Optional
 
-from apache_beam.coders.stream import InputStream
-
+from pipeline import live_progress
 from tests import datagen, gcs
 
 FLINK_SH = datagen.ROOT / 'templates' / 'flink' / 'flink.sh'
@@ -66,15 +64,7 @@ class Cluster:
 
   def reads_by_worker(self, jid: str) -> Dict[str, int]:
     """records_read_by_worker as the job's Beam metrics in Flink hold them: 'host:pid' -> records read."""
-    reads: Dict[str, int] = {}
-    for accumulator in _get(f'{self.rest}/jobs/{jid}/accumulators')['user-task-accumulators']:
-      if accumulator['name'] != '__metricscontainers':
-        continue
-      for metric in json.loads(accumulator['value'])['metrics']['attempted']:
-        if metric['labels'].get('NAMESPACE') == 'records_read_by_worker':
-          name = metric['labels']['NAME']
-          reads[name] = reads.get(name, 0) + InputStream(base64.b64decode(metric['payload'])).read_var_int64()  # sum_int64: a varint
-    return reads
+    return live_progress.flink_counters(self.rest, jid, 'records_read_by_worker')
 
   def worker_taskmanagers(self) -> Dict[int, str]:
     """SDK worker pid -> the TaskManager that started it, from the workers' logs (sdk_worker.sh writes them)."""
@@ -85,7 +75,6 @@ class Cluster:
           taskmanager, rest = line.split(': SDK worker pid ', 1)
           owners[int(rest.split(':', 1)[0])] = taskmanager.rsplit(' ', 1)[-1]
     return owners
-
 
 
 RUNNING: Optional[Cluster] = None  # the session's cluster, for tests that act on its nodes
