@@ -11,10 +11,14 @@ import multiprocessing
 import urllib.request
 from typing import Optional, Sequence
 
-from apache_beam.options.pipeline_options import (DirectOptions, FlinkRunnerOptions, PipelineOptions,
-                                                  PortableOptions, StandardOptions)
+from apache_beam.options.pipeline_options import (DebugOptions, DirectOptions, FlinkRunnerOptions,
+                                                  PipelineOptions, PortableOptions, StandardOptions)
 
 FLINK_RUNNERS = ('FlinkRunner', 'flink')
+# Beam runs `pip freeze` at submission (1 s of each Flink job's start) to stage the launcher's package list for
+# the workers' boot program to compare; the project's SDK workers (templates/flink/sdk_worker.py) fetch no
+# artifacts: they run the job installed beside them.
+NO_PACKAGE_LIST = 'disable_logging_submission_environment'
 _MAGIC_MASTERS = ('[auto]', '[local]', '[collection]')
 
 
@@ -54,6 +58,9 @@ def apply(argv: Sequence[str], options: PipelineOptions) -> None:
       slots = flink_slots(options.view_as(FlinkRunnerOptions).flink_master)
       if slots:
         portable.sdk_worker_parallelism = slots
+    debug = options.view_as(DebugOptions)
+    if not debug.lookup_experiment(NO_PACKAGE_LIST):
+      debug.add_experiment(NO_PACKAGE_LIST)
     return
   if local_workers(options) is None:
     return

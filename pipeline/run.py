@@ -190,6 +190,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from pipeline import estimate  # pylint: disable=import-outside-toplevel
     return estimate.main(argv)
   logs.configure()
+  models.exit_without_final_collection()
   try:
     report = run(argv)
   except (options.OptionsError, plan.InputError, models.ModelError, claim.OutputError) as e:
