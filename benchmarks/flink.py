@@ -7,7 +7,8 @@ has), and the standing job server. Each run is `python -m pipeline ... $(flink.s
 The cluster's processes live across runs, so a run's cost on them is measured as the difference of their CPU
 times before and after it: `cluster CPU` is the JVMs' (JobManager, TaskManager: Flink's operators, its
 shuffles and the runner's side of Beam's gRPC data plane; the job server), the workers' CPU is that of the SDK
-worker processes the TaskManager started for this run (Python: reading, decoding, the model, writing).
+worker processes the TaskManager started for this run (Python: reading, decoding, the model, writing), forked
+by its worker pool (templates/flink/worker_pool.py), whose imports are paid once, when the cluster starts.
 """
 import contextlib
 import os
@@ -24,6 +25,7 @@ import psutil
 from benchmarks import shared
 
 FLINK_SH = shared.ROOT / 'templates' / 'flink' / 'flink.sh'
+POOL_PIDS = 'sdk-pool-tm-*.pid'  # flink.sh's worker pools: their forks are SDK workers, they are not the cluster
 
 
 def _free_port() -> int:
@@ -40,7 +42,7 @@ class Cluster:
 
   def jvms(self) -> List[psutil.Process]:
     processes = []
-    for pid_file in self.run_dir.glob('*.pid'):
+    for pid_file in set(self.run_dir.glob('*.pid')) - set(self.run_dir.glob(POOL_PIDS)):
       for pid in pid_file.read_text().split():
         with contextlib.suppress(psutil.Error):
           processes.append(psutil.Process(int(pid)))
@@ -50,12 +52,20 @@ class Cluster:
     return [p for p in self.jvms() if 'TaskManagerRunner' in ' '.join(_cmdline(p))]
 
   def workers(self) -> List[psutil.Process]:
-    """The SDK worker processes the TaskManagers have started (and not yet stopped)."""
+    """The SDK worker processes the TaskManagers have started (and not yet stopped): their children, and the
+    forks of their worker pools."""
     found = []
-    for taskmanager in self.taskmanagers():
+    for parent in self.taskmanagers() + self._pools():
       with contextlib.suppress(psutil.Error):
-        found += taskmanager.children(recursive=True)
+        found += parent.children(recursive=True)
     return found
+
+  def _pools(self) -> List[psutil.Process]:
+    pools = []
+    for pid_file in self.run_dir.glob(POOL_PIDS):
+      with contextlib.suppress(psutil.Error, ValueError):
+        pools.append(psutil.Process(int(pid_file.read_text().split()[-1])))
+    return pools
 
   def worker_pids(self) -> Set[int]:
     return {p.pid for p in self.workers()}

@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import pathlib
+import re
 import shlex
 import subprocess
 import sys
@@ -65,6 +66,18 @@ class Cluster:
   def reads_by_worker(self, jid: str) -> Dict[str, int]:
     """records_read_by_worker as the job's Beam metrics in Flink hold them: 'host:pid' -> records read."""
     return live_progress.flink_counters(self.rest, jid, 'records_read_by_worker')
+
+  def pool_pid(self, i: int) -> int:
+    """The pid of TaskManager i's worker pool (templates/flink/worker_pool.py)."""
+    return int((self.run_dir / f'sdk-pool-tm-{i}.pid').read_text().split()[-1])
+
+  def pooled_workers(self) -> Dict[int, str]:
+    """SDK worker pid -> the TaskManager it was forked for, from the pools' lines in the workers' logs."""
+    forked = {}
+    for log in (self.run_dir / 'log').glob('sdk-workers-tm-*.log'):
+      for found in re.finditer(r'forked worker pid (\d+) for (\S+)', log.read_text(errors='replace')):
+        forked[int(found.group(1))] = found.group(2)
+    return forked
 
   def worker_taskmanagers(self) -> Dict[int, str]:
     """SDK worker pid -> the TaskManager that started it, from the workers' logs (sdk_worker.sh writes them)."""

@@ -119,6 +119,10 @@ def test_flink_output_equals_direct_runner_output(flink_flags, images, direct, t
   by_taskmanager = _spread(cluster, job['jid'], report)
   assert set(by_taskmanager) == {f'tm-{i}' for i in range(1, flink.TASKMANAGERS + 1)}, by_taskmanager
   assert all(count > 0 for count in by_taskmanager.values()), by_taskmanager  # both nodes' workers read
+  forked, owners = cluster.pooled_workers(), cluster.worker_taskmanagers()
+  for worker in cluster.reads_by_worker(job['jid']):  # each forked by its own TaskManager's pool
+    pid = int(worker.rsplit(':', 1)[1])
+    assert forked.get(pid) == owners[pid], (worker, forked)
 
 
 def test_flink_job_survives_a_killed_taskmanager(flink_flags, images, direct, tmp_path):
@@ -132,10 +136,13 @@ def test_flink_job_survives_a_killed_taskmanager(flink_flags, images, direct, tm
       assert proc.poll() is None, proc.communicate()[1][-6000:]
       assert time.monotonic() < deadline, 'no committed unit after 600 s'
       time.sleep(0.05)
-    victim = cluster.taskmanager_pid(2)
+    victim, its_workers = cluster.taskmanager_pid(2), psutil.Process(cluster.pool_pid(2)).children()
+    assert its_workers, "no SDK worker forked for TaskManager 2 while the job runs"
     os.kill(victim, signal.SIGKILL)
     killed_at = time.monotonic()
     _wait_gone(victim)
+    for worker in its_workers:  # its pool's forks stop with it (their clients, its children, are orphaned)
+      _wait_gone(worker.pid, timeout=30)
     cluster.start_taskmanager(2)  # as a supervisor (systemd, Kubernetes) replaces a lost node
     report = _finish(proc)
   finally:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A standalone Flink cluster on this machine for the job: a JobManager, FLINK_TASKMANAGERS TaskManagers (each
-# starting its own Python SDK workers, Beam's PROCESS environment, through sdk_worker.sh) and Beam's Flink job
-# server, standing, so that a job starts no JVM of its own. See README.md beside this file.
+# starting its own Python SDK workers, Beam's PROCESS environment, through sdk_worker.sh, forked by a worker pool
+# beside it) and Beam's Flink job server, standing, so that a job starts no JVM of its own. See README.md beside
+# this file.
 #
 #   flink.sh install         fetch Flink and the job server jar into the cache (idempotent; reruns are fast)
 #   flink.sh start           install, then start the JobManager, the TaskManagers and the job server; wait for them
@@ -15,6 +16,8 @@
 #   PYTHON               the Python that has the job installed; the SDK workers run it [python3]
 #   FLINK_TASKMANAGERS   TaskManagers, as N nodes would have them [1]
 #   FLINK_SLOTS          task slots per TaskManager, one per core it may use [cores / FLINK_TASKMANAGERS, at least 1]
+#   FLINK_WORKER_POOL    1: a worker pool per TaskManager forks its SDK workers (worker_pool.py); 0: each worker
+#                        starts from nothing, 3 to 4 s of every job's start-up [1]
 #   FLINK_VERSION        Flink distribution, from PyPI's apache-flink packages [1.19.3]
 #   JOB_SERVER_JAR       use this job server jar instead of fetching or building one
 #   JOB_SERVER_BUILD_BEAM  Beam version to build the job server from when the published jar is missing [2.62.0]
@@ -38,6 +41,7 @@ JOB_PORT="${FLINK_JOB_PORT:-8099}"
 ARTIFACT_PORT="${FLINK_ARTIFACT_PORT:-8098}"
 EXPANSION_PORT="${FLINK_EXPANSION_PORT:-8097}"
 TASKMANAGERS="${FLINK_TASKMANAGERS:-1}"
+WORKER_POOL="${FLINK_WORKER_POOL:-1}"
 SLOTS="${FLINK_SLOTS:-$(( $(nproc) / TASKMANAGERS > 0 ? $(nproc) / TASKMANAGERS : 1 ))}"
 FLINK_HOME="$CACHE/flink-$FLINK_VERSION"
 
@@ -197,17 +201,25 @@ alive() {  # alive PID-FILE: whether a process listed in it runs (a killed one n
   return 1
 }
 
-start_taskmanager() {  # start_taskmanager I: TaskManager I, its slots, and the environment its SDK workers get
-  local i="$1" python
+start_taskmanager() {  # start_taskmanager I: TaskManager I, its slots, its worker pool and its workers' environment
+  local i="$1" python pool=()
   ((i >= 1 && i <= TASKMANAGERS)) || die "no TaskManager $i: FLINK_TASKMANAGERS is $TASKMANAGERS"
   alive "$RUN_DIR/flink-tm-$i-taskexecutor.pid" && die "TaskManager $i already runs"
   rm -f "$RUN_DIR/flink-tm-$i-taskexecutor.pid"
   python="$(command -v "$PYTHON")"
   # A node of its own: pid file and log named tm-I, its resource id in Flink's REST API, and its SDK workers
-  # (children of its JVM, sdk_worker.sh) told which node they serve and where to log.
-  FLINK_IDENT_STRING="tm-$i" SDK_WORKER_PYTHON="$python" TASKMANAGER_ID="tm-$i" \
-    SDK_WORKER_LOG="$FLINK_LOG_DIR/sdk-workers-tm-$i.log" PATH="$(dirname "$python"):$PATH" \
-    FLINK_LIB_DIR="$RUN_DIR/lib" \
+  # (children of its JVM, sdk_worker.sh, or forks of its pool) told which node they serve and where to log.
+  local node=(SDK_WORKER_PYTHON="$python" TASKMANAGER_ID="tm-$i" SDK_WORKER_LOG="$FLINK_LOG_DIR/sdk-workers-tm-$i.log"
+              PATH="$(dirname "$python"):$PATH")
+  if [[ "$WORKER_POOL" == 1 ]]; then
+    pool=(SDK_WORKER_POOL="$RUN_DIR/sdk-pool-tm-$i.sock")
+    if ! alive "$RUN_DIR/sdk-pool-tm-$i.pid"; then
+      env "${node[@]}" nohup "$python" "$HERE/worker_pool.py" serve "$RUN_DIR/sdk-pool-tm-$i.sock" \
+        >> "$FLINK_LOG_DIR/sdk-workers-tm-$i.log" 2>&1 < /dev/null &
+      echo $! > "$RUN_DIR/sdk-pool-tm-$i.pid"
+    fi
+  fi
+  env FLINK_IDENT_STRING="tm-$i" "${node[@]}" "${pool[@]}" FLINK_LIB_DIR="$RUN_DIR/lib" \
     "$FLINK_HOME/bin/taskmanager.sh" start -D "taskmanager.resource-id=tm-$i" -D "rest.port=$REST_PORT" \
     -D "jobmanager.rpc.port=$RPC_PORT" -D "taskmanager.numberOfTaskSlots=$SLOTS" >&2
 }
@@ -225,7 +237,8 @@ start() {
     -D "parallelism.default=$((TASKMANAGERS * SLOTS))" >&2
   for ((i = 1; i <= TASKMANAGERS; i++)); do start_taskmanager "$i"; done
   # Beam's Flink job server, once for every job: it translates each job and submits it to the JobManager.
-  nohup "$JAVA_HOME/bin/java" -jar "$(job_server_launcher "$jar")" --flink-master="localhost:$REST_PORT" --job-port="$JOB_PORT" \
+  nohup "$JAVA_HOME/bin/java" -Dorg.slf4j.simpleLogger.showDateTime=true \
+    -Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd\ HH:mm:ss,SSS -jar "$(job_server_launcher "$jar")" --flink-master="localhost:$REST_PORT" --job-port="$JOB_PORT" \
     --artifact-port="$ARTIFACT_PORT" --expansion-port="$EXPANSION_PORT" --artifacts-dir="$RUN_DIR/artifacts" \
     --clean-artifacts-per-job > "$FLINK_LOG_DIR/job-server.log" 2>&1 &
   echo $! > "$RUN_DIR/job-server.pid"
@@ -234,6 +247,9 @@ o = json.load(u.urlopen('http://localhost:$REST_PORT/overview', timeout=2))
 assert o['taskmanagers'] >= $TASKMANAGERS and o['slots-available'] >= $((TASKMANAGERS * SLOTS))"
   wait_until 120 "job server on port $JOB_PORT" \
     "import socket; socket.create_connection(('localhost', $JOB_PORT), timeout=2).close()"
+  if [[ "$WORKER_POOL" == 1 ]]; then
+    wait_until 120 "worker pools" "import os; assert all(os.path.exists('$RUN_DIR/sdk-pool-tm-%d.sock' % i) for i in range(1, $TASKMANAGERS + 1))"
+  fi
   log "Flink $FLINK_VERSION on localhost:$REST_PORT: $TASKMANAGERS TaskManager(s) of $SLOTS slots;" \
       "job server on localhost:$JOB_PORT"
   log "run the job with: $(pipeline_flags "--job_endpoint=localhost:$JOB_PORT")"
@@ -246,6 +262,11 @@ stop() {
     kill "$(cat "$RUN_DIR/job-server.pid")" 2>/dev/null || true
     rm -f "$RUN_DIR/job-server.pid"
   fi
+  for f in "$RUN_DIR"/sdk-pool-tm-*.pid; do
+    [[ -f "$f" ]] || continue
+    kill "$(cat "$f")" 2>/dev/null || true
+    rm -f "$f"
+  done
   if [[ -x "$FLINK_HOME/bin/jobmanager.sh" ]]; then
     for f in "$RUN_DIR"/flink-tm-*-taskexecutor.pid; do
       [[ -f "$f" ]] || continue
@@ -264,5 +285,5 @@ case "${1:-}" in
   taskmanager) flink_env; start_taskmanager "${2:?which TaskManager, 1 to $TASKMANAGERS}" ;;
   status) "$PYTHON" -c "import urllib.request as u; print(u.urlopen('http://localhost:$REST_PORT/overview').read().decode())" ;;
   stop) stop ;;
-  *) sed -n '2,26p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,28p' "$0" >&2; exit 2 ;;
 esac

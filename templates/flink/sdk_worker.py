@@ -1,7 +1,8 @@
 """One Python SDK worker of Beam's PROCESS environment, as Beam's container boot program starts one.
 
 The TaskManager that runs the job's bundles starts `sdk_worker.sh --id=ID --provision_endpoint=HOST:PORT`
-(the `process_command` of `--environment_type=PROCESS`), which runs this file with the job's Python. It asks
+(the `process_command` of `--environment_type=PROCESS`), which has the TaskManager's worker pool fork one
+(worker_pool.py: this file's main() in a Python that imported everything already) or runs this file. It asks
 the TaskManager's provision service for the job's options and its control and logging endpoints, then runs
 Beam's own SDK harness entry point (`sdk_worker_main`) on them: the worker serves that TaskManager's bundles
 and no other's, as a worker pool on each node would. It needs no staged artifacts: the job is installed in
@@ -49,6 +50,8 @@ def main(argv) -> None:
   args, _ = parser.parse_known_args(argv)  # older runners also pass the other endpoints; provision has them
   logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')  # the worker's log
   logging.getLogger('apache_beam').setLevel(logging.WARNING)
+  sys.stderr.write(f'{time.strftime("%Y-%m-%d %H:%M:%S")} {os.environ.get("TASKMANAGER_ID", "unknown")}: '
+                   f'SDK worker pid {os.getpid()}: {" ".join(argv)}\n')  # which node a worker served
   threading.Thread(target=stop_when_orphaned, args=(os.getppid(),), name='orphaned', daemon=True).start()
   os.environ.update(provision(args.id, args.provision_endpoint))
   sdk_worker_main.main([])
