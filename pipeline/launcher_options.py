@@ -2,6 +2,8 @@
 
 Apart from ImageOptions because a launch that does not wait for its job (a
 Dataflow Flex Template) has no use for them: they are not template parameters.
+Also the Java job server's options that Beam's Python SDK passes on only when
+it knows them (JavaJobServerOptions).
 """
 import argparse
 
@@ -32,3 +34,15 @@ class LauncherOptions(PipelineOptions):
     launcher.add_argument('--noreport', dest='report', action='store_false', help='Same as --report=false (the report is written by default).')
     switch(launcher, '--estimate', 'Do not run the job: estimate its wall time and core-hours from a sample '
            '(python -m pipeline.estimate, which takes the same options).')
+
+
+class JavaJobServerOptions(PipelineOptions):
+  """Options of Beam's Java job server (Flink) that the Python SDK would drop as unknown: declared, they reach it."""
+
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    java = parser.add_argument_group('job server', "Options for Beam's Java job server (templates/flink).")
+    java.add_argument('--pipeline_resources_detector_factory_class', default=None,
+                      help='The Java class that lists the jars each job ships to the cluster (Beam\'s '
+                      'PipelineResourcesOptions); `flink.sh flags` names one that ships none, as its cluster '
+                      'has the runner\'s classes already.')

@@ -6,10 +6,13 @@ subprocess each checks the command line itself for --help and for an unknown opt
 import argparse
 import ast
 import json
+import os
+import pathlib
 import re
 import shlex
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -193,15 +196,14 @@ def test_command_line_refuses_an_unknown_option(tmp_path):
 
 # The flags our templates and tests pass must stay known: they are read from the templates themselves.
 def _flink_sh_flags() -> list:
-  """What `flink.sh flags` prints (tests/flink.py and tests/test_flink.py pass it), with its variables at their
-  defaults (2 for those without a plain one)."""
-  text = (datagen.ROOT / 'templates' / 'flink' / 'flink.sh').read_text()
-  defaults = dict(re.findall(r'^(\w+)="\$\{\w+:-([^}$]*)\}"$', text, re.M))
-  defaults['FLINK_MINOR'] = defaults['FLINK_VERSION'].rsplit('.', 1)[0]  # FLINK_MINOR="${FLINK_VERSION%.*}"
-  body = re.search(r'^pipeline_flags\(\) \{[^\n]*\n(.*?)^\}', text, re.M | re.S).group(1)
-  echoed = ' '.join(re.findall(r'"([^"]*)"', body)).replace('$1', '--job_endpoint=localhost:$JOB_PORT')  # `flags`
-  echoed = re.sub(r'\$\(\([^)]*\)\)', '2', echoed)  # arithmetic such as $((TASKMANAGERS * SLOTS))
-  return shlex.split(re.sub(r'\$\{?(\w+)\}?', lambda m: defaults.get(m.group(1), '2'), echoed))
+  """What `flink.sh flags` prints (tests/flink.py and tests/test_flink.py pass it), run with a cache that holds
+  NothingToStage's jar (flink.sh compiles it when it installs), so that the flag naming it is printed too."""
+  with tempfile.TemporaryDirectory() as cache:
+    (pathlib.Path(cache) / 'jars').mkdir()
+    (pathlib.Path(cache) / 'jars' / 'nothing-to-stage-job-server.jar').touch()
+    printed = subprocess.run(['bash', str(datagen.ROOT / 'templates' / 'flink' / 'flink.sh'), 'flags'], check=True,
+                             env=dict(os.environ, FLINK_CACHE_DIR=cache), capture_output=True, text=True).stdout
+  return shlex.split(printed)
 
 
 def _readme_commands(path) -> list:
@@ -261,7 +263,8 @@ def test_flags_our_templates_and_tests_pass_are_known(source, flags):
 def test_template_flags_were_found():
   """The readers above find what they look for, so the check cannot pass on nothing."""
   assert {f.split('=')[0] for f in _flink_sh_flags()} >= {'--runner', '--flink_master', '--environment_type',
-                                                           '--environment_option', '--job_endpoint'}
+                                                           '--environment_option', '--job_endpoint',
+                                                           '--pipeline_resources_detector_factory_class'}
   assert {f.split('=')[0] for f in _airflow_flags()} >= {'--environment_type', '--environment_config',
                                                           '--flink_version', '--resume'}
   assert {f.split('=')[0] for f in _dataflow_template_flags()} >= {'--input', '--top_k', '--sdk_container_image',

@@ -148,32 +148,59 @@ EOF
     mv "$classes.tmp" "$classes"
   fi
   rm -rf "$RUN_DIR/lib" && mkdir -p "$RUN_DIR/lib"
-  ln -s "$FLINK_HOME"/lib/*.jar "$classes" "$RUN_DIR/lib/"
+  ln -s "$FLINK_HOME"/lib/*.jar "$classes" $(nothing_to_stage "$1") "$RUN_DIR/lib/"
+}
+
+nothing_to_stage() {  # nothing_to_stage JOB-SERVER-JAR: prints a jar of jobserver/NothingToStage.java, or nothing
+  # without a Java compiler (jobs then ship the job server jar, as Beam does by default).
+  local jar="$CACHE/jars/nothing-to-stage-$(basename "$1")" build="$CACHE/jars/nothing-to-stage.build"
+  if [[ ! -f "$jar" ]]; then
+    if ! command -v javac > /dev/null; then
+      log "no javac: each job ships the job server jar (157 MB) to the cluster; install a JDK to avoid it"
+      return
+    fi
+    rm -rf "$build" && mkdir -p "$build"
+    javac --release 11 -nowarn -cp "$1" -d "$build" "$HERE/jobserver/NothingToStage.java" >&2
+    "$PYTHON" - "$build" "$jar.tmp" <<'EOF'
+import os, sys, zipfile
+with zipfile.ZipFile(sys.argv[2], 'w') as jar:
+  for folder, _, names in os.walk(sys.argv[1]):
+    for name in names:
+      path = os.path.join(folder, name)
+      jar.write(path, os.path.relpath(path, sys.argv[1]))
+EOF
+    mv "$jar.tmp" "$jar" && rm -rf "$build"
+  fi
+  echo "$jar"
 }
 
 job_server_launcher() {  # job_server_launcher JOB-SERVER-JAR: prints a jar that starts the job server from it
-  # The job server stages its own class path (java.class.path) as every job's jar: 157 MB uploaded to the
-  # JobManager and fetched by each TaskManager per job, seconds of each start-up. Started from this
-  # manifest-only jar, whose Class-Path names the real one, it stages a few hundred bytes; the cluster has
-  # the runner's classes in its lib folder (install_runner_lib) for the JobManager and the TaskManagers.
-  local launcher="$CACHE/jars/launcher-$(basename "$1")"
-  if [[ ! -f "$launcher" ]]; then
-    "$PYTHON" - "$(basename "$1")" "$launcher.tmp" <<'EOF'
+  # A manifest-only jar whose Class-Path names the real one and NothingToStage's: with it, a job whose options
+  # name NothingToStage (flink.sh flags) ships no jar; the cluster has the runner's classes in its lib folder
+  # (install_runner_lib) for the JobManager and the TaskManagers.
+  local launcher="$CACHE/jars/launcher-$(basename "$1")" nothing path
+  nothing="$(nothing_to_stage "$1")"
+  path="$(basename "$1")${nothing:+ $(basename "$nothing")}"
+  "$PYTHON" - "$path" "$launcher.tmp" <<'EOF'
 import sys, zipfile
 manifest = ('Manifest-Version: 1.0\r\nMain-Class: org.apache.beam.runners.flink.FlinkJobServerDriver\r\n'
-            f'Class-Path: {sys.argv[1]}\r\n\r\n')
+            f'Class-Path: {sys.argv[1].strip()}\r\n\r\n')
 with zipfile.ZipFile(sys.argv[2], 'w') as jar:
   jar.writestr('META-INF/MANIFEST.MF', manifest)
 EOF
-    mv "$launcher.tmp" "$launcher"
-  fi
+  mv "$launcher.tmp" "$launcher"
   echo "$launcher"
 }
 
 pipeline_flags() {  # pipeline_flags JOB-SERVER-FLAG: the job's options for this cluster
   # One SDK worker per slot on every TaskManager (Beam's default is one per TaskManager), each started by the
   # TaskManager that runs the bundle (PROCESS environment): a TaskManager's bundles go to its own workers.
-  echo "--runner=FlinkRunner --flink_master=localhost:$REST_PORT --flink_version=$FLINK_MINOR $1" \
+  # With the standing job server (launched with NothingToStage on its class path), each job ships no jar.
+  local ship=""
+  if [[ "$1" == --job_endpoint=* && -n "$(ls "$CACHE"/jars/nothing-to-stage-*.jar 2>/dev/null)" ]]; then
+    ship=" --pipeline_resources_detector_factory_class=beamimageinference.NothingToStage"
+  fi
+  echo "--runner=FlinkRunner --flink_master=localhost:$REST_PORT --flink_version=$FLINK_MINOR $1$ship" \
        "--parallelism=$((TASKMANAGERS * SLOTS)) --sdk_worker_parallelism=$SLOTS --environment_cache_millis=10000" \
        "--environment_type=PROCESS --environment_option=process_command=$HERE/sdk_worker.sh"
 }
