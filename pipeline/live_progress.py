@@ -84,20 +84,41 @@ def flink_counters(rest: str, jid: str, namespace: str) -> Dict[str, int]:
   return summed
 
 
-class FlinkCounts:
-  """The job's `progress` counters from Flink's REST API at `master`, the job found by its name."""
+class FlinkJob:
+  """The job in Flink's REST API at `master`, found by its name (the newest of that name)."""
 
   def __init__(self, master: str, job_name: str):
-    self._rest = (master if '://' in master else f'http://{master}').rstrip('/')
+    self.rest = (master if '://' in master else f'http://{master}').rstrip('/')
     self._name, self._jid = job_name, None
 
-  def __call__(self) -> Optional[Counts]:
+  def jid(self) -> Optional[str]:
+    """None until the job is submitted."""
     if self._jid is None:
-      jobs = [job for job in _get(f'{self._rest}/jobs/overview')['jobs'] if job['name'] == self._name]
-      if not jobs:
-        return None  # not submitted yet
-      self._jid = max(jobs, key=lambda job: job['start-time'])['jid']
-    counters = flink_counters(self._rest, self._jid, NAMESPACE)
+      jobs = [job for job in _get(f'{self.rest}/jobs/overview')['jobs'] if job['name'] == self._name]
+      if jobs:
+        self._jid = max(jobs, key=lambda job: job['start-time'])['jid']
+    return self._jid
+
+  def state(self) -> Optional[str]:
+    """Flink's word for the job (RUNNING, RESTARTING, FINISHED, ...), None before it is submitted. From the
+    job's details, which the REST API serves from the same cached copy of the job as its accumulators (renewed
+    every web.refresh-interval): once they say FINISHED, the counters are the finished job's."""
+    return _get(f'{self.rest}/jobs/{self._jid}')['state'] if self.jid() else None
+
+  def counters(self, namespace: str) -> Dict[str, int]:
+    return flink_counters(self.rest, self.jid(), namespace) if self.jid() else {}
+
+
+class FlinkCounts:
+  """The job's `progress` counters, from Flink's REST API."""
+
+  def __init__(self, job: FlinkJob):
+    self._job = job
+
+  def __call__(self) -> Optional[Counts]:
+    if self._job.jid() is None:
+      return None  # not submitted yet
+    counters = self._job.counters(NAMESPACE)
     return {field: counters.get(field, 0) for field in FIELDS}
 
 
@@ -144,14 +165,19 @@ class Live:
     self._view.close(self.snapshot() if finished else None)
 
 
-def _flink_source(p) -> Optional[Callable[[], Optional[Counts]]]:
+def flink_job(p) -> Optional[FlinkJob]:
+  """The job on Flink's REST API, on the FlinkRunner with a cluster's --flink_master; names the job if unnamed."""
+  if p.options.view_as(StandardOptions).runner not in local_defaults.FLINK_RUNNERS:
+    return None
   master = p.options.view_as(FlinkRunnerOptions).flink_master
   if not master or master in _MAGIC_MASTERS:
     return None
   cloud = p.options.view_as(GoogleCloudOptions)
   if not cloud.job_name:
     cloud.job_name = f'image-inference-{p.run_id}'  # to find the job among the cluster's
-  return FlinkCounts(master, cloud.job_name)
+  if getattr(p, 'flink_job', None) is None:
+    p.flink_job = FlinkJob(master, cloud.job_name)  # one per run: it keeps the job's id once found
+  return p.flink_job
 
 
 @contextlib.contextmanager
@@ -163,8 +189,8 @@ def shown(p, inputs: Sequence[tuple], every_seconds: float, stream=None) -> Iter
     folder = tempfile.mkdtemp(prefix='image-inference-progress-')
     os.environ[FOLDER_ENV] = folder  # the worker processes, started by p.run(), inherit it
     counts = functools.partial(folder_counts, folder)
-  elif p.options.view_as(StandardOptions).runner in local_defaults.FLINK_RUNNERS:
-    counts, poll = _flink_source(p), FLINK_POLL_SECONDS
+  elif flink_job(p) is not None:
+    counts, poll = FlinkCounts(p.flink_job), FLINK_POLL_SECONDS
   live = Live(counts, inputs, progress_view.for_stream(every_seconds, stream), poll) if counts else None
   finished = False
   try:

@@ -14,13 +14,13 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 from apache_beam.runners.runner import PipelineState
 
-from pipeline import command_line, graph, live_progress, local_defaults, logs, options, stopping, summary
+from pipeline import command_line, graph, job_end, live_progress, local_defaults, logs, options, stopping, summary
 from pipeline.launcher_options import LauncherOptions, flag
 from transforms import gcs_auth
 from transforms.infer import labels as labels_lib
 from transforms.infer import info_cache, model_files, models
 from transforms.output import claim, files, keep_lease, layout, lease
-from transforms.read import plan
+from transforms.read import outcomes, plan
 
 
 def inspect_model(config: options.JobConfig) -> models.ModelInfo:
@@ -128,6 +128,7 @@ def run(argv: Optional[List[str]] = None) -> dict:
     p.run()
     return {'dry_run': True, 'runner': type(p.runner).__name__}
   ended = True
+  flink_job = live_progress.flink_job(p)  # named before it is submitted, to be found on the cluster
   if p.options.view_as(LauncherOptions).report:
     threading.Thread(target=_import_report, name='import-report', daemon=True).start()
   try:
@@ -135,12 +136,13 @@ def run(argv: Optional[List[str]] = None) -> dict:
     with keep_lease.Heartbeat(config.output, p.run_id), stopping.on_signals(config.output) as watch, \
         live_progress.shown(p, p.input_plan.inputs, config.progress_seconds):  # one line for all workers
       result = watch.result = p.run()
-      result.wait_until_finish()
-      ended = PipelineState.is_terminal(result.state)  # not when a template launch returns at once
+      flink_counters = job_end.wait(result, flink_job, outcomes.WORKERS_NAMESPACE)
+      # not when a template launch returns at once; Flink's word is enough (job_end.py)
+      ended = flink_counters is not None or PipelineState.is_terminal(result.state)
   finally:
     if ended:  # success or failure; the commit step released it already after a success
       lease.release(config.output, p.run_id)
-  report = summary.complete(config.output, result, time.monotonic() - start)
+  report = summary.complete(config.output, summary.counters(result) if flink_counters is None else flink_counters, time.monotonic() - start)
   if config.analysis:
     from transforms.analyze import embeddings  # pylint: disable=import-outside-toplevel  # tf.Transform if asked
     analysis = config.analysis

@@ -16,7 +16,8 @@ from transforms.output.layout import SUMMARY_FILE
 from transforms.read import outcomes
 
 
-def _counters(result) -> Dict[str, int]:
+def counters(result) -> Dict[str, int]:
+  """Beam's counters of a finished job, by 'namespace/name'."""
   totals: Dict[str, int] = {}
   for counter in result.metrics().query(MetricsFilter())['counters']:
     value = counter.committed if counter.committed is not None else counter.attempted
@@ -25,18 +26,18 @@ def _counters(result) -> Dict[str, int]:
   return totals
 
 
-def complete(output_prefix: str, result, wall_seconds: float) -> dict:
-  """summary.json as the job committed it, with the run's speed and the reads per worker added."""
+def complete(output_prefix: str, counted: Dict[str, int], wall_seconds: float) -> dict:
+  """summary.json as the job committed it, with the run's speed and the reads per worker (from the job's
+  counters, `counted`) added."""
   report = files.read_json(FileSystems.join(output_prefix, SUMMARY_FILE))
   if report is None:
     raise RuntimeError(f'the job finished but did not commit {output_prefix}: summary.json is missing')
-  counters = _counters(result)
   worker_prefix = outcomes.WORKERS_NAMESPACE + '/'
   resumed = report.get('resumed', {})
   done_here = report['rows_written'] if not resumed else round(
       report['rows_written'] * resumed['redone_records'] / max(report['records_read'], 1))
   report.update({
-      'records_read_by_worker': sorted((v for k, v in counters.items() if k.startswith(worker_prefix)),
+      'records_read_by_worker': sorted((v for k, v in counted.items() if k.startswith(worker_prefix)),
                                        reverse=True),
       'wall_seconds': round(wall_seconds, 3),
       'images_per_second': round(done_here / wall_seconds, 2) if wall_seconds > 0 else None,

@@ -220,7 +220,7 @@ def test_flink_counts_come_from_its_rest_api_while_the_job_runs():
   server = http.server.ThreadingHTTPServer(('localhost', 0), Handler)
   threading.Thread(target=server.serve_forever, daemon=True).start()
   try:
-    counts = live_progress.FlinkCounts(f'localhost:{server.server_port}', 'ours')()
+    counts = live_progress.FlinkCounts(live_progress.FlinkJob(f'localhost:{server.server_port}', 'ours'))()
   finally:
     server.shutdown()
   assert counts == {'done': 305, 'errors': 2, 'skipped': 5, 'tfrecord_records': 0, 'tfrecord_bytes': 0,

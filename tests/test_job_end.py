@@ -1,0 +1,80 @@
+"""pipeline/job_end.py: the wait ends when Flink's REST API says FINISHED, with the job's counters, or when Beam's
+result ends it first (raising what it raises). Flink's REST API is a stand-in serving the JSON a real one does
+(tests/test_flink.py runs the real cluster, whose summaries come through this path)."""
+import base64
+import http.server
+import json
+import threading
+
+import pytest
+
+from apache_beam.coders.coder_impl import create_OutputStream
+from pipeline import job_end, live_progress
+
+
+def _payload(value: int) -> str:
+  stream = create_OutputStream()
+  stream.write_var_int64(value)
+  return base64.b64encode(stream.get()).decode()
+
+
+@pytest.fixture(name='flink')
+def flink_fixture():
+  """A stand-in REST API with one job, 'ours', whose state the test sets (flink.state)."""
+  metrics = [{'urn': 'beam:metric:user:sum_int64:v1', 'payload': _payload(count),
+              'labels': {'NAMESPACE': 'records_read_by_worker', 'NAME': worker}}
+             for worker, count in (('vm:1', 4), ('vm:2', 2))]
+
+  class Handler(http.server.BaseHTTPRequestHandler):
+    state = 'RUNNING'
+
+    def do_GET(self):  # pylint: disable=invalid-name
+      answers = {'/jobs/overview': {'jobs': [{'jid': 'j1', 'name': 'ours', 'start-time': 1}]},
+                 '/jobs/j1': {'state': Handler.state},
+                 '/jobs/j1/accumulators': {'user-task-accumulators': [
+                     {'name': '__metricscontainers', 'value': json.dumps({'metrics': {'attempted': metrics}})}]}}
+      body = json.dumps(answers[self.path]).encode()
+      self.send_response(200)
+      self.end_headers()
+      self.wfile.write(body)
+
+    def log_message(self, *args):
+      pass
+
+  server = http.server.ThreadingHTTPServer(('localhost', 0), Handler)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  server.job = live_progress.FlinkJob(f'localhost:{server.server_port}', 'ours')
+  server.handler = Handler
+  yield server
+  server.shutdown()
+
+
+class _Result:
+  """What the wait asks of Beam's result: wait_until_finish, which blocks until `end` is set, then raises
+  `error` if there is one."""
+
+  def __init__(self, error=None):
+    self.end, self.error = threading.Event(), error
+
+  def wait_until_finish(self):
+    self.end.wait()
+    if self.error:
+      raise self.error
+
+
+def test_flink_saying_finished_ends_the_wait_with_the_jobs_counters(flink):
+  flink.handler.state = 'FINISHED'
+  result = _Result()  # Beam's job server has not noticed yet
+  assert job_end.wait(result, flink.job, 'records_read_by_worker') == {
+      'records_read_by_worker/vm:1': 4, 'records_read_by_worker/vm:2': 2}
+
+
+def test_beams_result_ends_the_wait_and_its_failure_is_raised(flink):
+  result = _Result(RuntimeError('Pipeline failed'))
+  threading.Timer(0.5, result.end.set).start()  # Flink still says RUNNING (restarting, say)
+  with pytest.raises(RuntimeError, match='Pipeline failed'):
+    job_end.wait(result, flink.job, 'records_read_by_worker')
+  ended = _Result()
+  ended.end.set()
+  assert job_end.wait(ended, flink.job, 'records_read_by_worker') is None
+  assert job_end.wait(ended, None, 'records_read_by_worker') is None  # not on Flink: Beam's result alone
