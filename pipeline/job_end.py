@@ -37,7 +37,7 @@ def wait(result, flink_job: Optional[live_progress.FlinkJob], namespace: str) ->
   while not ended.wait(POLL_SECONDS):
     try:
       if flink_job.state() == 'FINISHED':
-        return {f'{namespace}/{name}': value for name, value in flink_job.counters(namespace).items()}
+        return {f'{namespace}/{name}': value for name, value in flink_job.finished_counters(namespace).items()}
     except Exception as e:  # pylint: disable=broad-except  # a missed poll: Beam's result still ends the wait
       logging.debug('Flink REST API: %s', e)
   if failed:

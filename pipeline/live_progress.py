@@ -32,6 +32,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import urllib.request
 from typing import Callable, Dict, Iterator, Optional, Sequence
 
@@ -100,13 +101,22 @@ class FlinkJob:
     return self._jid
 
   def state(self) -> Optional[str]:
-    """Flink's word for the job (RUNNING, RESTARTING, FINISHED, ...), None before it is submitted. From the
-    job's details, which the REST API serves from the same cached copy of the job as its accumulators (renewed
-    every web.refresh-interval): once they say FINISHED, the counters are the finished job's."""
-    return _get(f'{self.rest}/jobs/{self._jid}')['state'] if self.jid() else None
+    """Flink's word for the job (RUNNING, RESTARTING, FINISHED, ...), None before it is submitted; the
+    dispatcher's own, a cheap request."""
+    return _get(f'{self.rest}/jobs/{self._jid}/status')['status'] if self.jid() else None
 
   def counters(self, namespace: str) -> Dict[str, int]:
     return flink_counters(self.rest, self.jid(), namespace) if self.jid() else {}
+
+  def finished_counters(self, namespace: str, timeout: float = 10) -> Dict[str, int]:
+    """A FINISHED job's final counters. The REST API serves a job's accumulators from its cached copy of the
+    job (renewed every web.refresh-interval): read once the same copy's details say FINISHED."""
+    deadline = time.monotonic() + timeout
+    while _get(f'{self.rest}/jobs/{self._jid}')['state'] != 'FINISHED':
+      if time.monotonic() > deadline:
+        raise TimeoutError(f'Flink\'s REST API still serves job {self._jid} as unfinished after {timeout} s')
+      time.sleep(0.1)
+    return self.counters(namespace)
 
 
 class FlinkCounts:

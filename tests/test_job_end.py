@@ -30,6 +30,7 @@ def flink_fixture():
 
     def do_GET(self):  # pylint: disable=invalid-name
       answers = {'/jobs/overview': {'jobs': [{'jid': 'j1', 'name': 'ours', 'start-time': 1}]},
+                 '/jobs/j1/status': {'status': Handler.state},
                  '/jobs/j1': {'state': Handler.state},
                  '/jobs/j1/accumulators': {'user-task-accumulators': [
                      {'name': '__metricscontainers', 'value': json.dumps({'metrics': {'attempted': metrics}})}]}}
