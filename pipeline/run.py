@@ -142,7 +142,8 @@ def run(argv: Optional[List[str]] = None) -> dict:
   finally:
     if ended:  # success or failure; the commit step released it already after a success
       lease.release(config.output, p.run_id)
-  report = summary.complete(config.output, summary.counters(result) if flink_counters is None else flink_counters, time.monotonic() - start)
+  counted = summary.counters(result) if flink_counters is None else flink_counters
+  report = summary.complete(config.output, counted, time.monotonic() - start)
   if config.analysis:
     from transforms.analyze import embeddings  # pylint: disable=import-outside-toplevel  # tf.Transform if asked
     analysis = config.analysis

@@ -164,8 +164,12 @@ def _accept(listener, selector, workers: dict, sources: dict, worker_main) -> No
   for fd in fds:
     os.close(fd)
   _log(f'forked worker pid {pid} for {request["env"].get("TASKMANAGER_ID", "unknown")}')
-  conn.sendall(f'pid {pid}\n'.encode())
-  workers[pid] = conn
+  workers[pid] = conn  # _reap tells the client how it ended; from here on the pool outlives any client
+  try:
+    conn.sendall(f'pid {pid}\n'.encode())
+  except OSError:  # the client is gone already: so is its worker
+    _kill(pid)
+    return
   selector.register(conn, selectors.EVENT_READ)
 
 
