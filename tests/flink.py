@@ -59,9 +59,9 @@ class Cluster:
     assert jobs, f'no Flink job named {name}'
     return _get(f'{self.rest}/jobs/{max(jobs, key=lambda j: j["start-time"])["jid"]}')
 
-  def failures(self, jid: str) -> list:
-    """The failures Flink recovered the job from (its exception history, kept after the job ends)."""
-    return [entry['exceptionName'] for entry in _get(f'{self.rest}/jobs/{jid}/exceptions')['exceptionHistory']['entries']]
+  def failures(self, jid: str) -> List[str]:
+    """The job's failures, recovered from or not, as stack traces (its exception history, kept after it ends)."""
+    return [entry['stacktrace'] for entry in _get(f'{self.rest}/jobs/{jid}/exceptions')['exceptionHistory']['entries']]
 
   def reads_by_worker(self, jid: str) -> Dict[str, int]:
     """records_read_by_worker as the job's Beam metrics in Flink hold them: 'host:pid' -> records read."""

@@ -176,6 +176,7 @@ def test_units_that_do_not_match_the_tally_change_nothing(tmp_path, broken, mess
   _stage(out)
   if broken == 'part':
     files.delete_files([f'{out}/predictions/part-b-1.parquet'])
+  lease.acquire(out, RUN, False)
   before = sorted(files.list_files(out + '/**'))
   with pytest.raises(commit.CommitError, match=message):
     _commit(out, dict(TALLY, rows_written=6) if broken == 'tally' else TALLY)

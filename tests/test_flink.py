@@ -6,6 +6,7 @@ JobManager, two TaskManagers (two nodes' worth: each starts its own SDK workers)
 exactly as templates/flink/README.md tells users; the job is then launched with the flags that script prints,
 as a user would (tests/flink.py).
 """
+import datetime
 import json
 import os
 import pathlib
@@ -154,6 +155,54 @@ def test_flink_job_survives_a_killed_taskmanager(flink_flags, images, direct, tm
   assert job['state'] == 'FINISHED'
   assert cluster.failures(job['jid']) and job['timestamps'].get('RESTARTING', 0) > 0  # Flink restarted it
   assert job['end-time'] / 1000 > time.time() - (time.monotonic() - killed_at)  # it ended after the kill
+  assert_same_output(out, report, direct, restarted=True)
+
+
+def test_a_killed_launchers_job_left_on_flink_writes_nothing_once_a_resume_took_over(flink_flags, images, direct,
+                                                                                      tmp_path):
+  """SIGKILL the launcher mid-job: its Flink job runs on, unwatched; a --resume at once takes the output's lease
+  over (its holder died on this host). The old job's workers then commit nothing (lease.check_held: they fail
+  and Flink gives up on it) and the resumed run's output is exact. The old job's SDK workers are held
+  (SIGSTOP) from the kill until the takeover, so that it is still mid-job then however fast it runs."""
+  cluster, out, name = flink.RUNNING, tmp_path / 'flink', f'flink-orphan-{uuid.uuid4().hex[:8]}'
+  job = _job(images) + ['--image_groups', '64']
+  proc = _launch(out, job + ['--job_name', name], flink_flags)
+  try:
+    deadline = time.monotonic() + 600
+    while not list((out / '_units').glob('*.json')):
+      assert proc.poll() is None, proc.communicate()[1][-6000:]
+      assert time.monotonic() < deadline, 'no committed unit after 600 s'
+      time.sleep(0.05)
+    workers = [w for i in range(1, flink.TASKMANAGERS + 1) for w in psutil.Process(cluster.pool_pid(i)).children()]
+    for worker in workers:
+      worker.suspend()
+    old_run = json.loads((out / '_lease.json').read_text())['run_id']
+  finally:
+    proc.kill()
+  proc.wait()
+  resumed = _launch(out, job + ['--job_name', f'{name}-resumed', '--resume'], flink_flags)
+  try:
+    while True:  # the resume's claim: the lease taken over from the dead launcher
+      holder = json.loads((out / '_lease.json').read_text())
+      if holder['run_id'] != old_run:
+        break
+      assert resumed.poll() is None, resumed.communicate()[1][-6000:]
+      time.sleep(0.05)
+    for worker in workers:
+      worker.resume()
+    report = _finish(resumed)
+  finally:
+    if resumed.poll() is None:
+      resumed.kill()
+  orphan = cluster.job(name)
+  assert orphan['state'] == 'FAILED', orphan['state']  # its slots were the resume's only once it ended
+  assert any('no longer holds the lease' in trace for trace in cluster.failures(orphan['jid']))
+  taken_over = datetime.datetime.strptime(holder['started'], '%Y-%m-%dT%H:%M:%SZ').replace(
+      tzinfo=datetime.timezone.utc).timestamp()
+  for marker in (out / '_units').glob('*.json'):
+    if json.loads(marker.read_text())['run'] == old_run:
+      assert marker.stat().st_mtime < taken_over + 1, f'{marker.name} written by the old job after the takeover'
+  assert report['resumed']['skipped_units'] > 0, report['resumed']
   assert_same_output(out, report, direct, restarted=True)
 
 

@@ -6,6 +6,7 @@ gs:// runs against fake-gcs-server, which refuses a create with if_generation_ma
 import datetime
 import json
 import logging
+import pathlib
 import subprocess
 import sys
 import threading
@@ -17,7 +18,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from tests import gcs
 from transforms import gcs_auth
-from transforms.output import claim, files, keep_lease, lease
+from transforms import elements
+from transforms.output import claim, commit, files, keep_lease, lease, markers
+from transforms.output.layout import Layout
+from transforms.output.schema import ERROR_SCHEMA, prediction_schema
 
 JOB = {'input': 'photos/*', 'model': 'm', claim.MODEL_DIGEST: 'abc'}
 ROUNDS = 20
@@ -216,3 +220,49 @@ def test_a_lease_of_a_killed_launcher_on_this_host_is_taken_over_at_once(local_r
     claim.claim(output, claim.NEW, JOB, 'plain')
   claim.claim(output, claim.RESUME, JOB, 'resumed')
   assert _holder(output)['run_id'] == 'resumed'
+
+
+def test_a_run_that_no_longer_holds_the_lease_is_told_so(root):
+  output = f'{root}/fenced'
+  claim.claim(output, claim.NEW, JOB, 'old')
+  lease.check_held(output, 'old', 'a unit')
+  assert lease.release(output, 'old')
+  with pytest.raises(lease.Lost, match=r'^a unit not written: run old no longer holds the lease on .*released'):
+    lease.check_held(output, 'old', 'a unit')
+  claim.claim(output, claim.RESUME, JOB, 'new')
+  with pytest.raises(lease.Lost, match='held by run new on host'):
+    lease.check_held(output, 'old', 'a unit')
+
+
+def _files_but_lease(output: str) -> dict:
+  """path under output -> its bytes, but the lease."""
+  root = pathlib.Path(output)
+  return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob('*'))
+          if p.is_file() and p.name != lease.LEASE_FILE}
+
+
+def test_a_stopped_runs_job_writes_nothing_into_an_output_taken_over(local_root):
+  """A job left running on a cluster after its launcher was stopped (lease released) or killed (its lease taken
+  over by a --resume at once): its units and its commit step change nothing (tests/test_flink.py does it for real)."""
+  output = f'{local_root}/taken'
+  schemas = {'predictions': prediction_schema(False, False, False), 'errors': ERROR_SCHEMA}
+  old = Layout(output, 'old')
+  row = {'id': 'a', 'source': 'a.jpg', 'width': 1, 'height': 1, 'model': 'm'}
+
+  def commit_unit(unit):
+    return markers.commit_unit(old, unit, elements.UnitEnd(unit, 1, (), 'f'), {'predictions': [row], 'errors': []},
+                               schemas)
+  claim.claim(output, claim.NEW, JOB, 'old')
+  first = commit_unit('u1')
+  before = _files_but_lease(output)
+  assert '_units/u1.json' in before and len(before) == 3  # job.json, the unit's part and marker
+  assert lease.release(output, 'old')  # the launcher was stopped
+  with pytest.raises(lease.Lost, match='read unit u2 not written'):
+    commit_unit('u2')
+  claim.claim(output, claim.RESUME, JOB, 'new')  # a --resume took it over
+  with pytest.raises(lease.Lost, match='read unit u2 not written: run old .* held by run new'):
+    commit_unit('u2')
+  with pytest.raises(lease.Lost, match='the commit not written'):
+    list(commit.Commit(old, schemas).process(None, {}, [first], []))
+  after = _files_but_lease(output)
+  assert after == before and _holder(output)['run_id'] == 'new'

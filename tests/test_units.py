@@ -11,7 +11,7 @@ from apache_beam.io.filesystems import FileSystems
 from tests import datagen
 from transforms import elements
 from transforms import format as format_stage
-from transforms.output import markers, write_units
+from transforms.output import lease, markers, write_units
 from transforms.output.layout import Layout
 from transforms.output.schema import ERROR_SCHEMA, prediction_schema
 from transforms.read.units import unit_key
@@ -89,6 +89,7 @@ def test_resume_reads_only_the_units_not_committed(photos, tmp_path, run_job):
 
 def test_a_unit_not_whole_at_the_end_of_its_bundle_fails_the_bundle(tmp_path):
   schemas = {'predictions': prediction_schema(False, False, False), 'errors': ERROR_SCHEMA}
+  lease.acquire(str(tmp_path), 'run', False)
   writer = write_units.WriteUnits(Layout(str(tmp_path), 'run'), schemas)
   writer.start_bundle()
   error = elements.ErrorRecord('a', 'a.jpg', elements.DECODE, 'DecodeError', 'bad', 'u1')
@@ -96,7 +97,7 @@ def test_a_unit_not_whole_at_the_end_of_its_bundle_fails_the_bundle(tmp_path):
   assert list(writer.process((format_stage.END, 'u1', elements.UnitEnd('u1', 2)))) == []  # one of two
   with pytest.raises(write_units.UnitIncomplete, match='1 read unit'):
     writer.finish_bundle()
-  assert not list(tmp_path.rglob('*'))  # nothing of it committed
+  assert [p.name for p in tmp_path.rglob('*')] == [lease.LEASE_FILE]  # nothing of it committed
   writer.start_bundle()
   end = elements.UnitEnd('u2', 1, (), 'f')
   list(writer.process((format_stage.END, 'u2', end)))
@@ -108,6 +109,7 @@ def test_a_unit_not_whole_at_the_end_of_its_bundle_fails_the_bundle(tmp_path):
 
 def test_a_committed_unit_is_skipped_only_while_it_still_holds_what_its_input_does(tmp_path):
   layout = Layout(str(tmp_path), 'run')
+  lease.acquire(layout.output, layout.run_id, False)
   schemas = {'predictions': prediction_schema(False, False, False), 'errors': ERROR_SCHEMA}
   row = {'id': 'a', 'source': 'a.jpg', 'width': 1, 'height': 1, 'model': 'm'}
 

@@ -31,7 +31,9 @@ class Commit(beam.DoFn):
   `scratch` (tf.Transform's temporary folder); a dataset without rows gets one empty part so that it reads as
   an empty table. With --analyze_embeddings, predictions/ is the analysis' shards, staged under _staging/RUN/
   and moved into place (a move on GCS is a copy then a delete: a shard found in both places counts once and its
-  staged copy is deleted). Last, the output's lease is released (lease.py).
+  staged copy is deleted). Last, the output's lease is released (lease.py). It first checks that its run still
+  holds the lease (a stopped run's job, left running on a cluster, changes nothing of an output another run
+  took over); a retry that finds the lease released and summary.json written has nothing left to do.
   """
 
   def __init__(self, layout: Layout, schemas: Dict[str, pa.Schema], scratch: Sequence[str] = ()):
@@ -76,6 +78,14 @@ class Commit(beam.DoFn):
   def process(self, unused, tally: Dict[str, int], written: List[dict], skipped: List[dict],
               *unused_waits) -> Iterable[str]:
     layout = self._layout
+    try:
+      lease.check_held(layout.output, layout.run_id, 'the commit')  # a stopped run's job must not touch it
+    except lease.Lost:
+      if lease.holder(layout.output) is None and files.read_json(layout.summary) is not None:
+        logging.info('output already committed: %s', layout.output)  # a retry after this step released the lease
+        yield layout.summary
+        return
+      raise
     markers = list(written) + list(skipped)
     summary = accounting(tally)
     files.delete_files([layout.summary])  # first: while this step runs, the output reads as incomplete

@@ -31,6 +31,10 @@ class Held(Exception):
   """The output is leased by another run; the message names it."""
 
 
+class Lost(RuntimeError):
+  """A worker's run no longer holds the output's lease (released, or taken over): it must not write there."""
+
+
 def path_of(output: str) -> str:
   return output.rstrip('/') + '/' + LEASE_FILE
 
@@ -223,6 +227,22 @@ def _held(output: str, run_id: str):
   if current is None or current[0].get('run_id') != run_id:
     return None
   return (path, backend) + tuple(current)
+
+
+def holder(output: str) -> Optional[dict]:
+  """The lease's record (run_id, host, pid, heartbeat), or None if no run holds the output."""
+  current = _backend(output).read(path_of(output))
+  return None if current is None else current[0]
+
+
+def check_held(output: str, run_id: str, what: str) -> None:
+  """Raises Lost unless run_id holds the lease. Workers call it before they commit: a job that was stopped or
+  whose launcher died (its lease released, or taken over by a --resume) may run on for a while, on a cluster
+  that has not ended it yet, and must not write into an output another run now owns."""
+  record = holder(output)
+  if record is None or record.get('run_id') != run_id:
+    now = 'no run holds it (released)' if record is None else f'it is held by {describe(record)}'
+    raise Lost(f'{what} not written: run {run_id} no longer holds the lease on {output}; {now}')
 
 
 def release(output: str, run_id: str) -> bool:

@@ -7,7 +7,10 @@ readers skip) and renamed into place: whole or not at all. Then the marker,
 and its parts. A unit is committed when its marker exists; parts that no marker
 names (a worker died before the marker, a retried bundle wrote the unit again
 under another attempt) are orphans the commit step deletes. The marker's
-counts make the job's tally: nothing has to be read back to count.
+counts make the job's tally: nothing has to be read back to count. Before its
+parts and again before its marker, the unit checks that its run still holds the
+output's lease (lease.check_held): a worker of a stopped run writes nothing once
+another run may own the output.
 """
 import io
 import logging
@@ -18,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.output import files
+from transforms.output import files, lease
 from transforms.output.layout import DATASETS, ERRORS_DIR, IN_PROGRESS_PREFIX, PREDICTIONS_DIR, Layout, part_name
 
 
@@ -41,10 +44,13 @@ def commit_unit(layout: Layout, key: str, end, rows: Dict[str, List[dict]], sche
   marker = {'unit': end.unit, 'key': key, 'fingerprint': end.fingerprint, 'run': layout.run_id,
             'records': end.records, 'rows': len(rows[PREDICTIONS_DIR]), 'errors_by_stage': errors_by_stage,
             'unread': list(end.unread), 'parts': {}}
+  what = f'read unit {end.unit}'
+  lease.check_held(layout.output, layout.run_id, what)
   for name in DATASETS:
     if rows[name]:
       marker['parts'][name] = part_name(key, attempt)
       write_part(layout.parts(name), marker['parts'][name], rows[name], schemas[name])
+  lease.check_held(layout.output, layout.run_id, what)  # the parts took a while: the marker is the commit
   files.write_json(layout.marker(key), marker)
   return marker
 
