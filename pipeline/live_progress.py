@@ -199,8 +199,8 @@ def shown(p, inputs: Sequence[tuple], every_seconds: float, stream=None) -> Iter
     folder = tempfile.mkdtemp(prefix='image-inference-progress-')
     os.environ[FOLDER_ENV] = folder  # the worker processes, started by p.run(), inherit it
     counts = functools.partial(folder_counts, folder)
-  elif flink_job(p) is not None:
-    counts, poll = FlinkCounts(p.flink_job), FLINK_POLL_SECONDS
+  elif (job := flink_job(p)) is not None:
+    counts, poll = FlinkCounts(job), FLINK_POLL_SECONDS
   live = Live(counts, inputs, progress_view.for_stream(every_seconds, stream), poll) if counts else None
   finished = False
   try:

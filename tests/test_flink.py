@@ -126,17 +126,21 @@ def test_flink_output_equals_direct_runner_output(flink_flags, images, direct, t
     assert forked.get(pid) == owners[pid], (worker, forked)
 
 
+def _wait_for_a_committed_unit(proc: subprocess.Popen, out: pathlib.Path) -> None:
+  deadline = time.monotonic() + 600
+  while not list((out / '_units').glob('*.json')):
+    assert proc.poll() is None, proc.communicate()[1][-6000:]
+    assert time.monotonic() < deadline, 'no committed unit after 600 s'
+    time.sleep(0.05)
+
+
 def test_flink_job_survives_a_killed_taskmanager(flink_flags, images, direct, tmp_path):
   """SIGKILL a TaskManager once the run has committed read units; a supervisor (here the test) starts it again;
   Flink restarts the job (conf/config.yaml's restart strategy) and its output is exact."""
   cluster, out, name = flink.RUNNING, tmp_path / 'flink', f'flink-kill-{uuid.uuid4().hex[:8]}'
   proc = _launch(out, _job(images) + ['--job_name', name, '--image_groups', '64'], flink_flags)
   try:
-    deadline = time.monotonic() + 600
-    while not list((out / '_units').glob('*.json')):
-      assert proc.poll() is None, proc.communicate()[1][-6000:]
-      assert time.monotonic() < deadline, 'no committed unit after 600 s'
-      time.sleep(0.05)
+    _wait_for_a_committed_unit(proc, out)
     victim, its_workers = cluster.taskmanager_pid(2), psutil.Process(cluster.pool_pid(2)).children()
     assert its_workers, "no SDK worker forked for TaskManager 2 while the job runs"
     os.kill(victim, signal.SIGKILL)
@@ -168,11 +172,7 @@ def test_a_killed_launchers_job_left_on_flink_writes_nothing_once_a_resume_took_
   job = _job(images) + ['--image_groups', '64']
   proc = _launch(out, job + ['--job_name', name], flink_flags)
   try:
-    deadline = time.monotonic() + 600
-    while not list((out / '_units').glob('*.json')):
-      assert proc.poll() is None, proc.communicate()[1][-6000:]
-      assert time.monotonic() < deadline, 'no committed unit after 600 s'
-      time.sleep(0.05)
+    _wait_for_a_committed_unit(proc, out)
     workers = [w for i in range(1, flink.TASKMANAGERS + 1) for w in psutil.Process(cluster.pool_pid(i)).children()]
     for worker in workers:
       worker.suspend()

@@ -1,53 +1,34 @@
 """pipeline/job_end.py: the wait ends when Flink's REST API says FINISHED, with the job's counters, or when Beam's
 result ends it first (raising what it raises). Flink's REST API is a stand-in serving the JSON a real one does
 (tests/test_flink.py runs the real cluster, whose summaries come through this path)."""
-import base64
-import http.server
-import json
 import threading
 
 import pytest
 
-from apache_beam.coders.coder_impl import create_OutputStream
 from pipeline import job_end, live_progress
-
-
-def _payload(value: int) -> str:
-  stream = create_OutputStream()
-  stream.write_var_int64(value)
-  return base64.b64encode(stream.get()).decode()
+from tests import flink_rest
 
 
 @pytest.fixture(name='flink')
 def flink_fixture():
-  """A stand-in REST API with one job, 'ours', whose state the test sets (flink.state)."""
-  metrics = [{'urn': 'beam:metric:user:sum_int64:v1', 'payload': _payload(count),
+  """A stand-in REST API with one job, 'ours', whose state the test sets (flink.finish())."""
+  metrics = [{'urn': 'beam:metric:user:sum_int64:v1', 'payload': flink_rest.payload(count),
               'labels': {'NAMESPACE': 'records_read_by_worker', 'NAME': worker}}
              for worker, count in (('vm:1', 4), ('vm:2', 2))]
+  answers = {'/jobs/overview': {'jobs': [{'jid': 'j1', 'name': 'ours', 'start-time': 1}]},
+             '/jobs/j1/status': {'status': 'RUNNING'}, '/jobs/j1': {'state': 'RUNNING'},
+             '/jobs/j1/accumulators': flink_rest.accumulators(metrics)}
 
-  class Handler(http.server.BaseHTTPRequestHandler):
-    state = 'RUNNING'
+  class Flink:
+    job = None
 
-    def do_GET(self):  # pylint: disable=invalid-name
-      answers = {'/jobs/overview': {'jobs': [{'jid': 'j1', 'name': 'ours', 'start-time': 1}]},
-                 '/jobs/j1/status': {'status': Handler.state},
-                 '/jobs/j1': {'state': Handler.state},
-                 '/jobs/j1/accumulators': {'user-task-accumulators': [
-                     {'name': '__metricscontainers', 'value': json.dumps({'metrics': {'attempted': metrics}})}]}}
-      body = json.dumps(answers[self.path]).encode()
-      self.send_response(200)
-      self.end_headers()
-      self.wfile.write(body)
+    @staticmethod
+    def finish():
+      answers.update({'/jobs/j1/status': {'status': 'FINISHED'}, '/jobs/j1': {'state': 'FINISHED'}})
 
-    def log_message(self, *args):
-      pass
-
-  server = http.server.ThreadingHTTPServer(('localhost', 0), Handler)
-  threading.Thread(target=server.serve_forever, daemon=True).start()
-  server.job = live_progress.FlinkJob(f'localhost:{server.server_port}', 'ours')
-  server.handler = Handler
-  yield server
-  server.shutdown()
+  with flink_rest.serve(answers) as master:
+    Flink.job = live_progress.FlinkJob(master, 'ours')
+    yield Flink
 
 
 class _Result:
@@ -64,7 +45,7 @@ class _Result:
 
 
 def test_flink_saying_finished_ends_the_wait_with_the_jobs_counters(flink):
-  flink.handler.state = 'FINISHED'
+  flink.finish()
   result = _Result()  # Beam's job server has not noticed yet
   assert job_end.wait(result, flink.job, 'records_read_by_worker') == {
       'records_read_by_worker/vm:1': 4, 'records_read_by_worker/vm:2': 2}

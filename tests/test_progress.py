@@ -1,6 +1,5 @@
 """Live progress (issue 21): one line for all workers, a bar on a terminal, plain lines elsewhere, and its total."""
 import fcntl
-import http.server
 import io
 import json
 import os
@@ -11,14 +10,13 @@ import struct
 import subprocess
 import sys
 import termios
-import threading
 import time
 
 import pytest
 
 from pipeline import live_progress, progress_view
 from pipeline.progress_view import Snapshot
-from tests import datagen
+from tests import datagen, flink_rest
 from transforms import progress
 from transforms.read import totals
 from transforms.read.formats import webdataset
@@ -184,45 +182,17 @@ def test_a_worker_publishes_its_counts_where_the_launcher_says(tmp_path, monkeyp
   assert progress.snapshot()['done'] == 1  # a new run in the same process counts from zero
 
 
-def _payload(n: int) -> str:
-  out = bytearray()
-  while True:
-    byte, n = n & 0x7F, n >> 7
-    out.append(byte | (0x80 if n else 0))
-    if not n:
-      import base64  # pylint: disable=import-outside-toplevel
-      return base64.b64encode(bytes(out)).decode()
-
-
 def test_flink_counts_come_from_its_rest_api_while_the_job_runs():
-  metrics = [{'labels': {'NAMESPACE': 'progress', 'NAME': name, 'PTRANSFORM': step}, 'payload': _payload(n)}
+  metrics = [{'labels': {'NAMESPACE': 'progress', 'NAME': name, 'PTRANSFORM': step}, 'payload': flink_rest.payload(n)}
              for name, n, step in (('done', 300, 'Format'), ('errors', 2, 'Format'), ('done', 5, 'Skip'),
                                    ('skipped', 5, 'Skip'))]
-  metrics.append({'labels': {'NAMESPACE': 'images', 'NAME': 'done'}, 'payload': _payload(9)})  # another counter
+  metrics.append({'labels': {'NAMESPACE': 'images', 'NAME': 'done'}, 'payload': flink_rest.payload(9)})  # another counter
   answers = {'/jobs/overview': {'jobs': [{'jid': 'old', 'name': 'ours', 'start-time': 1},
                                          {'jid': 'j2', 'name': 'ours', 'start-time': 2},
                                          {'jid': 'j3', 'name': 'theirs', 'start-time': 3}]},
-             '/jobs/j2/accumulators': {'user-task-accumulators': [
-                 {'name': '__metricscontainers', 'value': json.dumps({'metrics': {'attempted': metrics}})},
-                 {'name': 'other', 'value': '1'}]}}
-
-  class Handler(http.server.BaseHTTPRequestHandler):
-
-    def do_GET(self):  # pylint: disable=invalid-name
-      body = json.dumps(answers[self.path]).encode()
-      self.send_response(200)
-      self.end_headers()
-      self.wfile.write(body)
-
-    def log_message(self, *args):
-      pass
-
-  server = http.server.ThreadingHTTPServer(('localhost', 0), Handler)
-  threading.Thread(target=server.serve_forever, daemon=True).start()
-  try:
-    counts = live_progress.FlinkCounts(live_progress.FlinkJob(f'localhost:{server.server_port}', 'ours'))()
-  finally:
-    server.shutdown()
+             '/jobs/j2/accumulators': flink_rest.accumulators(metrics)}
+  with flink_rest.serve(answers) as master:
+    counts = live_progress.FlinkCounts(live_progress.FlinkJob(master, 'ours'))()
   assert counts == {'done': 305, 'errors': 2, 'skipped': 5, 'tfrecord_records': 0, 'tfrecord_bytes': 0,
                     'tar_records': 0, 'tar_bytes': 0}
 

@@ -174,24 +174,6 @@ EOF
   echo "$jar"
 }
 
-job_server_launcher() {  # job_server_launcher JOB-SERVER-JAR: prints a jar that starts the job server from it
-  # A manifest-only jar whose Class-Path names the real one and NothingToStage's: with it, a job whose options
-  # name NothingToStage (flink.sh flags) ships no jar; the cluster has the runner's classes in its lib folder
-  # (install_runner_lib) for the JobManager and the TaskManagers.
-  local launcher="$CACHE/jars/launcher-$(basename "$1")" nothing path
-  nothing="$(nothing_to_stage "$1")"
-  path="$(basename "$1")${nothing:+ $(basename "$nothing")}"
-  "$PYTHON" - "$path" "$launcher.tmp" <<'EOF'
-import sys, zipfile
-manifest = ('Manifest-Version: 1.0\r\nMain-Class: org.apache.beam.runners.flink.FlinkJobServerDriver\r\n'
-            f'Class-Path: {sys.argv[1].strip()}\r\n\r\n')
-with zipfile.ZipFile(sys.argv[2], 'w') as jar:
-  jar.writestr('META-INF/MANIFEST.MF', manifest)
-EOF
-  mv "$launcher.tmp" "$launcher"
-  echo "$launcher"
-}
-
 pipeline_flags() {  # pipeline_flags JOB-SERVER-FLAG: the job's options for this cluster
   # One SDK worker per slot on every TaskManager (Beam's default is one per TaskManager), each started by the
   # TaskManager that runs the bundle (PROCESS environment): a TaskManager's bundles go to its own workers.
@@ -264,8 +246,14 @@ start() {
     -D "parallelism.default=$((TASKMANAGERS * SLOTS))" >&2
   for ((i = 1; i <= TASKMANAGERS; i++)); do start_taskmanager "$i"; done
   # Beam's Flink job server, once for every job: it translates each job and submits it to the JobManager.
+  # NothingToStage on its class path: a job whose options name it (flink.sh flags) ships no jar; the cluster
+  # has the runner's classes in its lib folder (install_runner_lib) for the JobManager and the TaskManagers.
+  local nothing classpath="$jar"
+  nothing="$(nothing_to_stage "$jar")"
+  classpath+="${nothing:+:$nothing}"
   nohup "$JAVA_HOME/bin/java" -Dorg.slf4j.simpleLogger.showDateTime=true \
-    -Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd\ HH:mm:ss,SSS -jar "$(job_server_launcher "$jar")" --flink-master="localhost:$REST_PORT" --job-port="$JOB_PORT" \
+    -Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd\ HH:mm:ss,SSS -cp "$classpath" \
+    org.apache.beam.runners.flink.FlinkJobServerDriver --flink-master="localhost:$REST_PORT" --job-port="$JOB_PORT" \
     --artifact-port="$ARTIFACT_PORT" --expansion-port="$EXPANSION_PORT" --artifacts-dir="$RUN_DIR/artifacts" \
     --clean-artifacts-per-job > "$FLINK_LOG_DIR/job-server.log" 2>&1 &
   echo $! > "$RUN_DIR/job-server.pid"

@@ -78,14 +78,11 @@ class Commit(beam.DoFn):
   def process(self, unused, tally: Dict[str, int], written: List[dict], skipped: List[dict],
               *unused_waits) -> Iterable[str]:
     layout = self._layout
-    try:
-      lease.check_held(layout.output, layout.run_id, 'the commit')  # a stopped run's job must not touch it
-    except lease.Lost:
-      if lease.holder(layout.output) is None and files.read_json(layout.summary) is not None:
-        logging.info('output already committed: %s', layout.output)  # a retry after this step released the lease
-        yield layout.summary
-        return
-      raise
+    if lease.holder(layout.output) is None and files.read_json(layout.summary) is not None:
+      logging.info('output already committed: %s', layout.output)  # a retry after this step released the lease
+      yield layout.summary
+      return
+    lease.check_held(layout.output, layout.run_id, 'the commit')  # a stopped run's job must not touch it
     markers = list(written) + list(skipped)
     summary = accounting(tally)
     files.delete_files([layout.summary])  # first: while this step runs, the output reads as incomplete
