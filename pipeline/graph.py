@@ -21,7 +21,6 @@ from transforms.output.schema import ERROR_SCHEMA, prediction_schema
 from transforms.output.write_units import IDS_TAG, WriteUnits
 from transforms.read import readers
 from transforms.read.plan import InputPlan
-from transforms.read.units import ReadUnits
 
 
 class _Analyzed(beam.PTransform):
@@ -54,7 +53,7 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
   formatted = (joined['units']
                | 'Spread' >> beam.Reshuffle()  # units only, never image bytes: spreads the reading over workers
                | 'KeepLease' >> beam.ParDo(KeepLease(config.output, layout.run_id))  # on every worker that reads
-               | 'Read' >> beam.ParDo(ReadUnits(readers.readers(inputs)))
+               | 'Read' >> beam.ParDo(readers.read_units(inputs))
                | 'Decode' >> beam.ParDo(DecodeImages(info.input_size, config.resize_method, config.max_image_pixels,
                                                      config.decode_timeout_seconds))
                | 'Infer' >> Infer(ImageModelHandler(spec, config.min_batch_size, config.max_batch_size,

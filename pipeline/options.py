@@ -22,7 +22,8 @@ from transforms.output import claim
 from transforms.output.schema import RESERVED_COLUMNS, reduced_columns
 from transforms.read import units
 from transforms.read.formats import detect, passthrough, tf_example
-from transforms.read.settings import COMPRESSIONS, MAX_INPUT_BYTES, ReadSettings
+from transforms.read.settings import (COMPRESSIONS, MAX_INPUT_BYTES, READ_BYTES_IN_FLIGHT, READS_IN_FLIGHT,
+                                      ReadSettings)
 
 DEFAULT_TOP_K = 5
 DEFAULT_MAX_BATCH_SIZE = 64  # fixed batches of this size unless --min_batch_size asks for a range (docs/benchmarks.md)
@@ -95,6 +96,12 @@ class ImageOptions(PipelineOptions):
     inputs.add_argument('--id_key', default=None,
                         help=f'TFRecord: the tf.Example feature holding the id (default {tf_example.ID_KEY}, then '
                         f'{tf_example.FILENAME_KEY} without extension, then the record\'s location).')
+    inputs.add_argument('--reads_in_flight', type=int, default=READS_IN_FLIGHT,
+                        help='Reads each reading thread keeps in flight while the model runs (image files, and on '
+                        'gs:// ranged reads of TFRecord and tar shards), taken in order; about storage latency x '
+                        'images per second per worker (60 ms x 450/s is 27). 1: one read at a time.')
+    inputs.add_argument('--read_bytes_in_flight', type=int, default=READ_BYTES_IN_FLIGHT,
+                        help='The bytes those reads may hold at once (a larger file is read alone).')
     inputs.add_argument('--passthrough_keys', default=None,
                         help='TFRecord features, tar member extensions or KEY.json fields copied into output '
                         'columns of the same name, comma-separated, each optionally typed NAME:TYPE '
@@ -265,6 +272,8 @@ def validate(options: PipelineOptions) -> JobConfig:
   for flag, value, least in (('--image_groups', o.image_groups, 1),
                              ('--max_image_pixels', o.max_image_pixels, 1),
                              ('--max_input_bytes', o.max_input_bytes, 1),
+                             ('--reads_in_flight', o.reads_in_flight, 1),
+                             ('--read_bytes_in_flight', o.read_bytes_in_flight, 1),
                              ('--decode_timeout_seconds', o.decode_timeout_seconds, 0),
                              ('--inference_timeout_seconds', o.inference_timeout_seconds, 0),
                              ('--model_threads', 1 if o.model_threads is None else o.model_threads, 1),
@@ -283,7 +292,9 @@ def validate(options: PipelineOptions) -> JobConfig:
   except passthrough.PassthroughError as e:
     raise OptionsError(str(e)) from e
   settings = ReadSettings(o.image_key or None, o.id_key or None, o.compression,
-                          max_input_bytes=o.max_input_bytes)
+                          max_input_bytes=o.max_input_bytes, reads_in_flight=o.reads_in_flight,
+                          read_bytes_in_flight=o.read_bytes_in_flight,
+                          anonymous=bool(options.view_as(GoogleCloudOptions).no_auth))
   threads = o.model_threads
   if threads is None and o.model_copies is None:  # with copies: cores / copies where the model loads (handler)
     threads = local_defaults.model_threads(options)

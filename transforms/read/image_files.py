@@ -5,61 +5,53 @@ into read units by a hash of the path (units.py: `images/BBBBB-of-NNNNN`, N =
 --image_groups), each file once; the units are spread over every worker, and
 a resumed job skips the groups it committed without opening their files.
 
-A file larger than --max_input_bytes (its size from the listing, else a
-match) is an error row, never read. A read that fails with a storage error is
-retried with backoff (retry.resilient); if storage keeps failing, the file's
-path goes on the unread output.
+Each file is one read in the read window (window.py), in flight while the
+model runs on the files before it; on gs:// it is one GET when the listing
+gave its size (storage.py). A file larger than --max_input_bytes (its size
+from the listing, else one metadata request) is an error row, never read. A
+read that fails with a storage error is retried with backoff
+(retry.resilient), on the window's thread; if storage keeps failing, the
+file's path goes on the unread output.
 """
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 
 from transforms import elements
-from transforms.read import match, outcomes, retry, units
+from transforms.read import match, outcomes, retry, storage, units
 from transforms.read.formats import detect
-from transforms.read.settings import MAX_INPUT_BYTES, InputTooLarge
+from transforms.read.settings import MAX_INPUT_BYTES
+from transforms.read.window import Fetch, Window
 
-_READ_BYTES = 1 << 20  # per read call
-
-
-def _size(file: match.FileRef) -> Optional[int]:
-  """The file's size from the listing, else a match; None for a file not found (opening it will say so)."""
-  if file.size is not None:
-    return file.size
-  found = FileSystems.match([file.path])[0].metadata_list
-  return found[0].size_in_bytes if found else None
+UNKNOWN_SIZE_BYTES = 256 << 10  # what a file whose listing gave no size counts against the window's byte bound
 
 
-def read_file(file: match.FileRef, max_bytes: int, _position=None) -> Iterable:
+def read_file(store: storage.Storage, file: match.FileRef, max_bytes: int, _position=None) -> Iterable:
   """((the file's bytes, None),) or InputTooLarge; one attempt (retry.resilient's read)."""
-  size = _size(file)
-  if size is not None and size > max_bytes:
-    raise InputTooLarge('the file', size, max_bytes)
-  chunks, total = [], 0
-  with FileSystems.open(file.path, compression_type='uncompressed') as f:
-    while total <= max_bytes:  # a read may return less than asked (a network stream): read on to the end
-      # In steps: read(n) allocates n bytes up front, which for the bound (256 MiB) costs 0.3 ms per image.
-      chunk = f.read(min(_READ_BYTES, max_bytes + 1 - total))
-      if not chunk:
-        break
-      chunks.append(chunk)
-      total += len(chunk)
-  if total > max_bytes:  # grew since it was listed
-    raise InputTooLarge('the file', total, max_bytes)
-  yield chunks[0] if len(chunks) == 1 else b''.join(chunks), None
+  yield store.read_object(file.path, file.size, max_bytes), None
 
 
 class _ReadFile(beam.DoFn):
 
-  def __init__(self, max_bytes: int = MAX_INPUT_BYTES):
+  def __init__(self, max_bytes: int = MAX_INPUT_BYTES, store: Optional[storage.Storage] = None):
     self._read = outcomes.ReadCounter()
     self._max_bytes = max_bytes
+    self._store = store or storage.Storage()
 
-  def process(self, file: match.FileRef) -> Iterable:
+  def _attempts(self, file: match.FileRef) -> list:
+    """The file's bytes, or its Unread, after retries; raises a data error."""
+    return list(retry.resilient(lambda at: read_file(self._store, file, self._max_bytes, at), None,
+                                lambda at: file.path))
+
+  def prepare(self, file: match.FileRef, window: Window) -> Callable[[], list]:
+    """Puts the file's read in the window; returns what process() takes its result with."""
+    fetch = window.add(Fetch(lambda: self._attempts(file), UNKNOWN_SIZE_BYTES if file.size is None else file.size))
+    return lambda: window.take(fetch)
+
+  def process(self, file: match.FileRef, prepared: Optional[Callable[[], list]] = None) -> Iterable:
     ref = elements.ImageRef(file.id, file.path)
     try:
-      (data,) = retry.resilient(lambda at: read_file(file, self._max_bytes, at), None, lambda at: file.path)
+      (data,) = prepared() if prepared is not None else self._attempts(file)
     except Exception as e:  # pylint: disable=broad-except
       self._read.inc()
       yield beam.pvalue.TaggedOutput(elements.ERRORS_TAG, elements.error_for(ref, elements.READ, e))
@@ -76,8 +68,8 @@ def planner(groups: int):
   return lambda file: [(units.image_group(file.path, groups), file)]
 
 
-def reader(max_bytes: int = MAX_INPUT_BYTES) -> beam.DoFn:
-  return _ReadFile(max_bytes)
+def reader(max_bytes: int = MAX_INPUT_BYTES, store: Optional[storage.Storage] = None) -> beam.DoFn:
+  return _ReadFile(max_bytes, store)
 
 
 def ReadImageFiles(patterns: Sequence[str], max_bytes: int = MAX_INPUT_BYTES,  # pylint: disable=invalid-name

@@ -67,4 +67,4 @@ class MatchAndRead(beam.PTransform):
 
   def expand(self, pbegin):
     planned = pbegin | 'Plan' >> units.PlanUnits(self._patterns, self._fmt, self._planner)
-    return units.by_kind(units.read_all(planned, {self._fmt: self._reader}))
+    return units.by_kind(units.read_all(planned, units.ReadUnits({self._fmt: self._reader})))

@@ -9,7 +9,7 @@ from typing import Dict
 
 import apache_beam as beam
 
-from transforms.read import image_files, tar_shards, tfrecord_shards, units
+from transforms.read import image_files, storage, tar_shards, tfrecord_shards, units
 from transforms.read.formats.detect import FORMATS, TAR, TFRECORD
 from transforms.read.plan import InputPlan
 
@@ -25,8 +25,15 @@ def _planner(fmt: str, input_plan: InputPlan, image_groups: int):
 def readers(input_plan: InputPlan) -> Dict[str, beam.DoFn]:
   """Per format, the DoFn that reads one item of a unit."""
   settings = input_plan.settings
+  files = image_files.reader(settings.max_input_bytes, storage.Storage.of(settings))
   return {TFRECORD: tfrecord_shards.reader(settings), TAR: tar_shards.reader(settings),
-          **{fmt: image_files.reader(settings.max_input_bytes) for fmt in FORMATS if fmt not in (TFRECORD, TAR)}}
+          **{fmt: files for fmt in FORMATS if fmt not in (TFRECORD, TAR)}}
+
+
+def read_units(input_plan: InputPlan) -> units.ReadUnits:
+  """The DoFn that reads every unit, with the read window the settings ask for."""
+  settings = input_plan.settings
+  return units.ReadUnits(readers(input_plan), settings.reads_in_flight, settings.read_bytes_in_flight)
 
 
 class PlanInputs(beam.PTransform):
@@ -58,4 +65,4 @@ class ReadImages(beam.PTransform):
 
   def expand(self, pbegin):
     planned = pbegin | 'Plan' >> PlanInputs(self._plan, self._groups)
-    return units.by_kind(units.read_all(planned, readers(self._plan)))
+    return units.by_kind(units.read_all(planned, read_units(self._plan)))

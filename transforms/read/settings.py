@@ -6,6 +6,9 @@ from transforms.read.formats import passthrough
 
 COMPRESSIONS = ('auto', 'none', 'gzip')
 MAX_INPUT_BYTES = 256 << 20  # --max_input_bytes: the largest image file, tar member or TFRecord record read
+# --reads_in_flight: per reading thread (window.py); about latency x the rate the cores consume, 100 ms x 640/s
+READS_IN_FLIGHT = 64
+READ_BYTES_IN_FLIGHT = 16 << 20  # --read_bytes_in_flight: the bytes those reads may hold
 
 
 class InputTooLarge(ValueError):
@@ -23,3 +26,6 @@ class ReadSettings:
   compression: str = 'auto'  # of TFRecord files: auto (by a .gz extension), none or gzip
   columns: Tuple[passthrough.Column, ...] = ()
   max_input_bytes: int = MAX_INPUT_BYTES  # larger image files, tar members, TFRecord records are error rows
+  reads_in_flight: int = READS_IN_FLIGHT  # 1: one read at a time, in the reading thread
+  read_bytes_in_flight: int = READ_BYTES_IN_FLIGHT
+  anonymous: bool = False  # gs:// without credentials (--no_auth)

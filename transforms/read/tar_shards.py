@@ -7,6 +7,10 @@ decoding and inference fused after the read, over all workers. Large jobs have
 many shards, as img2dataset writes them (10,000 samples each): a crash costs
 at most the shards being read.
 
+On gs://, a shard whose size the listing gave is read ahead in large range
+requests through the read window (read_ahead.py), while earlier units are
+inferred.
+
 Flaky storage. A shard whose read fails with a storage error is reopened and
 the samples already yielded skipped, with backoff (retry.resilient); if
 storage keeps failing, `PATH#after_member=NAME` (or `PATH` when nothing was
@@ -26,9 +30,10 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import elements, progress
-from transforms.read import match, outcomes, retry, totals
+from transforms.read import match, outcomes, read_ahead, retry, storage, totals
 from transforms.read.formats import detect, passthrough, webdataset
 from transforms.read.settings import InputTooLarge, ReadSettings
+from transforms.read.window import Window
 
 
 def source(path: str, member: str) -> str:
@@ -84,12 +89,12 @@ class _Pulled:
     pass  # the caller's `with` closes the file
 
 
-def read_shard(path: str, max_member_bytes: Optional[int], position: Tuple[int, Optional[str]],
+def read_shard(f, max_member_bytes: Optional[int], position: Tuple[int, Optional[str]],
                seen: Optional['_Shown'] = None) -> Iterator:
-  """(sample, (samples done, its last member)) from the shard's start, skipping the first position[0] samples;
-  `seen` is told what is pulled from the file."""
+  """(sample, (samples done, its last member)) of the open shard f from its start, skipping the first
+  position[0] samples; `seen` is told what is pulled from the file. Closes f."""
   done = position[0]
-  with FileSystems.open(path, compression_type='uncompressed') as f:
+  with f:
     for i, item in enumerate(webdataset.samples(_Pulled(f, seen), max_member_bytes)):
       if i >= done:
         yield item, (i + 1, item.names[next(reversed(item.names))])
@@ -132,13 +137,22 @@ class _ReadShards(beam.DoFn):
 
   def __init__(self, settings: ReadSettings):
     self._settings = settings
+    self._store = storage.Storage.of(settings)
     self._read = outcomes.ReadCounter()
 
-  def process(self, file: match.FileRef) -> Iterable:
+  def prepare(self, file: match.FileRef, window: Window) -> Optional[read_ahead.PrefetchedFile]:
+    """The shard's bytes in the window, on storage with latency (read_ahead.py); None: read when processed."""
+    return read_ahead.prefetched(self._store, window, file.path, 0, file.size)
+
+  def process(self, file: match.FileRef, prepared: Optional[read_ahead.PrefetchedFile] = None) -> Iterable:
     last = '(start)'
     shown = _Shown(file)
-    items = retry.resilient(lambda at: read_shard(file.path, self._settings.max_input_bytes, at, shown), (0, None),
-                            lambda at: unread(file.path, at[1]))
+    first = [prepared] if prepared is not None else []  # a retry reads directly from the start
+
+    def attempt(at):
+      f = first.pop() if first else read_ahead.open_direct(self._store, file.path)
+      return read_shard(f, self._settings.max_input_bytes, at, shown)
+    items = retry.resilient(attempt, (0, None), lambda at: unread(file.path, at[1]))
     try:
       for item in outcomes.counted(items, self._read):
         if isinstance(item, beam.pvalue.TaggedOutput):  # the rest of the shard, unreadable

@@ -15,6 +15,10 @@ why no record is read twice or lost, even around corrupt bytes, which become
 error rows that locate them (`path#offset=N`). GZIP files cannot be cut: each
 is one range, so many compressed shards still read in parallel.
 
+On gs://, a range's bytes are read ahead in large range requests through the
+read window (read_ahead.py), while earlier units are inferred; GZIP files are
+read as one stream, through Beam's FileSystems.
+
 Flaky storage. A range whose read fails with a storage error is reopened at
 the byte after the last record it yielded (GZIP files: reopened at the start,
 skipping the records already yielded), with backoff (retry.resilient); if
@@ -29,9 +33,10 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import elements, progress
-from transforms.read import match, outcomes, retry
+from transforms.read import match, outcomes, read_ahead, retry, storage
 from transforms.read.formats import detect, passthrough, tf_example, tfrecord
 from transforms.read.settings import InputTooLarge, ReadSettings
+from transforms.read.window import Window
 
 
 class Range(NamedTuple):
@@ -49,9 +54,10 @@ def source(path: str, offset: int) -> str:
   return f'{path}#offset={offset}'
 
 
-def open_reader(path: str, gzip: bool, size: Optional[int], max_record_bytes: Optional[int] = None):
-  """(the open file, its RecordReader); the caller closes the file."""
-  f = FileSystems.open(path, compression_type=CompressionTypes.GZIP if gzip else CompressionTypes.UNCOMPRESSED)
+def open_reader(path: str, gzip: bool, size: Optional[int], max_record_bytes: Optional[int] = None, f=None):
+  """(the open file, or f, and its RecordReader); the caller closes the file."""
+  if f is None:
+    f = FileSystems.open(path, compression_type=CompressionTypes.GZIP if gzip else CompressionTypes.UNCOMPRESSED)
   return f, tfrecord.RecordReader(f, None if gzip else size, max_record_bytes)
 
 
@@ -75,10 +81,11 @@ def _item_end(item) -> int:
   return item.end
 
 
-def read_range(rng: 'Range', max_record_bytes: Optional[int], position: _Position) -> Iterator:
-  """(item, position after it) for the range's items from position on (one attempt; retry.resilient's read)."""
+def read_range(rng: 'Range', max_record_bytes: Optional[int], position: _Position, f=None) -> Iterator:
+  """(item, position after it) for the range's items from position on (one attempt; retry.resilient's read);
+  f: the file to read it from (the range's read-ahead), else it is opened."""
   gzip = rng.size is None
-  f, reader = open_reader(rng.path, gzip, rng.size, max_record_bytes)
+  f, reader = open_reader(rng.path, gzip, rng.size, max_record_bytes, f)
   with f:
     if gzip:  # a stream: read again from the start, skipping what was yielded
       items = reader.read(0, None)
@@ -172,13 +179,26 @@ class _ReadRanges(beam.DoFn):
 
   def __init__(self, settings: ReadSettings):
     self._settings = settings
+    self._store = storage.Storage.of(settings)
     self._read = outcomes.ReadCounter()
 
-  def process(self, rng: Range) -> Iterable:
+  def prepare(self, rng: Range, window: Window) -> Optional[read_ahead.PrefetchedFile]:
+    """The range's bytes, and a little past its end for its last record, in the window on storage with latency
+    (read_ahead.py); None: read when processed."""
+    end = None if rng.end is None else min(rng.end + read_ahead.SLACK_BYTES, rng.size)
+    return read_ahead.prefetched(self._store, window, rng.path, rng.start, end)
+
+  def process(self, rng: Range, prepared: Optional[read_ahead.PrefetchedFile] = None) -> Iterable:
     position = rng.start
     bound = self._settings.max_input_bytes
-    items = retry.resilient(lambda at: read_range(rng, bound, at), _Position(rng.start, 0),
-                            lambda at: unread(rng, at.offset))
+    first = [prepared] if prepared is not None else []  # a retry reads directly from where it stopped
+
+    def attempt(at):
+      f = first.pop() if first else None
+      if f is None and rng.size is not None and storage.is_gcs(rng.path):
+        f = read_ahead.open_direct(self._store, rng.path)
+      return read_range(rng, bound, at, f)
+    items = retry.resilient(attempt, _Position(rng.start, 0), lambda at: unread(rng, at.offset))
     shown = _Shown(rng)
     try:
       for item in outcomes.counted(items, self._read):

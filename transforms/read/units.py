@@ -19,13 +19,19 @@ down one fused line (decode, infer and format pass what is not theirs through:
 no Flatten, which the local runner materializes, and no shuffle), so all rows of
 a unit reach one writer in the bundle that read it (transforms/output/write_units.py).
 """
+import collections
 import hashlib
-from typing import Dict, Iterable, NamedTuple, Sequence, Tuple
+from typing import Deque, Dict, Iterable, NamedTuple, Optional, Sequence, Tuple
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms import elements
 from transforms.read import match, retry
+from transforms.read.settings import READ_BYTES_IN_FLIGHT, READS_IN_FLIGHT
+from transforms.read.window import Window
 
 DEFAULT_IMAGE_GROUPS = 1024  # --image_groups
 
@@ -100,24 +106,81 @@ def _with_unit(value, unit: str):
   return value._replace(unit=unit)  # an ErrorRecord
 
 
+class _Queued:
+  """A unit taken in, with what the window was given of its items so far (readers' prepare())."""
+  __slots__ = ('unit', 'prepared', 'next')
+
+  def __init__(self, unit: Unit):
+    self.unit, self.prepared, self.next = unit, [], 0
+
+
 class ReadUnits(beam.DoFn):
   """Unit -> its records (EncodedImage, or ErrorRecord for a read error), then its UnitEnd, on one output.
 
-  `readers`: per format, the DoFn whose process() reads one item (a file, a shard, a range) and gives images,
-  errors and unread locations on its tagged outputs, as every reader does.
+  `readers`: per format, the DoFn whose process(item, prepared) reads one item (a file, a shard, a range) and
+  gives images, errors and unread locations on its tagged outputs, as every reader does; its prepare(item,
+  window) puts the item's reads in the read window first (window.py). Units are taken in while the window has
+  room, so that the reads of the units after the one being emitted are in flight while the model runs on it;
+  each unit's records still come out whole and in order, a unit after the other. Those left at the bundle's end
+  come out in finish_bundle. With `reads` 1 each unit is read when it arrives, one read at a time.
   """
 
-  def __init__(self, readers: Dict[str, beam.DoFn]):
+  def __init__(self, readers: Dict[str, beam.DoFn], reads: int = READS_IN_FLIGHT,
+               max_bytes: int = READ_BYTES_IN_FLIGHT):
     self._readers = readers
+    self._reads, self._max_bytes = reads, max_bytes
+    self._window: Optional[Window] = None
+    self._queued: Deque[_Queued] = collections.deque()
 
   def setup(self):
     for reader in self._readers.values():
       reader.setup()
 
+  def start_bundle(self):
+    if self._window is not None:  # a bundle that failed: its reads are abandoned
+      self._window.close(wait=False)
+    self._window = Window(self._reads, self._max_bytes)
+    self._queued.clear()
+
   def process(self, unit: Unit) -> Iterable:
+    self._queued.append(_Queued(unit))
+    self._fill()
+    while self._queued and (self._reads <= 1 or self._window.full()):
+      yield from self._emit(self._queued.popleft())
+
+  def finish_bundle(self):
+    while self._queued:
+      for out in self._emit(self._queued.popleft()):
+        yield WindowedValue(out, MIN_TIMESTAMP, [GlobalWindow()])
+    self._window.close()
+    self._window = None
+
+  def _fill(self) -> None:
+    """Gives the window the items of the queued units, in order, until it is full."""
+    if self._reads <= 1:
+      return
+    for queued in self._queued:
+      items = queued.unit.items
+      while queued.next < len(items):
+        if self._window.full():
+          return
+        queued.prepared.append(self._prepare(queued.unit.fmt, items[queued.next]))
+        queued.next += 1
+
+  def _prepare(self, fmt: str, item):
+    if isinstance(item, elements.ErrorRecord):
+      return None
+    return self._readers[fmt].prepare(item, self._window)
+
+  def _emit(self, queued: _Queued) -> Iterable:
+    unit = queued.unit
     records, unread = 0, []
-    for item in unit.items:
-      outputs = [item] if isinstance(item, elements.ErrorRecord) else self._readers[unit.fmt].process(item)
+    for i, item in enumerate(unit.items):
+      if i < queued.next:
+        prepared, queued.prepared[i] = queued.prepared[i], None  # taken: the unit no longer holds it
+      else:
+        prepared, queued.next = None, i + 1  # read now, without the window
+      outputs = [item] if isinstance(item, elements.ErrorRecord) else self._readers[unit.fmt].process(item, prepared)
       for out in outputs:
         tagged = isinstance(out, beam.pvalue.TaggedOutput)
         if tagged and out.tag == retry.UNREAD_TAG:
@@ -125,9 +188,12 @@ class ReadUnits(beam.DoFn):
           continue
         records += 1
         yield _with_unit(out.value if tagged else out, unit.name)
+      self._fill()
     yield elements.UnitEnd(unit.name, records, tuple(unread), unit.fingerprint)
 
   def teardown(self):
+    if self._window is not None:
+      self._window.close(wait=False)
     for reader in self._readers.values():
       reader.teardown()
 
@@ -143,10 +209,10 @@ def by_kind(records) -> dict:
   }
 
 
-def read_all(planned, readers: Dict[str, beam.DoFn]) -> beam.PCollection:
-  """Planned items -> every unit read, without resume (readers.ReadImages; tests)."""
+def read_all(planned, read: ReadUnits) -> beam.PCollection:
+  """Planned items -> every unit read by `read`, without resume (readers.ReadImages; tests)."""
   return (planned
           | 'GroupUnits' >> beam.GroupByKey()
           | 'Units' >> beam.MapTuple(lambda _, planned: grouped_unit(planned))
           | 'Spread' >> beam.Reshuffle()
-          | 'ReadUnits' >> beam.ParDo(ReadUnits(readers)))
+          | 'ReadUnits' >> beam.ParDo(read))
