@@ -7,7 +7,7 @@ larger set extends a smaller one and the work splits over all cores. For N
 images the benchmark reads `files-N/` (hard links to the cached JPEGs, so that
 a plain glob names exactly N files, as Beam's MatchFiles needs) and the same
 images packed by the project's packer (pipeline/pack.py) into
-`tfrecord-N/shard-*.tfrecord`.
+`tfrecord-N/shard-*.tfrecord` and WebDataset `tar-N/shard-*.tar`.
 """
 import multiprocessing
 import os
@@ -25,7 +25,8 @@ ROOT = shared.ROOT / 'bench_data'
 SEED = 2024
 QUALITY = 90
 SIZE = (500, 375)
-IMAGES_PER_SHARD = 1000
+IMAGES_PER_SHARD = 1000  # TFRecord shards (cut into byte ranges when read)
+TAR_IMAGES_PER_SHARD = 500  # tar shards, each one read unit
 
 _photos: List[Image.Image] = []
 
@@ -34,6 +35,7 @@ class DataSet(NamedTuple):
   count: int
   files: str  # glob naming exactly `count` JPEG files
   tfrecord: str  # glob naming the TFRecord shards holding the same images
+  tar: str  # glob naming WebDataset tar shards holding the same images
 
 
 def _load_photos() -> None:
@@ -73,12 +75,16 @@ def make(count: int, root: pathlib.Path = ROOT) -> DataSet:
   paths = _jpegs(count, root)
   files = root / f'files-{count}'
   _linked(paths, files)
-  shards = root / f'tfrecord-{count}'
-  done = shards / 'DONE'
-  if not done.exists():
-    shards.mkdir(parents=True, exist_ok=True)
-    for old in shards.glob('shard-*'):
-      old.unlink()
-    pack.pack([str(files)], str(shards / 'shard'), detect.TFRECORD, IMAGES_PER_SHARD)
-    done.write_text(f'{count}\n')
-  return DataSet(count, str(files / '*.jpg'), str(shards / 'shard-*.tfrecord'))
+  globs = {}
+  for fmt, extension, per_shard in ((detect.TFRECORD, 'tfrecord', IMAGES_PER_SHARD),
+                                   (detect.TAR, 'tar', TAR_IMAGES_PER_SHARD)):
+    shards = root / f'{extension}-{count}'
+    done = shards / 'DONE'
+    if not done.exists():
+      shards.mkdir(parents=True, exist_ok=True)
+      for old in shards.glob('shard-*'):
+        old.unlink()
+      pack.pack([str(files)], str(shards / 'shard'), fmt, per_shard)
+      done.write_text(f'{count}\n')
+    globs[fmt] = str(shards / f'shard-*.{extension}')
+  return DataSet(count, str(files / '*.jpg'), globs[detect.TFRECORD], globs[detect.TAR])

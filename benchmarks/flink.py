@@ -14,7 +14,6 @@ import contextlib
 import os
 import pathlib
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,16 +21,10 @@ from typing import Iterator, List, Optional, Set
 
 import psutil
 
-from benchmarks import shared
+from benchmarks import gcs_server, shared
 
 FLINK_SH = shared.ROOT / 'templates' / 'flink' / 'flink.sh'
 POOL_PIDS = 'sdk-pool-tm-*.pid'  # flink.sh's worker pools: their forks are SDK workers, they are not the cluster
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
 
 
 class Cluster:
@@ -96,7 +89,7 @@ def cluster() -> Iterator[Cluster]:
   run_dir = pathlib.Path(tempfile.mkdtemp(prefix='bench_flink_'))
   env = dict(os.environ, PYTHON=sys.executable, FLINK_RUN_DIR=str(run_dir), FLINK_TASKMANAGERS='1',
              FLINK_SLOTS=str(os.cpu_count()),
-             **{f'FLINK_{name}_PORT': str(_free_port()) for name in ('REST', 'RPC', 'JOB', 'ARTIFACT', 'EXPANSION')})
+             **{f'FLINK_{name}_PORT': str(gcs_server.free_port()) for name in ('REST', 'RPC', 'JOB', 'ARTIFACT', 'EXPANSION')})
 
   def flink_sh(command: str) -> str:
     return subprocess.run(['bash', str(FLINK_SH), command], env=env, check=True, capture_output=True,

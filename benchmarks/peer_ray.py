@@ -72,19 +72,33 @@ def _start(ray, attempts: int = 3) -> None:
       ray.shutdown()
 
 
+def _paths(pattern: str):
+  """The files a glob names, and the filesystem to read them with: local, or gs:// through pyarrow's
+  GcsFileSystem towards $STORAGE_EMULATOR_HOST (`endpoint_override`, anonymous), as Ray's documentation shows."""
+  if not pattern.startswith('gs://'):
+    return sorted(glob.glob(pattern)), None
+  import fnmatch  # pylint: disable=import-outside-toplevel
+  from pyarrow import fs  # pylint: disable=import-outside-toplevel
+  scheme, _, endpoint = os.environ['STORAGE_EMULATOR_HOST'].rpartition('://')
+  gcs = fs.GcsFileSystem(anonymous=True, endpoint_override=endpoint, scheme=scheme or 'http')
+  where = pattern[len('gs://'):]
+  listed = gcs.get_file_info(fs.FileSelector(where.rsplit('/', 1)[0], recursive=True))
+  return sorted(i.path for i in listed if i.type == fs.FileType.File and fnmatch.fnmatch(i.path, where)), gcs
+
+
 def run(pattern: str, output: str, model: str, task: str, labels_file: str, variant: str = VARIANTS[0]) -> None:
   os.environ.setdefault('RAY_USAGE_STATS_ENABLED', '0')
   import ray  # pylint: disable=import-outside-toplevel
   from benchmarks import plain_models  # pylint: disable=import-outside-toplevel
   _start(ray)
   ray.data.DataContext.get_current().enable_progress_bars = False
-  paths = sorted(glob.glob(pattern))
+  paths, filesystem = _paths(pattern)
   if variant == 'read_images':
     dataset = ray.data.read_images(paths, size=(plain_models.SIZE, plain_models.SIZE), mode='RGB',
-                                   include_paths=True)
+                                   include_paths=True, filesystem=filesystem)
     predictor = _Predictor
   else:
-    dataset = ray.data.read_binary_files(paths, include_paths=True)
+    dataset = ray.data.read_binary_files(paths, include_paths=True, filesystem=filesystem)
     predictor = _DecodingPredictor
   dataset = dataset.map_batches(predictor, fn_constructor_args=(model, task, labels_file), batch_size=BATCH,
                                 compute=ray.data.ActorPoolStrategy(size=os.cpu_count() or 1), num_cpus=ACTOR_CPUS)

@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import command_line, options
+from pipeline import command_line, model_options
 from transforms import decode
 from transforms import format as format_lib
 from transforms.infer import labels as labels_lib
@@ -36,14 +36,14 @@ def parse_inspect(argv: Sequence[str]) -> InspectConfig:
                                    formatter_class=command_line.DefaultsHelpFormatter)
   parser.add_argument('model', help='TF-Hub handle, local path or gs:// path of the model')
   parser.add_argument('image', nargs='?', default=None, help='an image file to classify and embed')
-  options.add_model_arguments(parser, model_flag=False)
-  options.add_resize_argument(parser)
+  model_options.add_model_arguments(parser, model_flag=False)
+  model_options.add_resize_argument(parser)
   parser.set_defaults(task=None)
   o = parser.parse_args(argv)
-  options.check_resize_method(o.resize_method)
+  model_options.check_resize_method(o.resize_method)
   any_task = o.task is None
   o.task = o.task or models.BOTH
-  return InspectConfig(model=options.model_spec(o), labels=o.labels_file, top_k=o.top_k, image=o.image,
+  return InspectConfig(model=model_options.model_spec(o), labels=o.labels_file, top_k=o.top_k, image=o.image,
                        resize_method=o.resize_method, any_task=any_task)
 
 
@@ -117,7 +117,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if config.image:
       lines += show_prediction(predict_image(model, config.image, config.resize_method), config.image,
                                config.top_k, labels)
-  except (options.OptionsError, models.ModelError, decode.DecodeError) as e:
+  except (model_options.OptionsError, models.ModelError, decode.DecodeError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
   print('\n'.join(lines))

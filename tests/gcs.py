@@ -12,34 +12,19 @@ import contextlib
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from typing import Iterator, List
+
+from benchmarks import gcs_server
 
 _ENV = ('STORAGE_EMULATOR_HOST', 'GOOGLE_APPLICATION_CREDENTIALS', 'GOOGLE_CLOUD_PROJECT')
 
 
-def free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
-
-
-def _wait_for_port(proc: subprocess.Popen, port: int, name: str, seconds: float = 60) -> None:
-  """Until the server started as proc listens on port; raises with its stderr if it exits first."""
-  deadline = time.monotonic() + seconds
-  while True:
-    if proc.poll() is not None:
-      raise RuntimeError(f'{name} exited: {proc.stderr.read().decode()[-2000:]}')
-    with contextlib.suppress(OSError), socket.create_connection(('localhost', port), timeout=1):
-      return
-    if time.monotonic() > deadline:
-      raise RuntimeError(f'{name} did not start within {seconds:g} s')
-    time.sleep(0.2)
+free_port = gcs_server.free_port
+fake_gcs_server_binary = gcs_server.fake_gcs_server_binary
 
 
 @contextlib.contextmanager
@@ -53,7 +38,7 @@ def emulator() -> Iterator[str]:
     json.dump({'type': 'authorized_user', 'client_id': 'emulator', 'client_secret': 'emulator',
                'refresh_token': 'unused', 'token': 'emulator', 'expiry': '2099-01-01T00:00:00Z'}, credentials)
   try:
-    _wait_for_port(proc, port, 'GCS emulator')
+    gcs_server.wait_for_port(proc, port, 'GCS emulator')
     host = f'http://localhost:{port}'
     os.environ.update({'STORAGE_EMULATOR_HOST': host, 'GOOGLE_APPLICATION_CREDENTIALS': credentials.name,
                        'GOOGLE_CLOUD_PROJECT': 'emulator'})  # worker processes inherit them
@@ -113,33 +98,9 @@ def download(prefix: str, local_dir: pathlib.Path) -> pathlib.Path:
   return local_dir
 
 
-FAKE_GCS_SERVER = 'github.com/fsouza/fake-gcs-server@v1.56.1'
-
-
-def fake_gcs_server_binary() -> str:
-  """fake-gcs-server, installed into ~/go/bin with `go install` (about 2.5 minutes) if it is not there.
-
-  Unlike gcp-storage-emulator, it enforces preconditions as GCS does (if_generation_match=0 on an existing
-  object: 412), which the output's lease relies on (transforms/output/lease.py)."""
-  gobin = pathlib.Path(os.environ.get('GOBIN') or pathlib.Path.home() / 'go' / 'bin')
-  binary = gobin / 'fake-gcs-server'
-  if not binary.exists():
-    subprocess.run(['go', 'install', FAKE_GCS_SERVER], check=True, timeout=1200,
-                   env=dict(os.environ, GOBIN=str(gobin)))
-  return str(binary)
-
-
 @contextlib.contextmanager
 def fake_gcs_server() -> Iterator[str]:
-  """Starts fake-gcs-server in memory; yields its endpoint, for STORAGE_EMULATOR_HOST (not set here)."""
-  port = free_port()
-  proc = subprocess.Popen([fake_gcs_server_binary(), '-scheme', 'http', '-backend', 'memory', '-host', 'localhost',
-                           '-port', str(port), '-public-host', f'localhost:{port}', '-external-url',
-                           f'http://localhost:{port}', '-log-level', 'error'],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-  try:
-    _wait_for_port(proc, port, 'fake-gcs-server')
-    yield f'http://localhost:{port}'
-  finally:
-    proc.terminate()
-    proc.wait(timeout=30)
+  """fake-gcs-server in memory (benchmarks/gcs_server.py); yields its endpoint, for STORAGE_EMULATOR_HOST (not set
+  here)."""
+  with gcs_server.fake_gcs_server() as proc:
+    yield proc.endpoint
