@@ -34,6 +34,8 @@ class LatencyProxy:
     self._port = port
     self.connections = 0
     self.requests = 0
+    self.request_lines = []  # each request's first line, when record_lines is set
+    self.record_lines = False
     self._loop = asyncio.new_event_loop()
     self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
     self._server: Optional[asyncio.base_events.Server] = None
@@ -49,6 +51,10 @@ class LatencyProxy:
   def __exit__(self, *exc) -> None:
     async def stop():
       self._server.close()
+      tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+      for task in tasks:
+        task.cancel()
+      await asyncio.gather(*tasks, return_exceptions=True)
     asyncio.run_coroutine_threadsafe(stop(), self._loop).result(30)
     self._loop.call_soon_threadsafe(self._loop.stop)
     self._thread.join(30)
@@ -74,6 +80,8 @@ class LatencyProxy:
           answered[0] = False
           if _REQUEST_LINE.match(data):
             self.requests += 1
+            if self.record_lines:
+              self.request_lines.append(data.split(b'\r\n', 1)[0].decode('latin-1'))
           if self.latency:
             await asyncio.sleep(self.latency)
         up_writer.write(data)
@@ -96,6 +104,7 @@ class LatencyProxy:
     finally:
       for task in tasks:
         task.cancel()
+      await asyncio.gather(*tasks, return_exceptions=True)
       for writer in (up_writer, client_writer):
         writer.close()
 

@@ -158,3 +158,51 @@ def test_finish_bundle_gives_windowed_values(tmp_path):
   assert not list(fn.process(units.to_unit('images/00000-of-00001', 'jpeg', refs)))  # the window has room: held
   left = list(fn.finish_bundle())
   assert all(isinstance(x, WindowedValue) for x in left) and len(left) == 4
+
+
+def test_a_prefetched_file_reads_what_the_file_holds_wherever_it_seeks(tmp_path, monkeypatch):
+  from transforms.read import read_ahead, storage  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(read_ahead, 'CHUNK_BYTES', 1000)
+  path = tmp_path / 'blob'
+  content = bytes(random.Random(2).randrange(256) for _ in range(10_000))
+  path.write_bytes(content)
+  window = Window(reads=4, max_bytes=2500)
+  f = read_ahead.PrefetchedFile(storage.Storage(), window, str(path), 1500, 7000)
+  assert window.in_flight() == 2 and window.full()  # 1500-2500 and 2500-3500 in flight, the rest waiting
+  rng, pos, got = random.Random(3), 1500, []
+  for _ in range(300):
+    if rng.random() < 0.1:
+      pos = rng.randrange(0, 10_500)  # back, far ahead, past the end: read directly
+      f.seek(pos)
+    data = f.read(rng.randrange(1, 700))
+    assert data == content[pos:pos + len(data)] and (data or pos >= len(content))
+    assert len(data) > 0 or pos >= len(content)
+    pos += len(data)
+    got.append(len(data))
+  assert f.read(-1) == content[pos:]
+  f.close()
+  assert window.in_flight() == 0 and not window.full()
+  window.close()
+
+
+def test_a_failed_chunk_raises_where_it_is_read(tmp_path, monkeypatch):
+  from transforms.read import read_ahead, storage  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(read_ahead, 'CHUNK_BYTES', 1000)
+  path = tmp_path / 'blob'
+  path.write_bytes(b'x' * 5000)
+  store = storage.Storage()
+  real = store.read_range
+
+  def flaky(p, start, end):
+    if start == 2000:
+      raise ConnectionResetError('cut')
+    return real(p, start, end)
+  monkeypatch.setattr(store, 'read_range', flaky)
+  window = Window(reads=4, max_bytes=1 << 20)
+  f = read_ahead.PrefetchedFile(store, window, str(path), 0, 5000)
+  assert len(f.read(1000)) == 1000 and len(f.read(1000)) == 1000
+  with pytest.raises(ConnectionResetError):
+    f.read(10)
+  f.close()
+  assert window.in_flight() == 0
+  window.close()

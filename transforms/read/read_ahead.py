@@ -55,16 +55,20 @@ class RangedFile(io.RawIOBase):
     return offset
 
   def read(self, n: int = -1) -> bytes:
+    """Up to n bytes: what is held at the position, else one more chunk; short at a chunk's end, as a raw file's
+    read may be (asking for more than is held must not cost a request the caller did not need). n < 0: to the
+    end."""
+    if n is not None and n >= 0:
+      piece = self._piece(n) if n else b''
+      self._pos += len(piece)
+      return piece
     parts = []
-    remaining = n if n is not None and n >= 0 else float('inf')
-    while remaining > 0:
-      piece = self._piece(int(min(remaining, 1 << 62)))
+    while True:
+      piece = self._piece(CHUNK_BYTES)
       if not piece:
-        break
+        return b''.join(parts)
       parts.append(piece)
       self._pos += len(piece)
-      remaining -= len(piece)
-    return b''.join(parts)
 
   def readinto(self, b) -> int:
     data = self.read(len(b))

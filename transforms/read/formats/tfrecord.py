@@ -141,7 +141,14 @@ class _Window:
     here = self._f.tell()
     try:
       self._f.seek(offset)
-      return self._f.read(n)
+      parts = []
+      while n > 0:  # a read may return less than asked (a network file at its chunk's end)
+        data = self._f.read(n)
+        if not data:
+          break
+        parts.append(data)
+        n -= len(data)
+      return b''.join(parts)
     finally:
       self._f.seek(here)
 
