@@ -25,7 +25,7 @@ def test_report_and_tables_from_given_runs(monkeypatch, tmp_path):
     return throughput.Run(dataset.count, seconds, 100.0 + dataset.count, 50.0, 2 * seconds, 1.0)
 
   monkeypatch.setattr(throughput, 'run_once', run_once)
-  monkeypatch.setattr(data, 'make', lambda count, root: data.DataSet(count, f'{root}/f{count}', f'{root}/t{count}'))
+  monkeypatch.setattr(data, 'make', lambda count, root: data.DataSet(count, f'{root}/f{count}', f'{root}/t{count}', f'{root}/w{count}'))
   report = throughput.benchmark(24, 8, 2, 32, list(throughput.CONFIGS), ['a', 'b', 'c'], tmp_path, log=lambda _: None)
   tasks = [task for task, _ in throughput.CONFIGS.values()]
   assert sorted(calls) == sorted([(v, task, n) for task in tasks for v in 'abc' for n in (24, 8) * 2] +
@@ -70,7 +70,7 @@ def test_peer_ratios_and_main_ratios_table(monkeypatch, tmp_path):
 
   monkeypatch.setattr(throughput, 'run_once', run_once)
   monkeypatch.setattr(throughput.registry, 'prepare', lambda names: None)  # no virtualenv made for made-up runs
-  monkeypatch.setattr(data, 'make', lambda count, root: data.DataSet(count, f'{root}/f{count}', f'{root}/t{count}'))
+  monkeypatch.setattr(data, 'make', lambda count, root: data.DataSet(count, f'{root}/f{count}', f'{root}/t{count}', f'{root}/w{count}'))
   report = throughput.benchmark(24, 8, 1, 0, ['classify_tflite'], list('abcde'), tmp_path, log=lambda _: None)
   ratios = report['configs']['classify_tflite']['ratios']
   assert (ratios['b/d'], ratios['b/e']) == (1.5, 2.5)

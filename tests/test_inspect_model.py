@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from pipeline import inspect_model, options
+from pipeline import inspect_model, model_options
 from tests import datagen
 
 
@@ -50,7 +50,7 @@ def test_command_line_reports_errors(tmp_path):
 def test_parse_inspect_shares_the_job_model_options():
   config = inspect_model.parse_inspect([datagen.HUB_CLASSIFIER, 'cat.jpg'])
   assert config.any_task and config.model.task == 'both' and config.image == 'cat.jpg'
-  assert (config.top_k, config.resize_method) == (options.DEFAULT_TOP_K, options.DEFAULT_RESIZE_METHOD)
+  assert (config.top_k, config.resize_method) == (model_options.DEFAULT_TOP_K, model_options.DEFAULT_RESIZE_METHOD)
   config = inspect_model.parse_inspect([datagen.HUB_CLASSIFIER, '--task', 'embed', '--top_k', '3',
                                         '--resize_method', 'area', '--input_range=-1,1'])
   assert not config.any_task and config.model.task == 'embed' and config.image is None

@@ -18,7 +18,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from benchmarks import limit
-from pipeline import command_line, options, run
+from pipeline import command_line, model_options, options, run
 from tests import datagen
 from transforms.read import units
 
@@ -46,6 +46,10 @@ def _fails(tmp_path, capsys, args) -> str:
     (['--input', '/no/such/dir/*.jpg', '--model', CLASSIFIER], '--input matches no files'),
     (['--input', '{photos}', '--model', CLASSIFIER, '--resize_method', 'magic'], '--resize_method must be one of'),
     (['--input', '{photos}', '--model', CLASSIFIER, '--model_copies', '0'], '--model_copies must be positive, not 0'),
+    (['--input', '{photos}', '--model', CLASSIFIER, '--reads_in_flight', '0'],
+     '--reads_in_flight must be positive, not 0'),
+    (['--input', '{photos}', '--model', CLASSIFIER, '--read_bytes_in_flight', '-1'],
+     '--read_bytes_in_flight must be positive, not -1'),
     (['--input', '{photos}', '--model', CLASSIFIER, '--tf_runtime', 'onnx'],
      "--tf_runtime must be one of tensorflow, tflite, not 'onnx'"),
     (['--input', '{photos}'], '--model is required'),
@@ -140,11 +144,13 @@ def test_batch_sizes_are_fixed_unless_a_range_is_given(tmp_path, args, sizes):
 def test_defaults_are_the_named_ones(tmp_path):
   argv = ['--input', f'{datagen.PHOTOS}/*', '--output', str(tmp_path / 'out'), '--model', FEATURES]
   config = options.validate(PipelineOptions(argv))
-  assert config.top_k == options.DEFAULT_TOP_K == 5
+  assert config.top_k == model_options.DEFAULT_TOP_K == 5
   assert config.max_batch_size == options.DEFAULT_MAX_BATCH_SIZE == 64
-  assert config.resize_method == options.DEFAULT_RESIZE_METHOD == 'bilinear'
+  assert config.resize_method == model_options.DEFAULT_RESIZE_METHOD == 'bilinear'
   assert config.progress_seconds == options.DEFAULT_PROGRESS_SECONDS
   assert config.image_groups == units.DEFAULT_IMAGE_GROUPS
+  settings = config.read_settings
+  assert (settings.reads_in_flight, settings.read_bytes_in_flight, settings.anonymous) == (64, 16 << 20, False)
 
 
 def _job_option_names() -> list:
