@@ -52,9 +52,11 @@ BUCKET = 'bench'
 def _upload(endpoint: str, dataset: data.DataSet) -> Dict[str, str]:
   """The data set's files and shards into the bucket, at their paths under bench_data/; their gs:// globs."""
   from google.cloud import storage  # pylint: disable=import-outside-toplevel
+  from requests import adapters  # pylint: disable=import-outside-toplevel
   os.environ['STORAGE_EMULATOR_HOST'] = endpoint
   try:
     client = storage.Client.create_anonymous_client()
+    client._http.mount('http://', adapters.HTTPAdapter(pool_maxsize=16))  # pylint: disable=protected-access
     bucket = client.lookup_bucket(BUCKET) or client.create_bucket(BUCKET)
     globs = {'files': dataset.files, 'tfrecord': dataset.tfrecord, 'tar': dataset.tar}
     paths = [p for pattern in globs.values() for p in glob.glob(pattern)]

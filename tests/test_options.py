@@ -150,7 +150,7 @@ def test_defaults_are_the_named_ones(tmp_path):
   assert config.progress_seconds == options.DEFAULT_PROGRESS_SECONDS
   assert config.image_groups == units.DEFAULT_IMAGE_GROUPS
   settings = config.read_settings
-  assert (settings.reads_in_flight, settings.read_bytes_in_flight, settings.anonymous) == (64, 16 << 20, False)
+  assert (settings.reads_in_flight, settings.read_bytes_in_flight, settings.anonymous) == (64, 8 << 20, False)
 
 
 def _job_option_names() -> list:

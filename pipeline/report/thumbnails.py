@@ -26,14 +26,20 @@ _TFRECORD = re.compile(r'^(.*)#offset=(\d+)$')
 _TAR = re.compile(r'^(.*?)#member=(.*)$')
 
 
+_READ_CHUNK = 256 << 10  # a thumbnail needs one image: google-cloud-storage's reader would fetch 40 MiB at a time
+_clients: Dict[bool, object] = {}
+
+
 def _open(path: str):
-  """A binary file, local or gs:// (google-cloud-storage; anonymous towards an emulator)."""
+  """A binary file, local or gs:// (google-cloud-storage, one client for the report; anonymous towards an
+  emulator), read in small ranges."""
   if path.startswith('gs://'):
     from google.cloud import storage  # pylint: disable=import-outside-toplevel  # only for gs:// sources
-    client = storage.Client.create_anonymous_client() if os.environ.get('STORAGE_EMULATOR_HOST') \
-        else storage.Client()
+    emulator = bool(os.environ.get('STORAGE_EMULATOR_HOST'))
+    if emulator not in _clients:
+      _clients[emulator] = storage.Client.create_anonymous_client() if emulator else storage.Client()
     bucket, _, name = path[len('gs://'):].partition('/')
-    return client.bucket(bucket).blob(name).open('rb')
+    return _clients[emulator].bucket(bucket).blob(name).open('rb', chunk_size=_READ_CHUNK)
   return open(path[len('file://'):] if path.startswith('file://') else path, 'rb')  # pylint: disable=consider-using-with
 
 

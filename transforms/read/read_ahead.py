@@ -24,7 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 from transforms.read import storage as storage_lib
 from transforms.read.window import Fetch, Window
 
-CHUNK_BYTES = 4 << 20  # one ranged GET; 25 to 100 ms of latency hide behind a few of them in flight
+CHUNK_BYTES = 2 << 20  # one ranged GET; 25 to 100 ms of latency hide behind a few of them in flight
 SLACK_BYTES = 1 << 20  # read ahead past a TFRecord range's end: its last record ends there
 
 

@@ -8,7 +8,7 @@ COMPRESSIONS = ('auto', 'none', 'gzip')
 MAX_INPUT_BYTES = 256 << 20  # --max_input_bytes: the largest image file, tar member or TFRecord record read
 # --reads_in_flight: per reading thread (window.py); about latency x the rate the cores consume, 100 ms x 640/s
 READS_IN_FLIGHT = 64
-READ_BYTES_IN_FLIGHT = 16 << 20  # --read_bytes_in_flight: the bytes those reads may hold
+READ_BYTES_IN_FLIGHT = 8 << 20  # --read_bytes_in_flight: the bytes those reads may hold
 
 
 class InputTooLarge(ValueError):
