@@ -26,11 +26,14 @@ _TFRECORD = re.compile(r'^(.*)#offset=(\d+)$')
 _TAR = re.compile(r'^(.*?)#member=(.*)$')
 
 
-_READ_CHUNK = 256 << 10  # a thumbnail needs one image: google-cloud-storage's reader would fetch 40 MiB at a time
+# gs:// reads: an image or a record in small ranges (google-cloud-storage's reader would fetch 40 MiB at a time),
+# a tar shard, streamed to its wanted members, in large ones.
+_READ_CHUNK = 256 << 10
+_STREAM_CHUNK = 8 << 20
 _clients: Dict[bool, object] = {}
 
 
-def _open(path: str):
+def _open(path: str, chunk: int = _READ_CHUNK):
   """A binary file, local or gs:// (google-cloud-storage, one client for the report; anonymous towards an
   emulator), read in small ranges."""
   if path.startswith('gs://'):
@@ -39,7 +42,7 @@ def _open(path: str):
     if emulator not in _clients:
       _clients[emulator] = storage.Client.create_anonymous_client() if emulator else storage.Client()
     bucket, _, name = path[len('gs://'):].partition('/')
-    return _clients[emulator].bucket(bucket).blob(name).open('rb', chunk_size=_READ_CHUNK)
+    return _clients[emulator].bucket(bucket).blob(name).open('rb', chunk_size=chunk)
   return open(path[len('file://'):] if path.startswith('file://') else path, 'rb')  # pylint: disable=consider-using-with
 
 
@@ -51,7 +54,7 @@ def _size(f) -> Optional[int]:
 
 
 def _tfrecord_image(path: str, offset: int, image_key: Optional[str], compressed: bool) -> bytes:
-  with _open(path) as raw:
+  with _open(path, _STREAM_CHUNK if compressed else _READ_CHUNK) as raw:
     f = gzip.GzipFile(fileobj=raw) if compressed else raw
     reader = tfrecord.RecordReader(f, None if compressed else _size(raw), MAX_INPUT_BYTES)
     item = next(iter(reader.read(offset, offset + 1, aligned=True)), None)
@@ -63,7 +66,7 @@ def _tfrecord_image(path: str, offset: int, image_key: Optional[str], compressed
 def _tar_images(path: str, members: Iterable[str]) -> Dict[str, bytes]:
   """The wanted members' bytes, streaming the shard once and stopping when all are found."""
   wanted, found = set(members), {}
-  with _open(path) as f:
+  with _open(path, _STREAM_CHUNK) as f:
     for sample in webdataset.samples(f, MAX_INPUT_BYTES):
       for ext, name in sample.names.items():
         if name in wanted and ext in sample.members:
