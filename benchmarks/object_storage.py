@@ -30,7 +30,6 @@ import os
 import pathlib
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,8 +40,8 @@ import psutil
 from benchmarks import data, gcs_server, peer_ray, shared
 from benchmarks import variants as registry
 from benchmarks.latency_proxy import LatencyProxy
-from benchmarks.sampler import PeakSampler, cpu_seconds
-from benchmarks.throughput import MB, Run, machine, summarize
+from benchmarks.sampler import cpu_seconds
+from benchmarks.throughput import machine, measured, run_sampled, summarize
 
 FORMATS = ('files', 'tfrecord', 'tar')
 VARIANTS = tuple(f'{where}_{fmt}' for fmt in FORMATS for where in ('disk', 'gcs')) + ('ray_gcs',)
@@ -89,28 +88,13 @@ def run_once(variant: str, dataset: data.DataSet, remote: Dict[str, str], proxy:
   before = proxy.counts()
   storage_cpu = cpu_seconds(server) + cpu_seconds(psutil.Process())
   try:
-    with open(os.path.join(scratch, 'stderr'), 'w+', encoding='utf-8') as stderr:
-      start = time.monotonic()
-      proc = subprocess.Popen(_command(variant, source, output), cwd=shared.ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=stderr, text=True)
-      sampler = PeakSampler(proc.pid)
-      sampler.start()
-      stdout, _ = proc.communicate()
-      seconds = time.monotonic() - start
-      sampler.done.set()
-      sampler.join()
-      if proc.returncode != 0:
-        stderr.seek(0)
-        raise RuntimeError(f'{variant} failed ({proc.returncode}):\n{stderr.read()[-3000:]}')
+    stdout, seconds, sampler = run_sampled(variant, _command(variant, source, output), env, scratch)
     rows = registry.rows('b', output, stdout)
     if rows != dataset.count:
       raise RuntimeError(f'{variant} wrote {rows} rows for {dataset.count} images')
     storage_cpu = cpu_seconds(server) + cpu_seconds(psutil.Process()) - storage_cpu
     after = proxy.counts()
-    run = Run(rows, round(seconds, 3), round(max(sampler.children.values(), default=0) / MB, 1),
-              round(sampler.launcher / MB, 1), round(sum(sampler.children_cpu.values()), 2),
-              round(sampler.launcher_cpu, 2), round(storage_cpu, 2))
-    return {'run': run, 'requests': after['requests'] - before['requests'],
+    return {'run': measured(rows, seconds, sampler, storage_cpu), 'requests': after['requests'] - before['requests'],
             'connections': after['connections'] - before['connections']}
   finally:
     shutil.rmtree(scratch, ignore_errors=True)

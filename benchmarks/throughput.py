@@ -102,27 +102,37 @@ def run_once(variant: str, task: str, model: str, dataset: data.DataSet) -> Run:
     earlier, cluster_cpu = cluster.worker_pids(), cluster.cluster_cpu()
     more_workers = lambda: [w for w in cluster.workers() if w.pid not in earlier]  # pylint: disable=unnecessary-lambda-assignment
   try:
-    with open(os.path.join(scratch, 'stderr'), 'w+', encoding='utf-8') as stderr:
-      start = time.monotonic()
-      proc = subprocess.Popen(command, cwd=shared.ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
-      sampler = PeakSampler(proc.pid, more_workers)
-      sampler.start()
-      stdout, _ = proc.communicate()
-      seconds = time.monotonic() - start
-      sampler.done.set()
-      sampler.join()
-      if proc.returncode != 0:
-        stderr.seek(0)
-        raise RuntimeError(f'{variant} failed ({proc.returncode}):\n{stderr.read()[-3000:]}')
+    stdout, seconds, sampler = run_sampled(variant, command, env, scratch, more_workers)
     rows = registry.rows(variant, output, stdout)
     if rows != dataset.count:
       raise RuntimeError(f'{variant} wrote {rows} rows for {dataset.count} images')
-    worker = max(sampler.children.values(), default=0)
-    return Run(rows, round(seconds, 3), round(worker / MB, 1), round(sampler.launcher / MB, 1),
-               round(sum(sampler.children_cpu.values()), 2), round(sampler.launcher_cpu, 2),
-               round(cluster.cluster_cpu() - cluster_cpu, 2) if cluster else 0.0)
+    return measured(rows, seconds, sampler, cluster.cluster_cpu() - cluster_cpu if cluster else 0.0)
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run_sampled(name: str, command: List[str], env: dict, scratch: str, more_workers=lambda: ()):
+  """(stdout, seconds, the PeakSampler) of the command run to its end; raises with its stderr if it failed."""
+  with open(os.path.join(scratch, 'stderr'), 'w+', encoding='utf-8') as stderr:
+    start = time.monotonic()
+    proc = subprocess.Popen(command, cwd=shared.ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    sampler = PeakSampler(proc.pid, more_workers)
+    sampler.start()
+    stdout, _ = proc.communicate()
+    seconds = time.monotonic() - start
+    sampler.done.set()
+    sampler.join()
+    if proc.returncode != 0:
+      stderr.seek(0)
+      raise RuntimeError(f'{name} failed ({proc.returncode}):\n{stderr.read()[-3000:]}')
+  return stdout, seconds, sampler
+
+
+def measured(rows: int, seconds: float, sampler: PeakSampler, cluster_cpu: float) -> Run:
+  """A run's figures from its sampler; cluster_cpu: the seconds of the processes beside the command."""
+  return Run(rows, round(seconds, 3), round(max(sampler.children.values(), default=0) / MB, 1),
+             round(sampler.launcher / MB, 1), round(sum(sampler.children_cpu.values()), 2),
+             round(sampler.launcher_cpu, 2), round(cluster_cpu, 2))
 
 
 def summarize(big: Sequence[Run], small: Sequence[Run]) -> dict:

@@ -83,7 +83,7 @@ class RangedFile(io.RawIOBase):
     return self._fill(n)
 
   def _fill(self, n: int) -> bytes:
-    self._data = self._store.read_range(self._path, self._pos, self._pos + max(min(n, 1 << 40), CHUNK_BYTES))
+    self._data = self._store.read_range(self._path, self._pos, self._pos + max(n, CHUNK_BYTES))
     self._data_at = self._pos
     return self._data[:n]
 
