@@ -141,7 +141,8 @@ def measure(images: int, small_images: int, latencies: Sequence[float], repeats:
 
 
 def ratios(results: Dict[str, dict]) -> Dict[str, Optional[float]]:
-  """gs:// against disk for each format, and the job against Ray Data on the same objects: images/s and per core."""
+  """gs:// against disk for each format, and the job against Ray Data on the same objects: marginal images/s, end to
+  end (the whole command at --images, start-up included) and per core."""
   pairs = [(f'gcs_{fmt}', f'disk_{fmt}') for fmt in FORMATS] + [('gcs_files', 'ray_gcs')]
   found = {}
   for top, bottom in pairs:
@@ -149,6 +150,8 @@ def ratios(results: Dict[str, dict]) -> Dict[str, Optional[float]]:
       a, b = results[top], results[bottom]
       found[f'{top}/{bottom}'] = (round(a['images_per_second'] / b['images_per_second'], 2)
                                   if a['images_per_second'] and b['images_per_second'] else None)
+      found[f'{top}/{bottom} end to end'] = round(a['end_to_end_images_per_second']
+                                                  / b['end_to_end_images_per_second'], 2)
       found[f'{top}/{bottom} per core'] = round(b['worker_cpu_ms_per_image'] / a['worker_cpu_ms_per_image'], 2) \
           if a['worker_cpu_ms_per_image'] > 0 else None
       found[f'{top}/{bottom} peak RSS per worker'] = round(a['worker_peak_rss_mb'] / b['worker_peak_rss_mb'], 2)

@@ -78,7 +78,7 @@ def test_retried_bundle_leaves_no_duplicate_and_loses_nothing(stage, photos, cle
   owner, method, nth = {
       'read': (image_files._ReadFile, 'process', 5),
       'format': (format_stage.FormatRows, 'process', 5),
-      'unit_commit': (markers, 'commit_unit', 1),  # after the unit's parts and marker are written
+      'unit_commit': (markers.UnitParts, 'commit', 1),  # after the unit's parts and marker are written
   }[stage]
   injected = FailOnce(nth)
   monkeypatch.setattr(owner, method, injected.after(getattr(owner, method)))

@@ -97,7 +97,7 @@ def test_a_unit_not_whole_at_the_end_of_its_bundle_fails_the_bundle(tmp_path):
   assert list(writer.process((format_stage.END, 'u1', elements.UnitEnd('u1', 2)))) == []  # one of two
   with pytest.raises(write_units.UnitIncomplete, match='1 read unit'):
     writer.finish_bundle()
-  assert [p.name for p in tmp_path.rglob('*')] == [lease.LEASE_FILE]  # nothing of it committed
+  assert [p.name for p in tmp_path.rglob('*') if p.is_file()] == [lease.LEASE_FILE]  # nothing of it committed, nor left
   writer.start_bundle()
   end = elements.UnitEnd('u2', 1, (), 'f')
   list(writer.process((format_stage.END, 'u2', end)))
@@ -126,3 +126,24 @@ def test_a_committed_unit_is_skipped_only_while_it_still_holds_what_its_input_do
   assert markers.still_committed(layout, layout.marker(lost['key']), 'f1') is None
   (tmp_path / '_units' / f'{good["key"]}.json').write_text('{"cut')
   assert markers.still_committed(layout, layout.marker(good['key']), 'f1') is None  # a damaged marker
+
+
+def test_a_unit_is_written_as_its_rows_arrive_a_row_group_at_a_time(tmp_path):
+  layout = Layout(str(tmp_path), 'run')
+  lease.acquire(layout.output, layout.run_id, False)
+  schemas = {'predictions': prediction_schema(False, False, False), 'errors': ERROR_SCHEMA}
+  rows = 2 * markers.ROW_GROUP_ROWS + 5
+  writer = write_units.WriteUnits(layout, schemas)
+  writer.start_bundle()
+  for i in range(rows):
+    row = {'id': f'{i:05d}', 'source': f'{i}.jpg', 'width': 1, 'height': 1, 'model': 'm'}
+    assert list(writer.process((format_stage.PREDICTIONS, 'u', row))) == []
+  (temp,) = (tmp_path / 'predictions').glob('_inprogress-*')  # already on disk, beside its place
+  assert temp.stat().st_size > 0  # its first two row groups are out: the rows are not held until the end
+  outputs = list(writer.process((format_stage.END, 'u', elements.UnitEnd('u', rows, (), 'f'))))
+  marker = outputs[0]
+  part = pq.ParquetFile(tmp_path / 'predictions' / marker['parts']['predictions'])
+  assert part.metadata.num_rows == rows == marker['rows'] and part.metadata.num_row_groups == 3
+  assert part.read().column('id').to_pylist() == [f'{i:05d}' for i in range(rows)]
+  assert not list((tmp_path / 'predictions').glob('_inprogress-*'))
+  writer.finish_bundle()

@@ -88,11 +88,12 @@ def thumbnail(data: bytes) -> str:
 
 
 def _group(sources: Iterable[str]) -> Dict[Tuple[str, str], list]:
-  """(kind, path) -> the sources read from that file: each tar shard is opened once."""
+  """(kind, path) -> the sources read together: each tar shard is opened once; TFRecord records, found by their
+  offsets, are each read on their own (in parallel: on gs:// each costs round trips)."""
   groups: Dict[Tuple[str, str], list] = {}
   for source in sources:
     tar, record = _TAR.match(source), _TFRECORD.match(source)
-    key = ('tar', tar.group(1)) if tar else ('tfrecord', record.group(1)) if record else ('file', source)
+    key = ('tar', tar.group(1)) if tar else ('tfrecord', source) if record else ('file', source)
     groups.setdefault(key, []).append(source)
   return groups
 
@@ -105,8 +106,9 @@ def _read_group(kind: str, path: str, sources: list, image_key: Optional[str], c
       found = _tar_images(path, members.values())
       raw = {s: found.get(m) for s, m in members.items()}
     elif kind == 'tfrecord':
-      compressed = compression == 'gzip' or (compression in ('auto', None) and path.lower().endswith('.gz'))
-      raw = {s: _tfrecord_image(path, int(_TFRECORD.match(s).group(2)), image_key, compressed) for s in sources}
+      file = _TFRECORD.match(path).group(1)
+      compressed = compression == 'gzip' or (compression in ('auto', None) and file.lower().endswith('.gz'))
+      raw = {s: _tfrecord_image(file, int(_TFRECORD.match(s).group(2)), image_key, compressed) for s in sources}
     else:
       with _open(path) as f:
         raw = {path: f.read(MAX_INPUT_BYTES + 1)}

@@ -2,7 +2,9 @@
 
 A unit's rows and error rows are written as one Parquet part per dataset,
 `part-UNITKEY-ATTEMPT.parquet`, each written beside (`_inprogress-...`, a name
-readers skip) and renamed into place: whole or not at all. Then the marker,
+readers skip) as the rows arrive, a row group at a time, and renamed into place
+once the unit is complete: whole or not at all, and a unit's size costs no
+memory. Then the marker,
 `_units/UNITKEY.json`, likewise: it names the unit, its fingerprint, its counts
 and its parts. A unit is committed when its marker exists; parts that no marker
 names (a worker died before the marker, a retried bundle wrote the unit again
@@ -25,34 +27,110 @@ from transforms.output import files, lease
 from transforms.output.layout import DATASETS, ERRORS_DIR, IN_PROGRESS_PREFIX, PREDICTIONS_DIR, Layout, part_name
 
 
+ROW_GROUP_ROWS = 1024  # rows a part holds in memory before it writes them out as one Parquet row group
+
+
+class PartWriter:
+  """One dataset's part of a unit, written as its rows arrive, a row group at a time, so that a unit of any size
+  costs a worker one row group of memory; beside its place (_inprogress-...) until close() renames it in: whole or
+  not at all. One never closed (its bundle failed) is an orphan the commit deletes."""
+
+  def __init__(self, folder: str, name: str, schema: pa.Schema, row_group_rows: int = ROW_GROUP_ROWS):
+    self._temp, self._final = files.join(folder, IN_PROGRESS_PREFIX + name), files.join(folder, name)
+    self._schema, self._group = schema, row_group_rows
+    self._file = FileSystems.create(self._temp)
+    self._writer = pq.ParquetWriter(self._file, schema)
+    self._rows: List[dict] = []
+    self.count = 0
+
+  def add(self, row: dict) -> None:
+    self._rows.append(row)
+    self.count += 1
+    if len(self._rows) >= self._group:
+      self._flush()
+
+  def _flush(self) -> None:
+    if self._rows:
+      self._writer.write_table(pa.Table.from_pylist(self._rows, self._schema))
+      self._rows = []
+
+  def close(self) -> None:
+    self._flush()
+    self._writer.close()
+    self._file.close()
+    files.move(self._temp, self._final)
+
+  def abandon(self) -> None:
+    """Closes and deletes the unfinished file (the unit is written again under another attempt); what is left,
+    if that fails too, is an orphan the commit deletes."""
+    try:
+      self._writer.close()
+      self._file.close()
+      files.delete_files([self._temp])
+    except Exception:  # pylint: disable=broad-except  # an orphan either way
+      logging.warning('could not delete the unfinished part %s; the commit will', self._temp)
+
+
 def write_part(folder: str, name: str, rows: List[dict], schema: pa.Schema) -> None:
   """Rows -> folder/name, whole or not at all."""
-  buffer = io.BytesIO()
-  pq.write_table(pa.Table.from_pylist(rows, schema), buffer)
-  temp = files.join(folder, IN_PROGRESS_PREFIX + name)
-  with FileSystems.create(temp) as f:
-    f.write(buffer.getvalue())
-  files.move(temp, files.join(folder, name))
+  part = PartWriter(folder, name, schema)
+  for row in rows:
+    part.add(row)
+  part.close()
+
+
+class UnitParts:
+  """A read unit's parts, written as its rows and error rows arrive (add), then its marker (commit).
+
+  Before its first part and again before its marker, the unit checks that its run still holds the output's
+  lease: a worker of a stopped run writes nothing once another run may own the output.
+  """
+
+  def __init__(self, layout: Layout, key: str, schemas: Dict[str, pa.Schema]):
+    self._layout, self._key, self._schemas = layout, key, schemas
+    self._attempt = uuid.uuid4().hex[:8]
+    self._parts: Dict[str, PartWriter] = {}
+    self.errors_by_stage: Dict[str, int] = {}
+
+  def rows(self, name: str) -> int:
+    return self._parts[name].count if name in self._parts else 0
+
+  def add(self, name: str, row: dict, unit: str) -> None:
+    part = self._parts.get(name)
+    if part is None:
+      lease.check_held(self._layout.output, self._layout.run_id, f'read unit {unit}')
+      part = self._parts[name] = PartWriter(self._layout.parts(name), part_name(self._key, self._attempt),
+                                            self._schemas[name])
+    part.add(row)
+    if name == ERRORS_DIR:
+      self.errors_by_stage[row['stage']] = self.errors_by_stage.get(row['stage'], 0) + 1
+
+  def commit(self, end) -> dict:
+    """Closes the parts into place, then writes the marker; returns it. `end`: the unit's UnitEnd."""
+    marker = {'unit': end.unit, 'key': self._key, 'fingerprint': end.fingerprint, 'run': self._layout.run_id,
+              'records': end.records, 'rows': self.rows(PREDICTIONS_DIR), 'errors_by_stage': self.errors_by_stage,
+              'unread': list(end.unread), 'parts': {}}
+    for name in DATASETS:
+      if name in self._parts:
+        self._parts[name].close()
+        marker['parts'][name] = part_name(self._key, self._attempt)
+    # the parts took a while: the marker is the commit
+    lease.check_held(self._layout.output, self._layout.run_id, f'read unit {end.unit}')
+    files.write_json(self._layout.marker(self._key), marker)
+    return marker
+
+  def abandon(self) -> None:
+    for part in self._parts.values():
+      part.abandon()
 
 
 def commit_unit(layout: Layout, key: str, end, rows: Dict[str, List[dict]], schemas: Dict[str, pa.Schema]) -> dict:
   """Writes a complete unit's parts, then its marker; returns the marker. `end`: the unit's UnitEnd."""
-  attempt = uuid.uuid4().hex[:8]
-  errors_by_stage: Dict[str, int] = {}
-  for row in rows[ERRORS_DIR]:
-    errors_by_stage[row['stage']] = errors_by_stage.get(row['stage'], 0) + 1
-  marker = {'unit': end.unit, 'key': key, 'fingerprint': end.fingerprint, 'run': layout.run_id,
-            'records': end.records, 'rows': len(rows[PREDICTIONS_DIR]), 'errors_by_stage': errors_by_stage,
-            'unread': list(end.unread), 'parts': {}}
-  what = f'read unit {end.unit}'
-  lease.check_held(layout.output, layout.run_id, what)
+  unit = UnitParts(layout, key, schemas)
   for name in DATASETS:
-    if rows[name]:
-      marker['parts'][name] = part_name(key, attempt)
-      write_part(layout.parts(name), marker['parts'][name], rows[name], schemas[name])
-  lease.check_held(layout.output, layout.run_id, what)  # the parts took a while: the marker is the commit
-  files.write_json(layout.marker(key), marker)
-  return marker
+    for row in rows[name]:
+      unit.add(name, row, end.unit)
+  return unit.commit(end)
 
 
 def part_paths(layout: Layout, marker: dict) -> Dict[str, str]:

@@ -9,8 +9,10 @@ this one's). The unit is complete when its rows and error rows number the
 records its reader counted; a unit still incomplete when the bundle ends means
 something was lost, and the bundle fails so that the runner retries it (the
 unit is then written again under another attempt; the parts of a failed attempt
-are orphans the commit deletes). Each row is written once, into its unit's part:
-the parts are the final dataset.
+are orphans the commit deletes). Each row is written once, into its unit's part,
+as it arrives (markers.UnitParts: a row group at a time, so a unit of 100,000
+images holds one row group in memory, not the unit): the parts are the final
+dataset.
 """
 from typing import Dict, Iterable
 
@@ -30,6 +32,17 @@ class UnitIncomplete(RuntimeError):
 IDS_TAG = 'ids'
 
 
+class _Open:
+  """A unit being written: its parts so far, its rows' ids, and its UnitEnd once that arrived."""
+  __slots__ = ('parts', 'ids', 'end')
+
+  def __init__(self, parts: markers.UnitParts):
+    self.parts, self.ids, self.end = parts, [], None
+
+  def done(self) -> int:
+    return sum(self.parts.rows(name) for name in DATASETS)
+
+
 class WriteUnits(beam.DoFn):
   """(dataset or END, unit, row or UnitEnd) -> the markers of the units it committed, and their rows' ids in
   (bucket, ids) lists on the 'ids' output (tally.DuplicateIds)."""
@@ -37,34 +50,45 @@ class WriteUnits(beam.DoFn):
   def __init__(self, layout: Layout, schemas: Dict[str, pa.Schema]):
     self._layout = layout
     self._schemas = schemas
-    self._open: Dict[str, dict] = {}
+    self._open: Dict[str, _Open] = {}
 
   def start_bundle(self):
-    self._open = {}
+    self._abandon()
 
   def process(self, element) -> Iterable[dict]:
     kind, unit, value = element
-    state = self._open.setdefault(unit, {PREDICTIONS_DIR: [], ERRORS_DIR: [], format_stage.END: None})
+    state = self._open.get(unit)
+    if state is None:
+      state = self._open[unit] = _Open(markers.UnitParts(self._layout, unit_key(unit), self._schemas))
     if kind == format_stage.END:
-      state[kind] = value
+      state.end = value
     else:
-      state[kind].append(value)
-    end = state[format_stage.END]
-    if end is None:
+      state.parts.add(kind, value, unit)
+      if kind == PREDICTIONS_DIR:
+        state.ids.append(value['id'])
+    if state.end is None:
       return
-    done = len(state[PREDICTIONS_DIR]) + len(state[ERRORS_DIR])
-    if done > end.records:
-      raise UnitIncomplete(f'{unit}: {done} rows and error rows for the {end.records} records read')
-    if done == end.records:
+    done = state.done()
+    if done > state.end.records:
+      raise UnitIncomplete(f'{unit}: {done} rows and error rows for the {state.end.records} records read')
+    if done == state.end.records:
       del self._open[unit]
-      yield markers.commit_unit(self._layout, unit_key(unit), end, {name: state[name] for name in DATASETS},
-                                self._schemas)
-      for bucket in tally.id_buckets(row['id'] for row in state[PREDICTIONS_DIR]):
+      yield state.parts.commit(state.end)
+      for bucket in tally.id_buckets(state.ids):
         yield beam.pvalue.TaggedOutput(IDS_TAG, bucket)
 
   def finish_bundle(self):
     if self._open:
-      pending = {unit: (len(s[PREDICTIONS_DIR]) + len(s[ERRORS_DIR]), s[format_stage.END])
-                 for unit, s in sorted(self._open.items())[:5]}
-      raise UnitIncomplete(f'{len(self._open)} read unit(s) incomplete at the end of the bundle (rows so far, '
-                           f'end): {pending}')
+      pending = {unit: (s.done(), s.end) for unit, s in sorted(self._open.items())[:5]}
+      count = len(self._open)
+      self._abandon()
+      raise UnitIncomplete(f'{count} read unit(s) incomplete at the end of the bundle (rows so far, end): '
+                           f'{pending}')
+
+  def teardown(self):
+    self._abandon()
+
+  def _abandon(self) -> None:
+    for state in self._open.values():
+      state.parts.abandon()
+    self._open = {}
