@@ -20,8 +20,8 @@ Where the counts come from, and why:
     last line comes from the finished job's counters, still served there.
     Not with an embedded Flink (--flink_master [auto] or [local]): no REST API.
   - Other runners (Dataflow): nothing here; Dataflow's console shows counters.
-The total is counted on a thread of its own (transforms/read/totals.py): the
-ETA shows once it is known.
+The total is what the workers' planning counted as it listed the inputs (transforms/read/totals.py): the
+launcher lists nothing; the total grows, shown as an estimate, until every input is listed.
 """
 import base64
 import contextlib
@@ -133,21 +133,15 @@ class FlinkCounts:
 
 
 class Live:
-  """Polls `counts` every `every` seconds and shows the line on `view` until closed; counts the total."""
+  """Polls `counts` every `every` seconds and shows the line on `view` until closed; the total from the counts
+  of the planned `inputs`' listing."""
 
   def __init__(self, counts: Callable[[], Optional[Counts]], inputs: Sequence[tuple], view, every: float):
     self._counts, self._view = counts, view
-    self._totals: Optional[totals.Totals] = None
+    self._inputs = len(inputs)
     self._stop = threading.Event()
-    threading.Thread(target=self._count_totals, args=(inputs,), name='progress total', daemon=True).start()
     self._thread = threading.Thread(target=self._loop, args=(every,), name='progress', daemon=True)
     self._thread.start()
-
-  def _count_totals(self, inputs: Sequence[tuple]) -> None:
-    try:
-      self._totals = totals.count(inputs)
-    except Exception as e:  # pylint: disable=broad-except  # the line goes on without a total
-      logging.warning('progress: the inputs could not be counted, so no ETA (%s: %s)', type(e).__name__, e)
 
   def snapshot(self) -> Optional[progress_view.Snapshot]:
     try:
@@ -157,7 +151,7 @@ class Live:
       return None
     if counts is None:
       return None
-    found = self._totals
+    found = totals.from_counts(counts, self._inputs)
     total = totals.estimate(found, counts)
     estimated = totals.is_estimated(found, counts)
     return progress_view.Snapshot(counts['done'], counts['errors'], counts['skipped'], total, estimated)

@@ -18,7 +18,7 @@ from pipeline import live_progress, progress_view
 from pipeline.progress_view import Snapshot
 from tests import datagen, flink_rest
 from transforms import progress
-from transforms.read import totals
+from transforms.read import match, totals
 from transforms.read.formats import webdataset
 from transforms.read.formats.detect import IMAGES, TAR, TFRECORD
 
@@ -104,63 +104,48 @@ def _shard(path, samples, gzip=False):
     writer.close()
 
 
-def test_only_local_uncompressed_tar_shards_are_read_to_count_them(tmp_path, monkeypatch):
+def test_the_total_is_what_the_listing_counted_and_grows_until_every_input_is_listed(tmp_path, monkeypatch):
   images = tmp_path / 'images'
   datagen.make_jpegs(images, 3, size=(40, 30))
   (images / 'notes.txt').write_text('not an image')  # a folder names only files of its format
   shards = tmp_path / 'shards'
   shards.mkdir()
   _shard(shards / 'a.tar', 5)
-  _shard(shards / 'b.tar.gz', 5, gzip=True)  # compressed by its name: never opened
-  _shard(shards / 'c.tar', 4, gzip=True)  # compressed, named as if not: its first bytes say so
+  _shard(shards / 'b.tar.gz', 5, gzip=True)
   records = tmp_path / 'r.tfrecord'
   records.write_bytes(b'\0' * 1234)
-  opened, open_file = [], totals.FileSystems.open
-
-  def spied(path, *args, **kwargs):
-    opened.append(path)
-    return open_file(path, *args, **kwargs)
-
-  monkeypatch.setattr(totals.FileSystems, 'open', spied)
-  found = totals.count([(str(images), IMAGES), (f'{images}/*.jpg', IMAGES), (f'{shards}/*', TAR),
-                        (str(records), TFRECORD)])
-  compressed = (shards / 'b.tar.gz').stat().st_size + (shards / 'c.tar').stat().st_size
-  assert found == totals.Totals(3 + 5, {TAR: compressed, TFRECORD: 1234})  # each file once
-  assert sorted(opened) == [str(shards / 'a.tar'), str(shards / 'c.tar')]  # c.tar: its first 6 bytes only
-  with open(shards / 'a.tar', 'rb') as f:
-    assert webdataset.count_samples(f) == sum(1 for _ in webdataset.samples(open(shards / 'a.tar', 'rb')))
-
-
-def test_a_tar_shard_on_gcs_is_counted_by_its_listed_bytes_unopened(monkeypatch):
-  remote = [totals.match.FileRef('gs://bucket/shards/00000.tar', '', 5_000),
-            totals.match.FileRef('gs://bucket/shards/00001.tar', '', 7_000)]
-  monkeypatch.setattr(totals.match, 'expand', lambda pattern, fmt: iter(remote))
 
   def refused(path, *args, **kwargs):
     raise AssertionError(f'{path} opened to count it')
 
-  monkeypatch.setattr(totals.FileSystems, 'open', refused)
-  assert totals.count([('gs://bucket/shards/', TAR)]) == totals.Totals(0, {TAR: 12_000})
-  assert totals.tar_counted_exactly('/data/a.tar') and totals.tar_counted_exactly('file:///data/a.tar')
-  assert not totals.tar_counted_exactly('/data/a.tar', b'\x1f\x8b\x08\0\0\0')
-  assert not totals.tar_counted_exactly('/data/a.tgz') and not totals.tar_counted_exactly('gs://b/a.tar')
+  monkeypatch.setattr(match.FileSystems, 'open', refused)  # listing opens nothing
+  monkeypatch.setenv(progress.FOLDER_ENV, str(tmp_path / 'run'))
+  inputs = [(str(images), IMAGES), (f'{shards}/*', TAR), (str(records), TFRECORD)]
+  assert totals.from_counts(progress.snapshot(), len(inputs)) is None  # nothing listed yet: no total
+  for i, (pattern, fmt) in enumerate(inputs):
+    assert len(list(match.counted(match.expand(pattern, fmt), fmt))) == [3, 2, 1][i]
+    found = totals.from_counts(progress.snapshot(), len(inputs))
+    assert found.listed == (i == len(inputs) - 1)
+    assert totals.is_estimated(found, {'tar_bytes': 10**9, 'tfrecord_bytes': 10**9}) == (not found.listed)
+  tar_bytes = sum(p.stat().st_size for p in shards.iterdir())
+  assert found == totals.Totals(3, {TAR: tar_bytes, TFRECORD: 1234}, True)
 
 
-def test_the_tar_reader_reports_samples_and_bytes_of_the_shards_counted_by_bytes(tmp_path, monkeypatch):
-  """What the workers report matches what the launcher counts by bytes: all of a compressed shard's bytes and
-  its samples, nothing for a local uncompressed one (counted exactly)."""
+def test_the_tar_reader_reports_samples_and_bytes_of_every_shard(tmp_path, monkeypatch):
+  """What the workers report matches what the listing counted by bytes: all of a shard's bytes and its
+  samples, compressed or not."""
   from transforms.read import tar_shards  # pylint: disable=import-outside-toplevel
   from transforms.read.settings import ReadSettings  # pylint: disable=import-outside-toplevel
   _shard(tmp_path / 'a.tar', 6)
   _shard(tmp_path / 'b.tar.gz', 5, gzip=True)
   _shard(tmp_path / 'c.tar', 4, gzip=True)
-  for name, records, nbytes in (('a.tar', 0, 0), ('b.tar.gz', 5, None), ('c.tar', 4, None)):
+  for name, records in (('a.tar', 6), ('b.tar.gz', 5), ('c.tar', 4)):
     path = tmp_path / name
     monkeypatch.setenv(progress.FOLDER_ENV, str(tmp_path / f'run-{name}'))  # a new run: counts from zero
-    rows = list(tar_shards.reader(ReadSettings()).process(totals.match.FileRef(str(path), '', None)))
-    assert len(rows) == (6 if name == 'a.tar' else records)
+    rows = list(tar_shards.reader(ReadSettings()).process(match.FileRef(str(path), '', None)))
+    assert len(rows) == records
     counts = progress.snapshot()
-    assert (counts['tar_records'], counts['tar_bytes']) == (records, path.stat().st_size if nbytes is None else 0)
+    assert (counts['tar_records'], counts['tar_bytes']) == (records, path.stat().st_size)
     assert counts['tfrecord_bytes'] == 0
 
 
@@ -176,7 +161,7 @@ def test_a_worker_publishes_its_counts_where_the_launcher_says(tmp_path, monkeyp
     time.sleep(0.1)
   assert live_progress.folder_counts(str(tmp_path)) == {
       'done': 12, 'errors': 2, 'skipped': 7, 'tfrecord_records': 4, 'tfrecord_bytes': 400, 'tar_records': 0,
-      'tar_bytes': 0}
+      'tar_bytes': 0, 'planned': 0, 'planned_tfrecord_bytes': 0, 'planned_tar_bytes': 0, 'inputs_listed': 0}
   monkeypatch.setenv(progress.FOLDER_ENV, str(tmp_path / 'next_run'))
   progress.add(1, 10.0)
   assert progress.snapshot()['done'] == 1  # a new run in the same process counts from zero
@@ -194,7 +179,8 @@ def test_flink_counts_come_from_its_rest_api_while_the_job_runs():
   with flink_rest.serve(answers) as master:
     counts = live_progress.FlinkCounts(live_progress.FlinkJob(master, 'ours'))()
   assert counts == {'done': 305, 'errors': 2, 'skipped': 5, 'tfrecord_records': 0, 'tfrecord_bytes': 0,
-                    'tar_records': 0, 'tar_bytes': 0}
+                    'tar_records': 0, 'tar_bytes': 0, 'planned': 0, 'planned_tfrecord_bytes': 0,
+                    'planned_tar_bytes': 0, 'inputs_listed': 0}
 
 
 @pytest.fixture(name='images', scope='module')
@@ -248,6 +234,7 @@ def test_without_a_terminal_plain_lines_every_interval(images, tmp_path):
   shown = [line for line in proc.stderr.splitlines() if line.startswith('progress: ')]
   assert len(shown) >= 3, proc.stderr[-3000:]
   assert shown[-1].startswith('progress: 126/126 images (100.0%)'), shown
-  done = [int(re.match(r'progress: ([\d,]+)/', line).group(1).replace(',', '')) for line in shown]
+  # (a line without a total until the workers' listing has counted some input: progress: N images)
+  done = [int(re.match(r'progress: ([\d,]+)[/ ]', line).group(1).replace(',', '')) for line in shown]
   assert done == sorted(done) and done[0] < 126, shown  # counts that grow while the job runs
   assert '\r' not in proc.stderr and 'worker' not in ' '.join(shown)  # one line for all workers, no redraws

@@ -54,6 +54,7 @@ def test_used_output_is_refused_then_overwritten(tmp_path):
 @pytest.mark.parametrize('change, message', [
     (['--top_k', '3'], "top_k: 5 then, 3 now"),
     (['--resize_method', 'bicubic'], "resize_method: 'bilinear' then, 'bicubic' now"),
+    (['--image_groups', '8'], "image_groups: 1024 then, 8 now (it names the read units"),
 ])
 @pytest.mark.full
 def test_resume_with_other_options_is_refused(tmp_path, change, message):

@@ -1,5 +1,5 @@
 """Progress of long runs, counted in each worker process: images done, error rows, and the records and bytes read
-of the shards whose records the launcher estimates from their bytes (TFRecord; tar but local uncompressed ones).
+of the shards whose records the launcher estimates from their bytes (TFRecord, tar), and what the planning listed (the launcher's total: transforms/read/totals.py).
 
 Process-wide because a worker runs many DoFn instances on its threads. The
 counts leave the process one of two ways:
@@ -29,7 +29,8 @@ from apache_beam.metrics import Metrics
 MARK = 'progress:'
 FOLDER_ENV = 'IMAGE_INFERENCE_PROGRESS_DIR'
 PUBLISH_SECONDS = 0.5
-FIELDS = ('done', 'errors', 'skipped', 'tfrecord_records', 'tfrecord_bytes', 'tar_records', 'tar_bytes')  # PID.json
+FIELDS = ('done', 'errors', 'skipped', 'tfrecord_records', 'tfrecord_bytes', 'tar_records', 'tar_bytes',  # PID.json
+          'planned', 'planned_tfrecord_bytes', 'planned_tar_bytes', 'inputs_listed')
 NAMESPACE = 'progress'  # the Beam counters of the same names
 _COUNTERS = {name: Metrics.counter(NAMESPACE, name) for name in FIELDS}
 
@@ -83,9 +84,21 @@ def read_tfrecord(records: int, nbytes: int) -> None:
 
 
 def read_tar(records: int, nbytes: int) -> None:
-  """Tar samples read and the shard bytes consumed for them, of the shards the launcher counts by their bytes
-  (transforms/read/totals.py: compressed or remote): the launcher estimates those shards' samples from them."""
+  """Tar samples read and the shard bytes consumed for them: the launcher estimates the shards' samples from them."""
   _count(tar_records=records, tar_bytes=nbytes)
+
+
+def listed(fmt: str, size: Optional[int]) -> None:
+  """A file the planning listed: an image file is a record; a shard counts its bytes (transforms/read/totals.py)."""
+  if fmt in ('tfrecord', 'tar'):
+    _count(**{f'planned_{fmt}_bytes': size or 0})
+  else:
+    _count(planned=1)
+
+
+def input_listed() -> None:
+  """One input listed to its end: once all are, the launcher's total is whole."""
+  _count(inputs_listed=1)
 
 
 def skipped(records: int) -> None:

@@ -23,9 +23,17 @@ def used(output: str) -> List[str]:
   return used
 
 
+# Options that name the read units: resumed with another value, every unit would be renamed, the commit would
+# drop every earlier part and the whole job would be done again.
+UNIT_NAMING = {'image_groups': 'it names the read units of image files: with another value every file would be '
+                               'read again'}
+
+
 def _differences(before: dict, now: dict) -> List[str]:
   keys = sorted(set(before) | set(now))
-  return [f'{key}: {before.get(key)!r} then, {now.get(key)!r} now' for key in keys if before.get(key) != now.get(key)]
+  return [f'{key}: {before.get(key)!r} then, {now.get(key)!r} now' + (f' ({UNIT_NAMING[key]})' if key in UNIT_NAMING
+                                                                      else '')
+          for key in keys if before.get(key) != now.get(key)]
 
 
 def _check_same_job(output: str, job: dict) -> None:

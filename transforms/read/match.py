@@ -16,10 +16,10 @@ import posixpath
 from typing import Iterable, Iterator, NamedTuple, Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.io import fileio
-from apache_beam.io.filesystem import FileMetadata
 from apache_beam.io.filesystems import FileSystems
 
+from transforms import progress
+from transforms.read import listing
 from transforms.read.formats import detect
 
 _WILDCARDS = '*?['
@@ -85,7 +85,7 @@ def list_file_refs(list_path: str) -> Iterator[FileRef]:
     yield FileRef(path, posixpath.splitext(line)[0] or line, None)
 
 
-def _refs(matches: Iterable[FileMetadata], base: str, only: Optional[str]) -> Iterator[FileRef]:
+def _refs(matches: Iterable[listing.Listed], base: str, only: Optional[str]) -> Iterator[FileRef]:
   """FileRefs of matched files, keeping only those of format `only` by name when it is given (folders)."""
   for match in matches:
     if only is None or detect.format_by_name(match.path) == only:
@@ -100,13 +100,13 @@ def _glob(pattern: str, fmt: Optional[str]):
   return pattern, pattern_base(pattern), None
 
 
-def expand(pattern: str, fmt: Optional[str] = None) -> Iterator[FileRef]:
-  """The files an input names, in listing order, in this process (the packer; tests)."""
+def expand(pattern: str, fmt: Optional[str] = None, anonymous: bool = False) -> Iterator[FileRef]:
+  """The files an input names, in listing order, as they are listed (listing.py: never one list)."""
   if is_list_file(pattern):
     yield from list_file_refs(pattern)
   else:
     glob, base, only = _glob(pattern, fmt)
-    yield from _refs(FileSystems.match([glob])[0].metadata_list, base, only)
+    yield from _refs(listing.files(glob, anonymous), base, only)
 
 
 def first_file(pattern: str, fmt: Optional[str] = None) -> Optional[str]:
@@ -132,29 +132,38 @@ def once(path: str, refs: Iterable[FileRef]) -> FileRef:
   return refs[0]
 
 
+def counted(refs: Iterable[FileRef], fmt: Optional[str]) -> Iterator[FileRef]:
+  """An input's refs, each counted for the launcher's progress total as it is listed, then the input as listed."""
+  for ref in refs:
+    progress.listed(fmt, ref.size)
+    yield ref
+  progress.input_listed()
+  progress.flush()
+
+
 class MatchInputs(beam.PTransform):
   """Inputs of one format -> FileRefs, a file named by two inputs twice (the read units' grouping keeps one,
   with once(): transforms/read/units.py).
 
-  Globs and folders are matched by Beam's fileio.MatchAll, on a worker, so the
-  launcher never lists millions of files.
+  Globs and folders are listed on a worker, as a stream (listing.py), so the
+  launcher never lists millions of files and no process holds their list.
   """
 
-  def __init__(self, patterns: Sequence[str], fmt: Optional[str] = None):
+  def __init__(self, patterns: Sequence[str], fmt: Optional[str] = None, anonymous: bool = False):
     super().__init__()
     self._patterns = list(patterns)
     self._fmt = fmt
+    self._anonymous = anonymous
 
   def _match(self, pbegin, i: int, pattern: str):
+    fmt, anonymous = self._fmt, self._anonymous
     if is_list_file(pattern):
       return (pbegin
               | f'List_{i}' >> beam.Create([pattern])
-              | f'ListLines_{i}' >> beam.FlatMap(list_file_refs))
-    glob, base, only = _glob(pattern, self._fmt)  # here, in the launcher: whether it is a folder
+              | f'ListLines_{i}' >> beam.FlatMap(lambda pattern: counted(list_file_refs(pattern), fmt)))
     return (pbegin
-            | f'Pattern_{i}' >> beam.Create([glob])
-            | f'Match_{i}' >> fileio.MatchAll(fileio.EmptyMatchTreatment.ALLOW)
-            | f'Refs_{i}' >> beam.FlatMap(lambda match, base=base, only=only: _refs([match], base, only)))
+            | f'Pattern_{i}' >> beam.Create([pattern])
+            | f'Refs_{i}' >> beam.FlatMap(lambda pattern: counted(expand(pattern, fmt, anonymous), fmt)))
 
   def expand(self, pbegin):
     found = [self._match(pbegin, i, pattern) for i, pattern in enumerate(self._patterns)]

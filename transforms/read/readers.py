@@ -49,8 +49,8 @@ class PlanInputs(beam.PTransform):
     for fmt in FORMATS:
       patterns = [pattern for pattern, f in self._plan.inputs if f == fmt]
       if patterns:
-        planned.append(pbegin | f'Plan_{fmt}' >> units.PlanUnits(patterns, fmt,
-                                                                 _planner(fmt, self._plan, self._groups)))
+        planned.append(pbegin | f'Plan_{fmt}' >> units.PlanUnits(patterns, fmt, _planner(fmt, self._plan, self._groups),
+                                                                 self._plan.settings.anonymous))
     return tuple(planned) | 'AllUnits' >> beam.Flatten()
 
 

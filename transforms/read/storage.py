@@ -65,6 +65,11 @@ def _client(kind: str, anonymous: bool, pool: int):
     return client
 
 
+def list_client(anonymous: bool = False):
+  """The process's google-cloud-storage client, for listings (transforms/read/listing.py)."""
+  return _client('ranges', anonymous, 10)
+
+
 def _ranges_client(anonymous: bool, pool: int):
   from apache_beam.io.gcp import gcsio  # pylint: disable=import-outside-toplevel
   from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel

@@ -17,9 +17,9 @@ storage keeps failing, `PATH#after_member=NAME` (or `PATH` when nothing was
 read) goes on the unread output. A member larger than --max_input_bytes makes
 its sample an error row; its data is skipped, never read into memory.
 
-Progress. For the shards the launcher counts by their bytes, not their samples
-(compressed or remote: totals.tar_counted_exactly), the reader reports the
-samples it reads and the shard bytes it has consumed for them (_Shown), from
+Progress. The launcher counts the shards by their bytes, not their samples
+(transforms/read/totals.py), so the reader reports the samples it reads and
+the shard bytes it has consumed for them (_Shown), from
 which the launcher estimates those shards' samples. The bytes are the raw
 file's, as pulled from storage (for a compressed shard the members' offsets
 are in the decompressed stream, not in the bytes the listing sizes).
@@ -30,7 +30,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import elements, progress
-from transforms.read import match, outcomes, read_ahead, retry, storage, totals
+from transforms.read import match, outcomes, read_ahead, retry, storage
 from transforms.read.formats import detect, passthrough, webdataset
 from transforms.read.settings import InputTooLarge, ReadSettings
 from transforms.read.window import Window
@@ -71,7 +71,7 @@ def unread(path: str, last: Optional[str]) -> str:
 
 
 class _Pulled:
-  """A shard's file as tarfile reads it (read() only), telling `seen` its first bytes and how many it has pulled."""
+  """A shard's file as tarfile reads it (read() only), telling `seen` how many bytes it has pulled."""
 
   def __init__(self, f: BinaryIO, seen: Optional['_Shown']):
     self._f, self._seen, self._at = f, seen, 0
@@ -79,8 +79,6 @@ class _Pulled:
   def read(self, size: int = -1) -> bytes:
     data = self._f.read(size)
     if self._seen is not None:
-      if not self._at and data:
-        self._seen.opened(data[:totals.HEAD_BYTES])
       self._seen.pulled(self._at + len(data))
     self._at += len(data)
     return data
@@ -102,26 +100,19 @@ def read_shard(f, max_member_bytes: Optional[int], position: Tuple[int, Optional
 
 class _Shown:
   """A shard's samples and the bytes consumed for them, reported to the launcher's estimate
-  (transforms/progress.py) when the launcher counts the shard by its bytes; the rest of the file once it ends."""
+  (transforms/progress.py); the rest of the file once it ends."""
 
   def __init__(self, file: match.FileRef):
     self._file, self._at, self._reported = file, 0, 0
-    self._estimated = not totals.tar_counted_exactly(file.path)  # by name; opened() looks at the first bytes
-
-  def opened(self, head: bytes) -> None:
-    self._estimated = not totals.tar_counted_exactly(self._file.path, head)
 
   def pulled(self, at: int) -> None:
     self._at = max(self._at, at)  # a reopened shard (retry) is read again from its start
 
   def sample(self) -> None:
-    if self._estimated:
-      progress.read_tar(1, self._at - self._reported)
-      self._reported = self._at
+    progress.read_tar(1, self._at - self._reported)
+    self._reported = self._at
 
   def done(self) -> None:
-    if not self._estimated:
-      return
     size = self._file.size
     if size is None:
       try:

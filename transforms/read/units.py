@@ -78,17 +78,18 @@ class PlanUnits(beam.PTransform):
   `planner`: FileRef -> (unit name, item) pairs (a DoFn or a function).
   """
 
-  def __init__(self, patterns: Sequence[str], fmt: str, planner):
+  def __init__(self, patterns: Sequence[str], fmt: str, planner, anonymous: bool = False):
     super().__init__()
     self._patterns = list(patterns)
     self._fmt = fmt
     self._planner = planner
+    self._anonymous = anonymous
 
   def expand(self, pbegin):
     step = (beam.ParDo(self._planner) if isinstance(self._planner, beam.DoFn) else beam.FlatMap(self._planner))
     fmt = self._fmt
     return (pbegin
-            | 'Match' >> match.MatchInputs(self._patterns, fmt)
+            | 'Match' >> match.MatchInputs(self._patterns, fmt, self._anonymous)
             | 'Items' >> step
             | 'ByUnit' >> beam.MapTuple(lambda name, item: (unit_key(name), (name, fmt, item))))
 
