@@ -106,3 +106,29 @@ def test_decompression_bomb_is_refused_with_bounded_memory():
   refused = _peak_rss_kib(setup + 'try:\n  decode.open_image(bomb)\nexcept decode.DecodeError as e:\n'
                           '  assert "too large" in str(e), e\nelse:\n  sys.exit("not refused")\n')
   assert refused - baseline < 20 * 1024  # KiB; decoding it would take 30000 * 30000 * 3 bytes = 2.7 GB
+
+
+def test_names_that_are_not_utf8_become_rows_with_escaped_ids(tmp_path, run_job):
+  """A file and a tar member named caf\\xe9.jpg (Latin-1, as old NAS exports and zip files have them)."""
+  import io  # pylint: disable=import-outside-toplevel
+  import tarfile  # pylint: disable=import-outside-toplevel
+  import urllib.parse  # pylint: disable=import-outside-toplevel
+  photo = next(p for p in datagen.photo_paths() if p.name.startswith('cat.')).read_bytes()
+  folder = tmp_path / 'photos'
+  folder.mkdir()
+  (folder / 'ok.jpg').write_bytes(photo)
+  with open(os.path.join(os.fsencode(folder), b'caf\xe9.jpg'), 'wb') as f:
+    f.write(photo)
+  shard = tmp_path / 'shard.tar'
+  with tarfile.open(shard, 'w', format=tarfile.GNU_FORMAT, errors='surrogateescape') as tar:
+    for name in ('ok.jpg', os.fsdecode(b'caf\xe9.jpg')):
+      info = tarfile.TarInfo(name)
+      info.size = len(photo)
+      tar.addfile(info, io.BytesIO(photo))
+  for source, where in ((str(folder), f'{folder}/'), (str(shard), f'{shard}#member=')):
+    result = run_job(tmp_path / f'out_{pathlib.Path(source).stem}', ['--input', source] + JOB)
+    assert result.summary['accounted'] and result.summary['errors'] == 0, result.summary
+    rows = {r['id']: r for r in result.predictions.to_pylist()}
+    assert sorted(rows) == ['caf%E9', 'ok'] and rows['caf%E9']['top_classes'] == rows['ok']['top_classes']
+    assert rows['caf%E9']['source'] == f'{where}caf%E9.jpg'
+    assert urllib.parse.unquote_to_bytes(rows['caf%E9']['source']).endswith(b'caf\xe9.jpg')  # its bytes back

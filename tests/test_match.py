@@ -46,3 +46,17 @@ def test_a_file_named_by_several_inputs_is_read_once(tmp_path, run_job):
   ids = [r['id'] for r in result.predictions.to_pylist()]
   assert sorted(ids) == sorted(p.stem for p in datagen.photo_paths())
   assert result.summary['records_read'] == len(ids) and result.summary['accounted']
+
+
+def test_the_streamed_listing_gives_what_beams_match_gives(tmp_path):
+  from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
+  from transforms.read import listing  # pylint: disable=import-outside-toplevel
+  for name in ('a.jpg', 'b.png', 'ab.jpg', 'sub/c.jpg', 'sub/deep/d.jpg', 'sub/deep/e.txt', 'x[1].jpg'):
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).write_bytes(b'x' * len(name))
+  for glob in ('**', '*', '*.jpg', 'a?.jpg', 'sub/**', 'sub/*', '**/*.jpg', 'a.jpg', 'missing.jpg', 'sub/', 'su*'):
+    pattern = f'{tmp_path}/{glob}'
+    streamed = sorted(listing.files(pattern))
+    matched = sorted((m.path, m.size_in_bytes) for m in FileSystems.match([pattern])[0].metadata_list)
+    assert [(f.path, f.size_in_bytes) for f in streamed] == matched, glob
+  assert len(list(listing.files(f'{tmp_path}/**'))) == 7

@@ -15,6 +15,15 @@ DEFAULT_PROGRESS_SECONDS = 10.0  # --progress_seconds: how often progress is sho
 END = 'end'  # FormatRows tags its outputs with the dataset a row goes to, or this for a unit's end
 
 
+def escaped(name: str) -> str:
+  """A name as Parquet can hold it: bytes that were not UTF-8 (file and member names come with Python's
+  surrogateescape, as os and tarfile decode them) become %XX; every other character stays as it is.
+  `urllib.parse.unquote_to_bytes` gives the name's bytes back (docs/output.md)."""
+  if not any('\udc80' <= c <= '\udcff' for c in name):
+    return name
+  return ''.join(f'%{ord(c) - 0xDC00:02X}' if '\udc80' <= c <= '\udcff' else c for c in name)
+
+
 def top_k(probabilities: np.ndarray, k: int) -> np.ndarray:
   """Indices of the k largest scores, best first; equal scores (common in quantized outputs) by class index."""
   return np.argsort(-probabilities, kind='stable')[:k]
@@ -53,8 +62,8 @@ class FormatRows(beam.DoFn):
   def row(self, prediction: elements.Prediction) -> dict:
     ref = prediction.ref
     row = {
-        'id': ref.id,
-        'source': ref.source,
+        'id': escaped(ref.id),
+        'source': escaped(ref.source),
         'width': prediction.width,
         'height': prediction.height,
         'model': self._model_name,
@@ -76,5 +85,5 @@ class FormatRows(beam.DoFn):
 
 def error_row(error: elements.ErrorRecord) -> dict:
   """The error dataset's columns (the unit is not one)."""
-  return {'id': error.id, 'source': error.source, 'stage': error.stage, 'error_type': error.error_type,
+  return {'id': escaped(error.id), 'source': escaped(error.source), 'stage': error.stage, 'error_type': error.error_type,
           'message': error.message}

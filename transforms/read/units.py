@@ -45,11 +45,11 @@ class Unit(NamedTuple):
 
 def unit_key(name: str) -> str:
   """The unit's key in joins and its marker's file name: names are paths, too long and full of '/'."""
-  return hashlib.sha256(name.encode('utf-8')).hexdigest()[:32]
+  return hashlib.sha256(name.encode('utf-8', 'surrogateescape')).hexdigest()[:32]  # names may not be UTF-8
 
 
 def image_group(path: str, groups: int) -> str:
-  bucket = int(hashlib.sha256(path.encode('utf-8')).hexdigest()[:12], 16) % groups
+  bucket = int(hashlib.sha256(path.encode('utf-8', 'surrogateescape')).hexdigest()[:12], 16) % groups
   return f'images/{bucket:05d}-of-{groups:05d}'
 
 
@@ -68,7 +68,8 @@ def to_unit(name: str, fmt: str, items: Iterable) -> Unit:
       others.add(item)
   kept = sorted([match.once(path, named) for path, named in refs.items()] + sorted(others, key=_item_order),
                 key=_item_order)
-  fingerprint = hashlib.sha256(repr([_item_order(item) for item in kept]).encode('utf-8')).hexdigest()[:32]
+  fingerprint = hashlib.sha256(repr([_item_order(item) for item in kept]).encode('utf-8', 'surrogateescape')
+                               ).hexdigest()[:32]
   return Unit(name, fmt, tuple(kept), fingerprint)
 
 

@@ -1,0 +1,202 @@
+"""Planning at scale: the job over N tiny files, locally and on gs://, for how its memory and first commit grow
+with N.
+
+`python -m benchmarks.planning [--files 20000,200000] [--gcs_files 20000] [--repeats 1]
+[--unit_images 0]`
+
+Each file is a few junk bytes named .jpg: each becomes a decode error row, so a
+run costs listing, planning and writing, not the model (as issue 30 measured).
+Per N and place (disk; gs:// on fake-gcs-server, benchmarks/gcs_server.py, no
+added latency), reported: the whole command's seconds, the seconds until the
+first read unit is committed (its marker appears under _units/, polled every
+0.1 s), the peak RSS of the largest process (launcher or worker) and of the
+launcher, and the growth of the first from the smallest N.
+
+--unit_images M (e.g. 100000) adds the unit-size check: M tiny real JPEGs (8x8) with
+`--task both`, once as one unit (--image_groups 1) and once in units of about
+1,000 (--image_groups M/1000), and reports the peak RSS per worker of each.
+Everything goes to --json.
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from typing import Dict, List, Optional, Sequence
+
+from benchmarks import data, gcs_server, shared
+from benchmarks.throughput import MB, machine, run_sampled
+
+JUNK = b'not a jpeg'
+PER_FOLDER = 1000  # files per sub-folder of the data set
+BUCKET = 'planning'
+
+
+def tiny_files(count: int, root: pathlib.Path = data.ROOT) -> pathlib.Path:
+  """A folder of `count` junk .jpg files in sub-folders of PER_FOLDER (made once, kept)."""
+  folder = root / f'planning-{count}'
+  done = folder / '.complete'
+  if not done.exists():
+    shutil.rmtree(folder, ignore_errors=True)
+    for i in range(count):
+      sub = folder / f'{i // PER_FOLDER:05d}'
+      if i % PER_FOLDER == 0:
+        sub.mkdir(parents=True)
+      (sub / f'{i:08d}.jpg').write_bytes(JUNK)
+    done.write_text('')
+  return folder
+
+
+def tiny_images(count: int, root: pathlib.Path = data.ROOT) -> pathlib.Path:
+  """A folder of `count` copies of one 8x8 JPEG (made once, kept), for units of many images at little CPU."""
+  import io  # pylint: disable=import-outside-toplevel
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  folder = root / f'tiny-images-{count}'
+  done = folder / '.complete'
+  if not done.exists():
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    jpeg = io.BytesIO()
+    Image.new('RGB', (8, 8), (200, 120, 40)).save(jpeg, 'JPEG')
+    for i in range(count):
+      (folder / f'{i:08d}.jpg').write_bytes(jpeg.getvalue())
+    done.write_text('')
+  return folder
+
+
+def upload(endpoint: str, folder: pathlib.Path) -> str:
+  """The folder's files into the emulator's bucket; their gs:// folder."""
+  from google.cloud import storage  # pylint: disable=import-outside-toplevel
+  from requests import adapters  # pylint: disable=import-outside-toplevel
+  os.environ['STORAGE_EMULATOR_HOST'] = endpoint
+  try:
+    client = storage.Client.create_anonymous_client()
+    client._http.mount('http://', adapters.HTTPAdapter(pool_maxsize=32))  # pylint: disable=protected-access
+    bucket = client.lookup_bucket(BUCKET) or client.create_bucket(BUCKET)
+    paths = sorted(p for p in folder.rglob('*.jpg'))
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+      list(pool.map(lambda p: bucket.blob(f'{folder.name}/{p.relative_to(folder)}').upload_from_string(JUNK), paths))
+  finally:
+    del os.environ['STORAGE_EMULATOR_HOST']
+  return f'gs://{BUCKET}/{folder.name}'
+
+
+class _FirstMarker(threading.Thread):
+  """The seconds from `start` until the first file appears in the output's _units/ (local output)."""
+
+  def __init__(self, output: str, start: float):
+    super().__init__(daemon=True)
+    self._units, self._start = os.path.join(output, '_units'), start
+    self.seconds: Optional[float] = None
+    self.done = threading.Event()
+
+  def run(self):
+    while not self.done.wait(0.1):
+      if os.path.isdir(self._units) and any(n.endswith('.json') for n in os.listdir(self._units)):
+        self.seconds = round(time.monotonic() - self._start, 2)
+        return
+
+
+def run_once(source: str, env: dict, extra: Sequence[str] = ()) -> dict:
+  scratch = tempfile.mkdtemp(prefix='bench_planning_')
+  output = os.path.join(scratch, 'out')
+  command = [sys.executable, '-m', 'pipeline', '--input', source, '--output', output, '--model',
+             str(shared.TFLITE_QUANT), '--task', 'classify', '--labels_file', str(shared.LABELS), '--noreport',
+             '--no_auth', *extra]
+  try:
+    start = time.monotonic()
+    first = _FirstMarker(output, start)
+    first.start()
+    stdout, seconds, sampler = run_sampled('planning', command, env, scratch)
+    first.done.set()
+    first.join()
+    summary = json.loads(stdout)
+    largest = max([sampler.launcher] + list(sampler.children.values()))
+    return {'seconds': round(seconds, 2), 'first_unit_seconds': first.seconds,
+            'records': summary['records_read'], 'errors': summary['errors'], 'accounted': summary['accounted'],
+            'largest_process_peak_rss_mb': round(largest / MB, 1), 'launcher_peak_rss_mb': round(sampler.launcher / MB, 1),
+            'worker_peak_rss_mb': round(max(sampler.children.values(), default=0) / MB, 1)}
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _growth(rows: List[dict]) -> None:
+  base = rows[0]['largest_process_peak_rss_mb']
+  for row in rows:
+    row['peak_rss_growth'] = round(row['largest_process_peak_rss_mb'] / base, 3)
+
+
+def measure(counts: Sequence[int], gcs_counts: Sequence[int], repeats: int, unit_images: int, log=print) -> dict:
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=str(shared.ROOT))
+  report = {'machine': machine([]), 'repeats': repeats, 'disk': [], 'gcs': [], 'unit_size': []}
+  for count in counts:
+    for repeat in range(repeats):
+      got = dict(run_once(str(tiny_files(count)), env), files=count, repeat=repeat)
+      log(f'disk {count} files: {got}')
+      report['disk'].append(got)
+  if gcs_counts:
+    with gcs_server.fake_gcs_server() as server:
+      remote = {count: upload(server.endpoint, tiny_files(count)) for count in gcs_counts}
+      for count in gcs_counts:
+        for repeat in range(repeats):
+          got = dict(run_once(remote[count], dict(env, STORAGE_EMULATOR_HOST=server.endpoint)), files=count,
+                     repeat=repeat)
+          log(f'gcs {count} files: {got}')
+          report['gcs'].append(got)
+  for rows in (report['disk'], report['gcs']):
+    if rows:
+      _growth(rows)
+  if unit_images:
+    images = str(tiny_images(unit_images))
+    for groups in (1, max(1, unit_images // 1000)):
+      got = dict(run_once(images, env, ['--task', 'both', '--image_groups', str(groups)]), images=unit_images,
+                 image_groups=groups)
+      log(f'unit size: {got}')
+      report['unit_size'].append(got)
+  return report
+
+
+def markdown(report: dict) -> str:
+  lines = ['| where | files | seconds | first unit committed at | largest process peak RSS | growth | launcher |',
+           '| --- | ---: | ---: | ---: | ---: | ---: | ---: |']
+  for where in ('disk', 'gcs'):
+    for r in report[where]:
+      lines.append(f'| {where} | {r["files"]:,} | {r["seconds"]:.1f} s | {r["first_unit_seconds"]} s | '
+                   f'{r["largest_process_peak_rss_mb"]:,.0f} MB | {r["peak_rss_growth"]:.2f} | '
+                   f'{r["launcher_peak_rss_mb"]:,.0f} MB |')
+  if report['unit_size']:
+    lines += ['', '| images | --image_groups | seconds | peak RSS per worker |', '| ---: | ---: | ---: | ---: |']
+    for r in report['unit_size']:
+      lines.append(f'| {r["images"]:,} | {r["image_groups"]} | {r["seconds"]:.1f} s | '
+                   f'{r["worker_peak_rss_mb"]:,.0f} MB |')
+  return '\n'.join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(prog='python -m benchmarks.planning', description=__doc__.split('\n')[0])
+  parser.add_argument('--files', default='20000,200000', help='N of the local runs, comma-separated')
+  parser.add_argument('--gcs_files', default='20000', help='N of the gs:// runs, comma-separated; empty: none')
+  parser.add_argument('--repeats', type=int, default=1)
+  parser.add_argument('--unit_images', type=int, default=0, help='the unit-size check over this many images')
+  parser.add_argument('--json', default=str(data.ROOT / 'planning.json'))
+  args = parser.parse_args(argv)
+  parse = lambda text: [int(x) for x in text.split(',') if x]  # pylint: disable=unnecessary-lambda-assignment
+  started = time.monotonic()
+  report = measure(parse(args.files), parse(args.gcs_files), args.repeats, args.unit_images,
+                   log=lambda line: print(line, file=sys.stderr, flush=True))
+  report['command'] = ' '.join(['python -m benchmarks.planning'] + list(argv if argv is not None else sys.argv[1:]))
+  report['seconds'] = round(time.monotonic() - started, 1)
+  pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+  pathlib.Path(args.json).write_text(json.dumps(report, indent=2, default=str), encoding='utf-8')
+  print(markdown(report))
+  print(f'\n({report["seconds"]:.0f} s)')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
