@@ -132,3 +132,18 @@ def test_names_that_are_not_utf8_become_rows_with_escaped_ids(tmp_path, run_job)
     assert sorted(rows) == ['caf%E9', 'ok'] and rows['caf%E9']['top_classes'] == rows['ok']['top_classes']
     assert rows['caf%E9']['source'] == f'{where}caf%E9.jpg'
     assert urllib.parse.unquote_to_bytes(rows['caf%E9']['source']).endswith(b'caf\xe9.jpg')  # its bytes back
+
+
+def test_jfif_jpe_and_avif_photos_are_images(tmp_path, run_job):
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  cat = next(p for p in datagen.photo_paths() if p.name.startswith('cat.'))
+  folder = tmp_path / 'photos'
+  folder.mkdir()
+  for name in ('cat.jpg', 'cat_jfif.jfif', 'cat_jpe.jpe'):
+    (folder / name).write_bytes(cat.read_bytes())
+  Image.open(cat).convert('RGB').save(folder / 'cat_avif.avif', 'AVIF', quality=90)
+  result = run_job(tmp_path / 'out', ['--input', str(folder)] + JOB)
+  rows = {r['id']: r for r in result.predictions.to_pylist()}
+  assert sorted(rows) == ['cat', 'cat_avif', 'cat_jfif', 'cat_jpe'] and result.summary['accounted'], result.summary
+  assert rows['cat_jfif']['top_classes'] == rows['cat_jpe']['top_classes'] == rows['cat']['top_classes']
+  assert rows['cat_avif']['top_classes'][0] == rows['cat']['top_classes'][0]  # the same photo, re-encoded

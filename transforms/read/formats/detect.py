@@ -9,8 +9,10 @@ from transforms.read.formats import tfrecord
 IMAGES, TFRECORD, TAR = 'images', 'tfrecord', 'tar'
 FORMATS = (IMAGES, TFRECORD, TAR)
 AUTO = 'auto'
-# Image file extensions, in the order a WebDataset sample's image member is chosen by.
-IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp', 'bmp', 'gif', 'tif', 'tiff', 'ppm')
+# Image file extensions, in the order a WebDataset sample's image member is chosen by: the photo formats Pillow
+# decodes with what requirements.txt installs (AVIF is built into Pillow 11; HEIC would need pillow-heif).
+IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp', 'bmp', 'gif', 'tif', 'tiff', 'ppm', 'jfif', 'jpe', 'avif', 'avifs',
+                    'apng', 'jp2', 'j2k', 'jpx', 'pgm', 'pbm', 'pnm', 'qoi', 'tga')
 TFRECORD_EXTENSIONS = ('.tfrecord', '.tfrecords', '.tfrec', '.record', '.records')
 TAR_EXTENSIONS = ('.tar', '.tar.gz', '.tgz')
 _IMAGE_SUFFIXES = tuple('.' + ext for ext in IMAGE_EXTENSIONS)
@@ -42,7 +44,8 @@ def format_by_content(head: bytes) -> Optional[str]:
       return None
   if head[257:262] == b'ustar':
     return TAR
-  if head.startswith(_IMAGE_MAGIC) or (head[:4] == b'RIFF' and head[8:12] == b'WEBP'):
+  if (head.startswith(_IMAGE_MAGIC) or (head[:4] == b'RIFF' and head[8:12] == b'WEBP')
+      or head[4:12] in (b'ftypavif', b'ftypavis')):  # AVIF: an ISO-BMFF file of brand avif
     return IMAGES
   if len(head) >= tfrecord.HEADER_BYTES:
     length, crc = struct.unpack('<QI', head[:tfrecord.HEADER_BYTES])
