@@ -1,5 +1,6 @@
 """Entry point: validate options, inspect the model, claim the output, run the job, report."""
 import argparse
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -96,6 +97,9 @@ def prepare(argv: List[str]) -> Tuple[beam.Pipeline, options.JobConfig]:
   config = options.validate(pipeline_options)
   input_plan = plan.plan_inputs(config.inputs, config.input_format, config.read_settings, config.passthrough_keys)
   logging.info('inputs: %s', ', '.join(f'{pattern} ({fmt})' for pattern, fmt in input_plan.inputs))
+  # the keys the plan found in the records (a TFDS layout) go into job.json, as given ones do
+  config = dataclasses.replace(config, read_settings=dataclasses.replace(
+      config.read_settings, image_key=input_plan.settings.image_key, id_key=input_plan.settings.id_key))
   info = inspect_model(config)
   logging.info('model %s: %s, input %s', config.model.location, info.format, info.input_size)
   run_layout = layout.Layout(config.output, layout.new_run_id())

@@ -1,6 +1,7 @@
 """Broken inputs cost only themselves: every input becomes a row or an error row that says which stage failed,
 why and where; the good images among them still get the golden predictions. On image files, TFRecord
 shards and a WebDataset shard, through the whole job on the local runner."""
+import json
 import os
 import pathlib
 import subprocess
@@ -147,3 +148,40 @@ def test_jfif_jpe_and_avif_photos_are_images(tmp_path, run_job):
   assert sorted(rows) == ['cat', 'cat_avif', 'cat_jfif', 'cat_jpe'] and result.summary['accounted'], result.summary
   assert rows['cat_jfif']['top_classes'] == rows['cat_jpe']['top_classes'] == rows['cat']['top_classes']
   assert rows['cat_avif']['top_classes'][0] == rows['cat']['top_classes'][0]  # the same photo, re-encoded
+
+
+def _tfds_shard(path: pathlib.Path, image_feature: str = 'image') -> list:
+  """TFRecords as tensorflow_datasets writes an image dataset: `image`, `label`, `file_name`."""
+  from transforms.read.formats import tf_example, tfrecord  # pylint: disable=import-outside-toplevel
+  names = []
+  with open(path, 'wb') as f:
+    for i, photo in enumerate(datagen.photo_paths()):
+      example = tf_example._example_class()()  # pylint: disable=protected-access
+      feature = example.features.feature
+      feature[image_feature].bytes_list.value.append(photo.read_bytes())
+      feature['label'].int64_list.value.append(i)
+      feature['file_name'].bytes_list.value.append(photo.name.encode('utf-8'))
+      f.write(tfrecord.encode_record(example.SerializeToString()))
+      names.append(photo.name)
+  return names
+
+
+def test_tfds_records_are_read_with_the_image_and_id_features_found_at_launch(tmp_path, run_job):
+  shard = tmp_path / 'train.tfrecord-00000-of-00001'
+  names = _tfds_shard(shard)
+  result = run_job(tmp_path / 'out', ['--input', str(shard), '--input_format', 'tfrecord'] + JOB)
+  assert result.summary['accounted'] and result.summary['errors'] == 0, result.summary
+  assert sorted(r['id'] for r in result.predictions.to_pylist()) == sorted(names)  # TFDS' file_name
+  _check_golden({r['id'].rsplit('.', 1)[0]: r for r in result.predictions.to_pylist()})
+  job = json.loads((tmp_path / 'out' / 'job.json').read_text())
+  assert (job['image_key'], job['id_key']) == ('image', 'file_name')
+
+
+def test_records_without_an_image_feature_are_refused_at_launch_naming_the_features(tmp_path):
+  shard = tmp_path / 'r.tfrecord'
+  _tfds_shard(shard)
+  proc = subprocess.run([sys.executable, '-m', 'pipeline', '--input', str(shard), '--output', str(tmp_path / 'o'),
+                         '--image_key', 'picture'] + JOB, capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "no image feature 'picture'" in proc.stderr and 'file_name, image, label' in proc.stderr
+  assert '--image_key' in proc.stderr and not (tmp_path / 'o').exists()  # before any work

@@ -6,16 +6,17 @@ content); undeclared passthrough types from its first records.
 """
 import contextlib
 import dataclasses
+import logging
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.read import match, tar_shards, tfrecord_shards
-from transforms.read.formats import passthrough
+from transforms.read.formats import example_keys, passthrough
 from transforms.read.formats.detect import AUTO, IMAGES, TAR, TFRECORD, format_by_content, format_by_name
 from transforms.read.settings import ReadSettings
 
-SAMPLE_RECORDS = 100  # records read in the launcher to type undeclared passthrough columns
+SAMPLE_RECORDS = 100  # records read in the launcher: to find the image feature, to type passthrough columns
 
 
 class InputError(ValueError):
@@ -86,10 +87,24 @@ def plan_inputs(patterns: Sequence[str], input_format: str = AUTO, settings: Rea
   if passthrough_keys and IMAGES in used:
     raise InputError('--passthrough_keys applies to TFRecord and tar inputs, not to image files')
   samples = []
+  if TFRECORD in firsts:  # always: the image key must be there (example_keys.py)
+    with _peeking(f'cannot read {firsts[TFRECORD]} to find its image feature'):
+      records = tfrecord_shards.sample(firsts[TFRECORD], settings, SAMPLE_RECORDS)
+    try:
+      image_key, id_key, said = example_keys.find_keys(records, settings.image_key, settings.id_key,
+                                                       firsts[TFRECORD])
+    except example_keys.MissingKey as e:
+      raise InputError(str(e)) from e
+    for line in said:
+      logging.info('inputs: %s (first records of %s)', line, firsts[TFRECORD])
+    if image_key != settings.image_key and TAR in used:
+      raise InputError(f'{firsts[TFRECORD]}: {said[0]}, which tar inputs do not have: run them as jobs of their own')
+    if used == {TFRECORD}:  # a found id applies to TFRecord inputs only, like --id_key
+      settings = dataclasses.replace(settings, image_key=image_key, id_key=id_key)
+    else:
+      settings = dataclasses.replace(settings, image_key=image_key)
+    samples += records
   if any(t is None for _, t in passthrough_keys):
-    if TFRECORD in firsts:
-      with _peeking(f'cannot read {firsts[TFRECORD]} to type --passthrough_keys'):
-        samples += tfrecord_shards.sample(firsts[TFRECORD], settings, SAMPLE_RECORDS)
     if TAR in firsts:
       with _peeking(f'cannot read {firsts[TAR]} to type --passthrough_keys'):
         samples += tar_shards.sample(firsts[TAR], SAMPLE_RECORDS, settings.max_input_bytes)
