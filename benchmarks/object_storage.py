@@ -25,9 +25,7 @@ per format, and gcs_files/ray_gcs. Everything goes to --json.
 import argparse
 import concurrent.futures
 import glob
-import json
 import os
-import pathlib
 import shutil
 import statistics
 import sys
@@ -41,7 +39,7 @@ from benchmarks import data, gcs_server, peer_ray, shared
 from benchmarks import variants as registry
 from benchmarks.latency_proxy import LatencyProxy
 from benchmarks.sampler import cpu_seconds
-from benchmarks.throughput import machine, measured, run_sampled, summarize
+from benchmarks.throughput import machine, measured, run_sampled, save, summarize
 
 FORMATS = ('files', 'tfrecord', 'tar')
 VARIANTS = tuple(f'{where}_{fmt}' for fmt in FORMATS for where in ('disk', 'gcs')) + ('ray_gcs',)
@@ -195,10 +193,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   started = time.monotonic()
   report = measure(args.images, args.small_images, [float(x) for x in args.latencies.split(',')], args.repeats,
                    variants, log=lambda line: print(line, file=sys.stderr, flush=True))
-  report['command'] = ' '.join(['python -m benchmarks.object_storage'] + list(argv if argv is not None else sys.argv[1:]))
-  report['seconds'] = round(time.monotonic() - started, 1)
-  pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-  pathlib.Path(args.json).write_text(json.dumps(report, indent=2, default=str), encoding='utf-8')
+  save(report, 'python -m benchmarks.object_storage', argv, started, args.json)
   print(markdown(report))
   print(f'\n({report["seconds"]:.0f} s; load average {" ".join(f"{x:.1f}" for x in os.getloadavg())} at the end)')
   return 0

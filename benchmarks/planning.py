@@ -27,10 +27,10 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from benchmarks import data, gcs_server, shared
-from benchmarks.throughput import MB, machine, run_sampled
+from benchmarks.throughput import MB, machine, run_sampled, save
 
 JUNK = b'not a jpeg'
 PER_FOLDER = 1000  # files per sub-folder of the data set
@@ -119,7 +119,8 @@ def run_once(source: str, env: dict, extra: Sequence[str] = ()) -> dict:
     largest = max([sampler.launcher] + list(sampler.children.values()))
     return {'seconds': round(seconds, 2), 'first_unit_seconds': first.seconds,
             'records': summary['records_read'], 'errors': summary['errors'], 'accounted': summary['accounted'],
-            'largest_process_peak_rss_mb': round(largest / MB, 1), 'launcher_peak_rss_mb': round(sampler.launcher / MB, 1),
+            'largest_process_peak_rss_mb': round(largest / MB, 1),
+            'launcher_peak_rss_mb': round(sampler.launcher / MB, 1),
             'worker_peak_rss_mb': round(max(sampler.children.values(), default=0) / MB, 1)}
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
@@ -189,10 +190,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   started = time.monotonic()
   report = measure(parse(args.files), parse(args.gcs_files), args.repeats, args.unit_images,
                    log=lambda line: print(line, file=sys.stderr, flush=True))
-  report['command'] = ' '.join(['python -m benchmarks.planning'] + list(argv if argv is not None else sys.argv[1:]))
-  report['seconds'] = round(time.monotonic() - started, 1)
-  pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-  pathlib.Path(args.json).write_text(json.dumps(report, indent=2, default=str), encoding='utf-8')
+  save(report, 'python -m benchmarks.planning', argv, started, args.json)
   print(markdown(report))
   print(f'\n({report["seconds"]:.0f} s)')
   return 0

@@ -135,6 +135,14 @@ def measured(rows: int, seconds: float, sampler: PeakSampler, cluster_cpu: float
              round(sampler.launcher_cpu, 2), round(cluster_cpu, 2))
 
 
+def save(report: dict, prog: str, argv: Optional[Sequence[str]], started: float, json_path: str) -> None:
+  """The report's command line and seconds, and the report into json_path (every benchmark's --json)."""
+  report['command'] = ' '.join([prog] + list(argv if argv is not None else sys.argv[1:]))
+  report['seconds'] = round(time.monotonic() - started, 1)
+  pathlib.Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+  pathlib.Path(json_path).write_text(json.dumps(report, indent=2, default=str), encoding='utf-8')
+
+
 def summarize(big: Sequence[Run], small: Sequence[Run]) -> dict:
   """Medians over the repeats: marginal and end-to-end rates, the start-up they imply, peak RSS. Without start-up
   runs (`small` empty), no marginal rate nor start-up, and CPU per image includes the start-up."""

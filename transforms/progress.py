@@ -1,5 +1,6 @@
 """Progress of long runs, counted in each worker process: images done, error rows, and the records and bytes read
-of the shards whose records the launcher estimates from their bytes (TFRecord, tar), and what the planning listed (the launcher's total: transforms/read/totals.py).
+of the shards whose records the launcher estimates from their bytes (TFRecord, tar), and what the planning listed
+(the launcher's total: transforms/read/totals.py).
 
 Process-wide because a worker runs many DoFn instances on its threads. The
 counts leave the process one of two ways:
@@ -25,6 +26,8 @@ import time
 from typing import Dict, Optional
 
 from apache_beam.metrics import Metrics
+
+from transforms.read.formats import detect
 
 MARK = 'progress:'
 FOLDER_ENV = 'IMAGE_INFERENCE_PROGRESS_DIR'
@@ -90,7 +93,7 @@ def read_tar(records: int, nbytes: int) -> None:
 
 def listed(fmt: str, size: Optional[int]) -> None:
   """A file the planning listed: an image file is a record; a shard counts its bytes (transforms/read/totals.py)."""
-  if fmt in ('tfrecord', 'tar'):
+  if fmt in (detect.TFRECORD, detect.TAR):
     _count(**{f'planned_{fmt}_bytes': size or 0})
   else:
     _count(planned=1)

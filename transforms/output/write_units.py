@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from transforms import format as format_stage
 from transforms.output import markers, tally
-from transforms.output.layout import DATASETS, ERRORS_DIR, PREDICTIONS_DIR, Layout
+from transforms.output.layout import DATASETS, PREDICTIONS_DIR, Layout
 from transforms.read.units import unit_key
 
 

@@ -135,7 +135,11 @@ def once(path: str, refs: Iterable[FileRef]) -> FileRef:
 def counted(refs: Iterable[FileRef], fmt: Optional[str]) -> Iterator[FileRef]:
   """An input's refs, each counted for the launcher's progress total as it is listed, then the input as listed."""
   for ref in refs:
-    progress.listed(fmt, ref.size)
+    size = ref.size
+    if size is None and fmt != detect.IMAGES:  # a shard named by a list: its bytes make the total's estimate
+      size = next(iter(FileSystems.match([ref.path])[0].metadata_list), None)
+      size = size.size_in_bytes if size is not None else 0
+    progress.listed(fmt, size)
     yield ref
   progress.input_listed()
   progress.flush()

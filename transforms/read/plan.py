@@ -99,10 +99,8 @@ def plan_inputs(patterns: Sequence[str], input_format: str = AUTO, settings: Rea
       logging.info('inputs: %s (first records of %s)', line, firsts[TFRECORD])
     if image_key != settings.image_key and TAR in used:
       raise InputError(f'{firsts[TFRECORD]}: {said[0]}, which tar inputs do not have: run them as jobs of their own')
-    if used == {TFRECORD}:  # a found id applies to TFRecord inputs only, like --id_key
-      settings = dataclasses.replace(settings, image_key=image_key, id_key=id_key)
-    else:
-      settings = dataclasses.replace(settings, image_key=image_key)
+    settings = dataclasses.replace(settings, image_key=image_key,  # a found id: TFRecord inputs only, as --id_key
+                                   id_key=id_key if used == {TFRECORD} else settings.id_key)
     samples += records
   if any(t is None for _, t in passthrough_keys):
     if TAR in firsts:
