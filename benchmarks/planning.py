@@ -9,16 +9,18 @@ run costs listing, planning and writing, not the model (as issue 30 measured).
 Per N and place (disk; gs:// on fake-gcs-server, benchmarks/gcs_server.py, no
 added latency), reported: the whole command's seconds, the seconds until the
 first read unit is committed (its marker appears under _units/, polled every
-0.1 s), the peak RSS of the largest process (launcher or worker) and of the
+0.1 s) and until the workers' counts say the listing is done (every listing
+shard listed: the first unit should come well before), the peak RSS of the largest process (launcher or worker) and of the
 launcher, and the growth of the first from the smallest N.
 
 --unit_images M (e.g. 100000) adds the unit-size check: M tiny real JPEGs (8x8) with
-`--task both`, once as one unit (--image_groups 1) and once in units of about
-1,000 (--image_groups M/1000), and reports the peak RSS per worker of each.
+`--task both`, once as one unit (--files_per_unit M) and once in units of about
+1,000, and reports the peak RSS per worker of each.
 Everything goes to --json.
 """
 import argparse
 import concurrent.futures
+import glob
 import json
 import os
 import pathlib
@@ -87,18 +89,34 @@ def upload(endpoint: str, folder: pathlib.Path) -> str:
 
 
 class _FirstMarker(threading.Thread):
-  """The seconds from `start` until the first file appears in the output's _units/ (local output)."""
+  """The seconds from `start` until the first file appears in the output's _units/ (local output), and until
+  the workers' progress counts (the launcher's progress folder, under `scratch`) say every listing shard is
+  listed."""
 
-  def __init__(self, output: str, start: float):
+  def __init__(self, output: str, scratch: str, start: float):
     super().__init__(daemon=True)
-    self._units, self._start = os.path.join(output, '_units'), start
+    self._units, self._scratch, self._start = os.path.join(output, '_units'), scratch, start
     self.seconds: Optional[float] = None
+    self.listed_seconds: Optional[float] = None
     self.done = threading.Event()
+
+  def _listed(self) -> bool:
+    from pipeline import live_progress  # pylint: disable=import-outside-toplevel
+    for folder in glob.glob(os.path.join(self._scratch, 'image-inference-progress-*')):
+      counts = live_progress.folder_counts(folder)
+      if counts.get('inputs_split') and counts.get('shards_listed', 0) >= counts.get('listing_shards', 0):
+        return True
+    return False
 
   def run(self):
     while not self.done.wait(0.1):
-      if os.path.isdir(self._units) and any(n.endswith('.json') for n in os.listdir(self._units)):
-        self.seconds = round(time.monotonic() - self._start, 2)
+      now = round(time.monotonic() - self._start, 2)
+      if self.seconds is None and os.path.isdir(self._units) and any(
+          n.endswith('.json') for n in os.listdir(self._units)):
+        self.seconds = now
+      if self.listed_seconds is None and self._listed():
+        self.listed_seconds = now
+      if self.seconds is not None and self.listed_seconds is not None:
         return
 
 
@@ -110,14 +128,14 @@ def run_once(source: str, env: dict, extra: Sequence[str] = ()) -> dict:
              '--no_auth', *extra]
   try:
     start = time.monotonic()
-    first = _FirstMarker(output, start)
+    first = _FirstMarker(output, scratch, start)
     first.start()
-    stdout, seconds, sampler = run_sampled('planning', command, env, scratch)
+    stdout, seconds, sampler = run_sampled('planning', command, dict(env, TMPDIR=scratch), scratch)
     first.done.set()
     first.join()
     summary = json.loads(stdout)
     largest = max([sampler.launcher] + list(sampler.children.values()))
-    return {'seconds': round(seconds, 2), 'first_unit_seconds': first.seconds,
+    return {'seconds': round(seconds, 2), 'first_unit_seconds': first.seconds, 'listed_seconds': first.listed_seconds,
             'records': summary['records_read'], 'errors': summary['errors'], 'accounted': summary['accounted'],
             'largest_process_peak_rss_mb': round(largest / MB, 1),
             'launcher_peak_rss_mb': round(sampler.launcher / MB, 1),
@@ -154,26 +172,27 @@ def measure(counts: Sequence[int], gcs_counts: Sequence[int], repeats: int, unit
       _growth(rows)
   if unit_images:
     images = str(tiny_images(unit_images))
-    for groups in (1, max(1, unit_images // 1000)):
-      got = dict(run_once(images, env, ['--task', 'both', '--image_groups', str(groups)]), images=unit_images,
-                 image_groups=groups)
+    for per_unit in (unit_images, 1000):
+      got = dict(run_once(images, env, ['--task', 'both', '--files_per_unit', str(per_unit)]), images=unit_images,
+                 files_per_unit=per_unit)
       log(f'unit size: {got}')
       report['unit_size'].append(got)
   return report
 
 
 def markdown(report: dict) -> str:
-  lines = ['| where | files | seconds | first unit committed at | largest process peak RSS | growth | launcher |',
-           '| --- | ---: | ---: | ---: | ---: | ---: | ---: |']
+  lines = ['| where | files | seconds | first unit committed at | listing done at | largest process peak RSS | '
+           'growth | launcher |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
   for where in ('disk', 'gcs'):
     for r in report[where]:
       lines.append(f'| {where} | {r["files"]:,} | {r["seconds"]:.1f} s | {r["first_unit_seconds"]} s | '
+                   f'{r["listed_seconds"]} s | '
                    f'{r["largest_process_peak_rss_mb"]:,.0f} MB | {r["peak_rss_growth"]:.2f} | '
                    f'{r["launcher_peak_rss_mb"]:,.0f} MB |')
   if report['unit_size']:
-    lines += ['', '| images | --image_groups | seconds | peak RSS per worker |', '| ---: | ---: | ---: | ---: |']
+    lines += ['', '| images | --files_per_unit | seconds | peak RSS per worker |', '| ---: | ---: | ---: | ---: |']
     for r in report['unit_size']:
-      lines.append(f'| {r["images"]:,} | {r["image_groups"]} | {r["seconds"]:.1f} s | '
+      lines.append(f'| {r["images"]:,} | {r["files_per_unit"]:,} | {r["seconds"]:.1f} s | '
                    f'{r["worker_peak_rss_mb"]:,.0f} MB |')
   return '\n'.join(lines)
 

@@ -102,13 +102,6 @@ class PeakMemory:
     self._thread.join()
 
 
-def _groups_like_the_job(job_argv: List[str], image_groups: int, sampled: int, total: int) -> List[str]:
-  """The sample read in units of as many images as the whole job's (each unit costs its own Parquet parts and
-  marker): image_groups scaled by the sample's share of the files."""
-  groups = max(1, round(image_groups * sampled / max(total, 1)))
-  return _without_value(job_argv, '--image_groups') + ['--image_groups', str(groups)]
-
-
 def _run_sample(job_argv: List[str], files: Sequence[match.FileRef], workdir: str, name: str) -> dict:
   """Runs the real job on `files` into workdir; its summary, wall time and memory. Local files are given as a
   folder of links to them (read as a folder is: a .txt list of URIs reads slower), others as a .txt list."""
@@ -165,8 +158,7 @@ def estimate(argv: Sequence[str]) -> dict:
       small = _run_sample(job_argv, files[:1], workdir, 'small')
       large = _run_sample(job_argv, files[:max(1, min(len(files), own.sample // 100))], workdir, 'large')
     else:
-      small, large = (_run_sample(_groups_like_the_job(job_argv, config.image_groups, len(chosen), len(files)),
-                                  chosen, workdir, name)
+      small, large = (_run_sample(job_argv, chosen, workdir, name)  # units of --files_per_unit, as the job's
                       for name, chosen in (('small', _evenly(files, max(1, own.sample // 5))),
                                            ('large', _evenly(files, own.sample))))
   finally:

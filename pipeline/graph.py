@@ -1,9 +1,8 @@
 """Assembles the job: plan units -> [skip committed ones] -> read -> decode -> infer -> format -> write units ->
-commit, on one fused line from read to write, [-> analyze] before the commit.
+commit, on one fused line per input format from planning to write, [-> analyze] before the commit.
 
-Beside the main line: the join that skips the units earlier runs committed
-(transforms/output/resume.py), and the tally of the committed units' markers,
-which the commit step checks and writes into summary.json.
+Beside the lines: the committed units' markers (a side input, transforms/output/resume.py), and the tally of
+the committed units' markers, which the commit step checks and writes into summary.json.
 """
 import apache_beam as beam
 
@@ -41,6 +40,39 @@ class _Analyzed(beam.PTransform):
             | 'Write' >> WriteParquet(layout.staging(PREDICTIONS_DIR), self._schema, 0, layout.shard_name))
 
 
+class _Line(beam.PTransform):
+  """One format's planned units -> skip the committed -> read -> decode -> infer -> format -> write units, fused
+  on the worker that planned them (image units: the one that listed their files); returns (this run's
+  markers, the skipped units' markers, the rows' ids). A job over several formats has a line for each (and a
+  model per line in each worker): a Flatten before the reader would make the local runner hold every unit."""
+
+  def __init__(self, config: JobConfig, info: ModelInfo, inputs: InputPlan, layout: Layout, schema, committed):
+    super().__init__()
+    self._config, self._info, self._inputs, self._layout = config, info, inputs, layout
+    self._schema, self._committed = schema, committed
+
+  def expand(self, planned):
+    config, info, inputs, layout, spec = self._config, self._info, self._inputs, self._layout, self._config.model
+    joined = planned | 'SkipCommitted' >> resume.SkipCommitted(layout, self._committed)
+    formatted = (joined['units']
+                 | 'KeepLease' >> beam.ParDo(KeepLease(config.output, layout.run_id))  # on every worker that reads
+                 | 'Read' >> beam.ParDo(readers.read_units(inputs))
+                 | 'Decode' >> beam.ParDo(DecodeImages(info.input_size, config.resize_method, config.max_image_pixels,
+                                                       config.decode_timeout_seconds))
+                 | 'Infer' >> Infer(ImageModelHandler(spec, config.min_batch_size, config.max_batch_size,
+                                                      config.inference_timeout_seconds, config.model_copies))
+                 | 'Format' >> beam.ParDo(FormatRows(spec.location, config.top_k, config.labels,
+                                                     config.progress_seconds, info.num_classes)))
+    write = formatted | 'WriteUnits' >> beam.ParDo(
+        WriteUnits(layout, {PREDICTIONS_DIR: self._schema, ERRORS_DIR: ERROR_SCHEMA})).with_outputs(IDS_TAG,
+                                                                                                     main='markers')
+    # A PCollection of its own (as resume.SkipCommitted does for the skipped): as a side input, the output of a
+    # multi-output DoFn gets its other outputs too on Beam's BundleBasedDirectRunner (2.77; test_retries.py).
+    written, skipped = write.markers | 'Written' >> beam.Map(lambda marker: marker), joined[resume.SKIPPED_TAG]
+    ids = (write[IDS_TAG], skipped | 'SkippedIds' >> beam.ParDo(resume.CommittedIds(layout))) | 'AllIds' >> beam.Flatten()
+    return written, skipped, ids
+
+
 def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPlan, layout: Layout,
           resuming: bool = False) -> None:
   spec = config.model
@@ -48,29 +80,17 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
   schema = prediction_schema(spec.wants_classes, spec.wants_embedding, bool(config.labels), passthrough)
   layout = layout._replace(analysis=config.analysis is not None)
 
-  planned = p | 'Plan' >> readers.PlanInputs(inputs, config.image_groups)
-  joined = planned | 'SkipCommitted' >> resume.JoinUnits(layout)
-  formatted = (joined['units']
-               | 'Spread' >> beam.Reshuffle()  # units only, never image bytes: spreads the reading over workers
-               | 'KeepLease' >> beam.ParDo(KeepLease(config.output, layout.run_id))  # on every worker that reads
-               | 'Read' >> beam.ParDo(readers.read_units(inputs))
-               | 'Decode' >> beam.ParDo(DecodeImages(info.input_size, config.resize_method, config.max_image_pixels,
-                                                     config.decode_timeout_seconds))
-               | 'Infer' >> Infer(ImageModelHandler(spec, config.min_batch_size, config.max_batch_size,
-                                                    config.inference_timeout_seconds, config.model_copies))
-               | 'Format' >> beam.ParDo(FormatRows(spec.location, config.top_k, config.labels,
-                                                   config.progress_seconds, info.num_classes)))
-  write = formatted | 'WriteUnits' >> beam.ParDo(
-      WriteUnits(layout, {PREDICTIONS_DIR: schema, ERRORS_DIR: ERROR_SCHEMA})).with_outputs(IDS_TAG, main='markers')
-  # A PCollection of its own (as resume.JoinUnits does for the skipped): as a side input, the output of a
-  # multi-output DoFn gets its other outputs too on Beam's BundleBasedDirectRunner (2.77; test_retries.py).
-  written, skipped = write.markers | 'Written' >> beam.Map(lambda marker: marker), joined[resume.SKIPPED_TAG]
-  markers = (written, skipped)  # the units the output keeps (side inputs: a Flatten of them gave None on Flink)
-  ids = (write[IDS_TAG], skipped | 'SkippedIds' >> beam.ParDo(resume.CommittedIds(layout))) | 'AllIds' >> beam.Flatten()
-  counted = [written | 'CountWritten' >> beam.FlatMap(tally.marker_counts, resumed=resuming),
-             skipped | 'CountSkipped' >> beam.FlatMap(tally.marker_counts, skipped=True),
-             ids | 'DuplicateIds' >> tally.DuplicateIds()]
-  counts = tuple(counted) | 'Tally' >> tally.Tally()
+  planned = p | 'Plan' >> readers.PlanInputs(inputs, config.files_per_unit)
+  committed = resume.committed_markers(p, layout)
+  lines = [units | f'Line_{fmt}' >> _Line(config, info, inputs, layout, schema, committed)
+           for fmt, units in planned.items()]
+  markers = tuple(m for written, skipped, _ in lines for m in (written, skipped))  # the units the output keeps
+  # (side inputs each: a Flatten of them gave None on Flink)
+  counted = [pcoll for i, (written, skipped, ids) in enumerate(lines) for pcoll in (
+      written | f'CountWritten_{i}' >> beam.FlatMap(tally.marker_counts, resumed=resuming),
+      skipped | f'CountSkipped_{i}' >> beam.FlatMap(tally.marker_counts, skipped=True))]
+  ids = tuple(ids for _, _, ids in lines) | 'AllIds' >> beam.Flatten()
+  counts = tuple(counted + [ids | 'DuplicateIds' >> tally.DuplicateIds()]) | 'Tally' >> tally.Tally()
 
   after, scratch = [], []  # the commit waits for every unit anyway: their markers are its side inputs
   if config.analysis:  # the rows wait for every unit, then the analysis writes predictions/ with its columns

@@ -21,7 +21,7 @@ from transforms.format import DEFAULT_PROGRESS_SECONDS  # defined beside FormatR
 from transforms.infer import handler, models
 from transforms.output import claim
 from transforms.output.schema import RESERVED_COLUMNS, reduced_columns
-from transforms.read import units
+from transforms.read import image_units
 from transforms.read.formats import detect, passthrough, tf_example
 from transforms.read.settings import (COMPRESSIONS, MAX_INPUT_BYTES, READ_BYTES_IN_FLIGHT, READS_IN_FLIGHT,
                                       ReadSettings)
@@ -30,7 +30,9 @@ DEFAULT_MAX_BATCH_SIZE = 64  # fixed batches of this size unless --min_batch_siz
 DEFAULT_PCA_DIMS = 64
 
 REMOVED = {'--num_shards': 'each read unit is its own Parquet part (docs/output.md)',  # refused, saying why
-           '--checkpoint_rows': 'each read unit is committed when done (docs/output.md); see --image_groups'}
+           '--checkpoint_rows': 'each read unit is committed when done (docs/output.md); see --files_per_unit',
+           '--image_groups': 'image files are cut into units of about --files_per_unit files, whatever the job\'s '
+                             'size (docs/output.md)'}
 
 
 class ImageOptions(PipelineOptions):
@@ -94,9 +96,10 @@ class ImageOptions(PipelineOptions):
     reliability = parser.add_argument_group('reliability', 'Reruns, crashes and bad input.')
     switch(reliability, '--resume', 'Continue an earlier run of the same job under --output: inputs it finished '
            'are skipped and its rows kept. Refused if the options that shape rows or the model\'s files changed.')
-    reliability.add_argument('--image_groups', type=int, default=units.DEFAULT_IMAGE_GROUPS,
-                             help='Image files are read and committed in this many groups (by a hash of the path); '
-                             '--resume skips committed groups, a crash redoes those being read.')
+    reliability.add_argument('--files_per_unit', type=int, default=image_units.DEFAULT_FILES_PER_UNIT,
+                             help='Image files are read and committed in units of about this many (runs of files '
+                             'in path order, cut where the paths say); --resume skips committed units, a crash '
+                             'redoes those being read. Fixed for an output at its first run.')
     reliability.add_argument('--max_image_pixels', type=int, default=decode.MAX_IMAGE_PIXELS,
                              help='An image whose header claims more pixels is refused before any pixel is '
                              'decoded (decompression bombs).')
@@ -141,7 +144,7 @@ class JobConfig:
   max_batch_size: int
   progress_seconds: float
   output_mode: str = claim.NEW  # new, overwrite or resume
-  image_groups: int = units.DEFAULT_IMAGE_GROUPS
+  files_per_unit: int = image_units.DEFAULT_FILES_PER_UNIT
   max_image_pixels: int = decode.MAX_IMAGE_PIXELS
   decode_timeout_seconds: float = decode.DECODE_TIMEOUT_SECONDS  # 0: no bound
   inference_timeout_seconds: float = handler.INFERENCE_TIMEOUT_SECONDS  # 0: no bound
@@ -183,7 +186,7 @@ def validate(options: PipelineOptions) -> JobConfig:
                        f'{o.max_batch_size}')
   if o.progress_seconds <= 0:
     raise OptionsError(f'--progress_seconds must be positive, not {o.progress_seconds}')
-  for flag, value, least in (('--image_groups', o.image_groups, 1),
+  for flag, value, least in (('--files_per_unit', o.files_per_unit, 1),
                              ('--max_image_pixels', o.max_image_pixels, 1),
                              ('--max_input_bytes', o.max_input_bytes, 1),
                              ('--reads_in_flight', o.reads_in_flight, 1),
@@ -218,7 +221,7 @@ def validate(options: PipelineOptions) -> JobConfig:
                    passthrough_keys=passthrough_keys, output=output_prefix, model=spec, labels=o.labels_file,
                    top_k=o.top_k, resize_method=o.resize_method, min_batch_size=min_batch_size,
                    max_batch_size=o.max_batch_size, progress_seconds=o.progress_seconds,
-                   output_mode=mode, image_groups=o.image_groups, max_image_pixels=o.max_image_pixels,
+                   output_mode=mode, files_per_unit=o.files_per_unit, max_image_pixels=o.max_image_pixels,
                    decode_timeout_seconds=o.decode_timeout_seconds,
                    inference_timeout_seconds=o.inference_timeout_seconds, model_copies=o.model_copies,
                    analysis=_analysis(options, output_prefix, spec, passthrough_keys))

@@ -50,7 +50,7 @@ def row_shaping_options(config: options.JobConfig) -> dict:
       'input_range': list(spec.input_range) if spec.input_range else None,
       'labels_file': config.labels, 'top_k': config.top_k, 'resize_method': config.resize_method,
       'max_image_pixels': config.max_image_pixels, 'max_input_bytes': config.read_settings.max_input_bytes,
-      'image_groups': config.image_groups,  # names the read units (claim.UNIT_NAMING)
+      'files_per_unit': config.files_per_unit,  # names the read units (claim.UNIT_NAMING)
       'analyze_embeddings': analysis is not None,
       'pca_dims': analysis.pca_dims if analysis else None,
       'whiten': analysis.whiten if analysis else None,

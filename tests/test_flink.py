@@ -138,7 +138,7 @@ def test_flink_job_survives_a_killed_taskmanager(flink_flags, images, direct, tm
   """SIGKILL a TaskManager once the run has committed read units; a supervisor (here the test) starts it again;
   Flink restarts the job (conf/config.yaml's restart strategy) and its output is exact."""
   cluster, out, name = flink.RUNNING, tmp_path / 'flink', f'flink-kill-{uuid.uuid4().hex[:8]}'
-  proc = _launch(out, _job(images) + ['--job_name', name, '--image_groups', '64'], flink_flags)
+  proc = _launch(out, _job(images) + ['--job_name', name, '--files_per_unit', '16'], flink_flags)
   try:
     _wait_for_a_committed_unit(proc, out)
     victim, its_workers = cluster.taskmanager_pid(2), psutil.Process(cluster.pool_pid(2)).children()
@@ -169,7 +169,7 @@ def test_a_killed_launchers_job_left_on_flink_writes_nothing_once_a_resume_took_
   and Flink gives up on it) and the resumed run's output is exact. The old job's SDK workers are held
   (SIGSTOP) from the kill until the takeover, so that it is still mid-job then however fast it runs."""
   cluster, out, name = flink.RUNNING, tmp_path / 'flink', f'flink-orphan-{uuid.uuid4().hex[:8]}'
-  job = _job(images) + ['--image_groups', '64']
+  job = _job(images) + ['--files_per_unit', '16']
   proc = _launch(out, job + ['--job_name', name], flink_flags)
   try:
     _wait_for_a_committed_unit(proc, out)

@@ -136,10 +136,10 @@ def test_image_file_larger_than_the_bound_is_an_error_row(tmp_path):
   with open(path, 'wb') as f:
     f.truncate(2 * MIB)
   fn = image_files._ReadFile(MIB)  # pylint: disable=protected-access
-  for listed in (2 * MIB, None):  # size from the listing, else from a match
+  for listed, size in ((2 * MIB, f'{2 * MIB} bytes'), (None, 'more than its')):  # from the listing, or unknown
     ((tag, error),) = _process(fn, match.FileRef(str(path), 'big', listed))
     assert (tag, error.stage, error.error_type) == (elements.ERRORS_TAG, elements.READ, 'InputTooLarge')
-    assert f'{2 * MIB} bytes' in error.message and f'{MIB} bytes (--max_input_bytes)' in error.message
+    assert size in error.message and f'{MIB} bytes (--max_input_bytes)' in error.message
   ((tag, image),) = _process(image_files._ReadFile(), match.FileRef(str(path), 'big', None))  # pylint: disable=protected-access
   assert tag == 'images' and len(image.data) == 2 * MIB
 

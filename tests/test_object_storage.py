@@ -37,7 +37,7 @@ def inputs_fixture(tmp_path_factory):
 @pytest.mark.full
 @pytest.mark.parametrize('fmt, pattern', [('files', '*.jpg'), ('tfrecord', 'shard-*'), ('tar', 'shard-*')])
 def test_gcs_with_latency_gives_the_local_output(inputs, fmt, pattern, tmp_path, run_job, monkeypatch):
-  extra = ['--image_groups', '4'] if fmt == 'files' else []
+  extra = ['--files_per_unit', '4'] if fmt == 'files' else []
   local = run_job(tmp_path / 'local', ['--input', str(inputs / fmt / pattern)] + JOB + extra)
   with gcs.fake_gcs_server() as server:
     monkeypatch.setenv('STORAGE_EMULATOR_HOST', server)

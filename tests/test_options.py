@@ -20,7 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from benchmarks import limit
 from pipeline import command_line, model_options, options, run
 from tests import datagen
-from transforms.read import units
+from transforms.read import image_units
 
 CLASSIFIER = str(datagen.HUB_DIRS[datagen.HUB_CLASSIFIER])
 FEATURES = str(datagen.HUB_DIRS[datagen.HUB_FEATURES])
@@ -148,7 +148,7 @@ def test_defaults_are_the_named_ones(tmp_path):
   assert config.max_batch_size == options.DEFAULT_MAX_BATCH_SIZE == 64
   assert config.resize_method == model_options.DEFAULT_RESIZE_METHOD == 'bilinear'
   assert config.progress_seconds == options.DEFAULT_PROGRESS_SECONDS
-  assert config.image_groups == units.DEFAULT_IMAGE_GROUPS
+  assert config.files_per_unit == image_units.DEFAULT_FILES_PER_UNIT == 1000
   settings = config.read_settings
   assert (settings.reads_in_flight, settings.read_bytes_in_flight, settings.anonymous) == (64, 8 << 20, False)
 
@@ -173,7 +173,7 @@ def test_help_in_process_shows_every_option_with_its_default(capsys):
       < out.index('\nanalysis:')
   flat = ' '.join(out.split())
   assert '--top_k TOP_K Classes kept per image, best first. (default: 5)' in flat
-  assert '(default: 64)' in flat and '(default: bilinear)' in flat and '(default: 1024)' in flat
+  assert '(default: 64)' in flat and '(default: bilinear)' in flat and '(default: 1000)' in flat
 
 
 def test_command_line_help_lists_options_and_points_to_beam():

@@ -85,7 +85,7 @@ def small_disk_fixture(tmp_path):
 def test_a_full_disk_fails_the_job_and_resume_finishes_it(tmp_path, small_disk):
   photos = tmp_path / 'photos'
   datagen.make_jpegs(photos, 1000, seed=5, size=(96, 72))
-  command = ['--input', f'{photos}/*', '--image_groups', '50']
+  command = ['--input', f'{photos}/*', '--files_per_unit', '20']
   clean = subprocess.run(_command(tmp_path / 'clean', command), capture_output=True, text=True, timeout=600,
                          check=False)
   assert clean.returncode == 0, clean.stderr[-2000:]

@@ -122,10 +122,15 @@ def test_the_total_is_what_the_listing_counted_and_grows_until_every_input_is_li
   monkeypatch.setenv(progress.FOLDER_ENV, str(tmp_path / 'run'))
   inputs = [(str(images), IMAGES), (f'{shards}/*', TAR), (str(records), TFRECORD)]
   assert totals.from_counts(progress.snapshot(), len(inputs)) is None  # nothing listed yet: no total
+  patterns = [pattern for pattern, _ in inputs]
   for i, (pattern, fmt) in enumerate(inputs):
-    assert len(list(match.counted(match.expand(pattern, fmt), fmt))) == [3, 2, 1][i]
-    found = totals.from_counts(progress.snapshot(), len(inputs))
-    assert found.listed == (i == len(inputs) - 1)
+    cut = match.shards(patterns, i, fmt, False, 64)
+    listed = []
+    for k, shard in enumerate(cut):
+      listed += match.counted(match.shard_refs(shard), fmt)
+      found = totals.from_counts(progress.snapshot(), len(inputs))
+      assert found.listed == (i == len(inputs) - 1 and k == len(cut) - 1)
+    assert len(listed) == [3, 2, 1][i]
     assert totals.is_estimated(found, {'tar_bytes': 10**9, 'tfrecord_bytes': 10**9}) == (not found.listed)
   tar_bytes = sum(p.stat().st_size for p in shards.iterdir())
   assert found == totals.Totals(3, {TAR: tar_bytes, TFRECORD: 1234}, True)
@@ -161,7 +166,8 @@ def test_a_worker_publishes_its_counts_where_the_launcher_says(tmp_path, monkeyp
     time.sleep(0.1)
   assert live_progress.folder_counts(str(tmp_path)) == {
       'done': 12, 'errors': 2, 'skipped': 7, 'tfrecord_records': 4, 'tfrecord_bytes': 400, 'tar_records': 0,
-      'tar_bytes': 0, 'planned': 0, 'planned_tfrecord_bytes': 0, 'planned_tar_bytes': 0, 'inputs_listed': 0}
+      'tar_bytes': 0, 'planned': 0, 'planned_tfrecord_bytes': 0, 'planned_tar_bytes': 0, 'inputs_split': 0,
+      'listing_shards': 0, 'shards_listed': 0}
   monkeypatch.setenv(progress.FOLDER_ENV, str(tmp_path / 'next_run'))
   progress.add(1, 10.0)
   assert progress.snapshot()['done'] == 1  # a new run in the same process counts from zero
@@ -180,7 +186,8 @@ def test_flink_counts_come_from_its_rest_api_while_the_job_runs():
     counts = live_progress.FlinkCounts(live_progress.FlinkJob(master, 'ours'))()
   assert counts == {'done': 305, 'errors': 2, 'skipped': 5, 'tfrecord_records': 0, 'tfrecord_bytes': 0,
                     'tar_records': 0, 'tar_bytes': 0, 'planned': 0, 'planned_tfrecord_bytes': 0,
-                    'planned_tar_bytes': 0, 'inputs_listed': 0}
+                    'planned_tar_bytes': 0, 'inputs_split': 0,
+      'listing_shards': 0, 'shards_listed': 0}
 
 
 @pytest.fixture(name='images', scope='module')

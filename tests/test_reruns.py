@@ -54,7 +54,7 @@ def test_used_output_is_refused_then_overwritten(tmp_path):
 @pytest.mark.parametrize('change, message', [
     (['--top_k', '3'], "top_k: 5 then, 3 now"),
     (['--resize_method', 'bicubic'], "resize_method: 'bilinear' then, 'bicubic' now"),
-    (['--image_groups', '8'], "image_groups: 1024 then, 8 now (it names the read units"),
+    (['--files_per_unit', '8'], "files_per_unit: 1000 then, 8 now (it cuts the image files into read units"),
 ])
 @pytest.mark.full
 def test_resume_with_other_options_is_refused(tmp_path, change, message):
@@ -92,7 +92,8 @@ def test_resume_of_a_complete_output_keeps_it(tmp_path):
     (['--overwrite', '--resume'], '--overwrite and --resume exclude each other'),
     (['--checkpoint_rows', '20'], '--checkpoint_rows is no longer an option: each read unit is committed'),
     (['--num_shards', '4'], '--num_shards is no longer an option: each read unit is its own Parquet part'),
-    (['--image_groups', '0'], '--image_groups must be positive'),
+    (['--image_groups', '8'], '--image_groups is no longer an option: image files are cut into units of about'),
+    (['--files_per_unit', '0'], '--files_per_unit must be positive'),
     (['--max_image_pixels', '0'], '--max_image_pixels must be positive'),
 ])
 def test_bad_rerun_options_fail_fast(tmp_path, extra, message):

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.full
 IMAGES = 800
 PER_UNIT = 25
 JOB = ['--model', str(datagen.TFLITE_QUANT), '--task', 'both', '--labels_file', str(datagen.LABELS),
-       '--max_batch_size', '8', '--image_groups', str(IMAGES // PER_UNIT)]
+       '--max_batch_size', '8', '--files_per_unit', str(PER_UNIT)]
 
 
 @pytest.fixture(scope='module', name='inputs')

@@ -44,7 +44,7 @@ def test_a_signal_cancels_the_job_ends_the_children_and_raises_stopped(signum, c
 
 IMAGES = 400
 JOB = ['--model', str(datagen.TFLITE_QUANT), '--task', 'classify', '--labels_file', str(datagen.LABELS),
-       '--image_groups', '40', '--max_batch_size', '4']
+       '--files_per_unit', '10', '--max_batch_size', '4']
 
 
 def _command(photos, out, *extra):

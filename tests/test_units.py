@@ -14,10 +14,11 @@ from transforms import format as format_stage
 from transforms.output import lease, markers, write_units
 from transforms.output.layout import Layout
 from transforms.output.schema import ERROR_SCHEMA, prediction_schema
+from transforms.read import image_units, match
 from transforms.read.units import unit_key
 
 JOB = ['--model', str(datagen.TFLITE_QUANT), '--task', 'both', '--labels_file', str(datagen.LABELS),
-       '--image_groups', '4']
+       '--files_per_unit', '2']
 IN_PROCESS = ['--direct_num_workers', '1', '--direct_running_mode', 'in_memory']  # so that a test sees the writes
 
 
@@ -70,7 +71,8 @@ def test_resume_reads_only_the_units_not_committed(photos, tmp_path, run_job):
   out = tmp_path / 'out'
   clean = run_job(out, ['--input', f'{photos}/*'] + JOB)
   markers = sorted((out / '_units').glob('*.json'))
-  assert 2 <= len(markers) <= 4  # --image_groups 4: the 7 files in the groups their paths hash to
+  # --files_per_unit 2: the 7 files in runs cut where their paths say
+  assert len(markers) == len(list(image_units.cut(match.expand(f'{photos}/*'), 2)))
   lost = json.loads(markers[0].read_text())  # as if the job died before this unit's marker
   markers[0].unlink()
   (out / 'summary.json').unlink()

@@ -33,7 +33,8 @@ MARK = 'progress:'
 FOLDER_ENV = 'IMAGE_INFERENCE_PROGRESS_DIR'
 PUBLISH_SECONDS = 0.5
 FIELDS = ('done', 'errors', 'skipped', 'tfrecord_records', 'tfrecord_bytes', 'tar_records', 'tar_bytes',  # PID.json
-          'planned', 'planned_tfrecord_bytes', 'planned_tar_bytes', 'inputs_listed')
+          'planned', 'planned_tfrecord_bytes', 'planned_tar_bytes', 'inputs_split', 'listing_shards',
+          'shards_listed')
 NAMESPACE = 'progress'  # the Beam counters of the same names
 _COUNTERS = {name: Metrics.counter(NAMESPACE, name) for name in FIELDS}
 
@@ -99,9 +100,14 @@ def listed(fmt: str, size: Optional[int]) -> None:
     _count(planned=1)
 
 
-def input_listed() -> None:
-  """One input listed to its end: once all are, the launcher's total is whole."""
-  _count(inputs_listed=1)
+def shards_planned(shards: int) -> None:
+  """One input cut into its listing shards (transforms/read/match.py)."""
+  _count(inputs_split=1, listing_shards=shards)
+
+
+def shard_listed() -> None:
+  """One listing shard listed to its end: once every input is cut and every shard listed, the total is whole."""
+  _count(shards_listed=1)
 
 
 def skipped(records: int) -> None:

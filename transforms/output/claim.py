@@ -25,8 +25,8 @@ def used(output: str) -> List[str]:
 
 # Options that name the read units: resumed with another value, every unit would be renamed, the commit would
 # drop every earlier part and the whole job would be done again.
-UNIT_NAMING = {'image_groups': 'it names the read units of image files: with another value every file would be '
-                               'read again'}
+UNIT_NAMING = {'files_per_unit': 'it cuts the image files into read units: with another value nearly every file '
+                                 'would be read again'}
 
 
 def _differences(before: dict, now: dict) -> List[str]:

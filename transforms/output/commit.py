@@ -23,8 +23,8 @@ class CommitError(RuntimeError):
 class Commit(beam.DoFn):
   """The kept units' parts make the datasets; orphans and scratch space go; summary.json comes last.
 
-  `written`, `skipped`: the markers of the units the output keeps (this run's; with --resume, the earlier
-  runs' still good ones). It first checks that they are one per unit, add up to the tally and that their
+  `kept_lists` lists of markers (side inputs) hold the units the output keeps (this run's; with --resume, the
+  earlier runs' still good ones); the side inputs after them are waited for. It first checks that they are one per unit, add up to the tally and that their
   parts exist, and changes nothing otherwise. Idempotent, so that a retry after dying at any point ends as a clean run would
   (runners retry the step): summary.json goes first; what it deletes is what no kept marker names (parts of
   failed attempts and of units no longer planned, earlier runs' analysis shards, stale markers), and
@@ -36,8 +36,10 @@ class Commit(beam.DoFn):
   took over); a retry that finds the lease released and summary.json written has nothing left to do.
   """
 
-  def __init__(self, layout: Layout, schemas: Dict[str, pa.Schema], scratch: Sequence[str] = ()):
+  def __init__(self, layout: Layout, schemas: Dict[str, pa.Schema], scratch: Sequence[str] = (),
+               kept_lists: int = 2):
     self._layout = layout
+    self._kept_lists = kept_lists
     self._schemas = schemas
     self._scratch = list(scratch)
 
@@ -75,15 +77,14 @@ class Commit(beam.DoFn):
     moved = files.list_files(files.join(layout.dataset(PREDICTIONS_DIR), layout.shard_prefix + '*'))
     return {files.basename(p): p for p in staged}, {files.basename(p): p for p in moved}
 
-  def process(self, unused, tally: Dict[str, int], written: List[dict], skipped: List[dict],
-              *unused_waits) -> Iterable[str]:
+  def process(self, unused, tally: Dict[str, int], *kept_and_waits: List) -> Iterable[str]:
     layout = self._layout
     if lease.holder(layout.output) is None and files.read_json(layout.summary) is not None:
       logging.info('output already committed: %s', layout.output)  # a retry after this step released the lease
       yield layout.summary
       return
     lease.check_held(layout.output, layout.run_id, 'the commit')  # a stopped run's job must not touch it
-    markers = list(written) + list(skipped)
+    markers = [marker for kept in kept_and_waits[:self._kept_lists] for marker in kept]
     summary = accounting(tally)
     files.delete_files([layout.summary])  # first: while this step runs, the output reads as incomplete
     kept = self._check(summary, markers)
@@ -122,7 +123,7 @@ class Commit(beam.DoFn):
 
 class CommitOutput(beam.PTransform):
   """Runs Commit once, after every unit is committed (and anything in `after`); `markers`: the kept units'
-  markers (PCollections: this run's, the skipped units'); `scratch`: more folders it deletes (tf.Transform's
+  markers (PCollections: per line of reading, this run's and the skipped units'); `scratch`: more folders it deletes (tf.Transform's
   temporary folder), on every runner and filesystem."""
 
   def __init__(self, layout: Layout, schemas: Dict[str, pa.Schema], tally, markers, after: Sequence,
@@ -139,6 +140,6 @@ class CommitOutput(beam.PTransform):
     waits = [beam.pvalue.AsList(pcoll) for pcoll in self._after]
     return (pbegin
             | 'Once' >> beam.Create([None])
-            | 'Commit' >> beam.ParDo(Commit(self._layout, self._schemas, self._scratch),
+            | 'Commit' >> beam.ParDo(Commit(self._layout, self._schemas, self._scratch, len(self._markers)),
                                      beam.pvalue.AsDict(self._tally),
                                      *[beam.pvalue.AsList(pcoll) for pcoll in self._markers], *waits))

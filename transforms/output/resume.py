@@ -2,16 +2,17 @@
 
 Inside the job (not in the launcher, and not in the job graph: it stays the
 same size however much was done), the committed units' markers are listed,
-`_units/*.json`, and joined with the planned units by unit key in a
-CoGroupByKey. A planned unit whose marker is still good (same fingerprint, its
-parts present with the rows it counts: markers.still_committed) is skipped
-without opening its input, and its marker is kept for the tally; the others are
-read. Memory per worker does not grow with what is finished: no worker holds a
-set of finished records, only the one key's group at a time. A marker whose unit
+`_units/*.json`, and each planned unit looks its key up among them (a side
+input of one pair per unit, not per record), where it was planned: image
+units on the worker that listed them. A planned unit whose marker is still good
+(same fingerprint, its parts present with the rows it counts:
+markers.still_committed) is skipped without opening its input, and its marker
+is kept for the tally; the others are read. No worker holds a set of finished
+records. A marker whose unit
 is no longer planned (its input went away) is not kept; the commit deletes it
 and its parts, so the output is what one clean run over the inputs writes.
 """
-from typing import Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -31,7 +32,7 @@ def list_committed(layout: Layout) -> Iterable[tuple]:
 
 
 class _Decide(beam.DoFn):
-  """(key, {'planned': [...], 'committed': [marker paths]}) -> the unit to read, or its marker on 'skipped'."""
+  """A planned unit -> itself, to read, or the marker an earlier run committed for it, on 'skipped'."""
 
   def __init__(self, layout: Layout):
     self._layout = layout
@@ -40,37 +41,41 @@ class _Decide(beam.DoFn):
   def finish_bundle(self):
     progress.flush()  # the launcher's line counts the kept records before the job ends
 
-  def process(self, keyed) -> Iterable:
-    _, grouped = keyed
-    planned = list(grouped['planned'])
-    if planned:  # else no longer an input: the commit drops it
-      unit = units.grouped_unit(planned)
-      kept = [m for m in (markers.still_committed(self._layout, path, unit.fingerprint)
-                          for path in grouped['committed']) if m is not None]
-      if kept:
-        self._skipped.inc()
-        progress.skipped(kept[0]['records'])  # done already: the launcher's line counts them
-      yield beam.pvalue.TaggedOutput(SKIPPED_TAG, kept[0]) if kept else unit
+  def process(self, unit: units.Unit, committed: Dict[str, str]) -> Iterable:
+    path = committed.get(units.unit_key(unit.name))
+    kept = markers.still_committed(self._layout, path, unit.fingerprint) if path else None
+    if kept is None:
+      yield unit
+      return
+    self._skipped.inc()
+    progress.skipped(kept['records'])  # done already: the launcher's line counts them
+    yield beam.pvalue.TaggedOutput(SKIPPED_TAG, kept)
 
 
-class JoinUnits(beam.PTransform):
-  """(planned items keyed by unit, pbegin) -> {'units': the units to read, 'skipped': markers kept}."""
+def committed_markers(pipeline: beam.Pipeline, layout: Layout, label: str = 'Committed') -> beam.PCollection:
+  """(unit key, marker path) of every marker under the output, listed inside the job."""
+  return (pipeline
+          | f'{label}Output' >> beam.Create([layout])
+          | f'{label}Markers' >> beam.FlatMap(list_committed))
 
-  def __init__(self, layout: Layout):
+
+class SkipCommitted(beam.PTransform):
+  """Planned units -> {'units': the units to read, 'skipped': the markers kept}; `committed`:
+  committed_markers(), a side input of one (key, path) per committed unit (a unit holds about a thousand
+  records: at 10^8 records, 10^5 pairs), so that no file and no unit waits for a grouping."""
+
+  def __init__(self, layout: Layout, committed: beam.PCollection):
     super().__init__()
     self._layout = layout
+    self._committed = committed
 
   def expand(self, planned):
-    committed = (planned.pipeline
-                 | 'Output' >> beam.Create([self._layout])
-                 | 'ListMarkers' >> beam.FlatMap(list_committed))
-    joined = ({'planned': planned, 'committed': committed}
-              | 'ByUnit' >> beam.CoGroupByKey()
-              | 'Decide' >> beam.ParDo(_Decide(self._layout)).with_outputs(SKIPPED_TAG, main='units'))
+    decided = planned | 'Decide' >> beam.ParDo(_Decide(self._layout), beam.pvalue.AsDict(self._committed)
+                                               ).with_outputs(SKIPPED_TAG, main='units')
     # A PCollection of its own for the skipped markers: as a side input, a multi-output DoFn's output gets the
     # others' elements on Beam's BundleBasedDirectRunner (2.77; tests/test_retries.py runs on it).
-    skipped = joined[SKIPPED_TAG] | 'Skipped' >> beam.Map(lambda marker: marker)
-    return {'units': joined.units, SKIPPED_TAG: skipped}
+    skipped = decided[SKIPPED_TAG] | 'Skipped' >> beam.Map(lambda marker: marker)
+    return {'units': decided.units, SKIPPED_TAG: skipped}
 
 
 class CommittedIds(beam.DoFn):

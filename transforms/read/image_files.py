@@ -1,9 +1,8 @@
 """Image files by glob or list -> EncodedImage(ref, bytes), plus read errors.
 
-Inputs are matched on a worker and the file names (not their bytes) grouped
-into read units by a hash of the path (units.py: `images/BBBBB-of-NNNNN`, N =
---image_groups), each file once; the units are spread over every worker, and
-a resumed job skips the groups it committed without opening their files.
+Inputs are listed in shards on every worker, and each shard's files cut into
+read units as they are listed (image_units.py), then read on that worker; a
+resumed job skips the units it committed without opening their files.
 
 Each file is one read in the read window (window.py), in flight while the
 model runs on the files before it; on gs:// it is one GET when the listing
@@ -18,7 +17,7 @@ from typing import Callable, Iterable, Optional, Sequence
 import apache_beam as beam
 
 from transforms import elements
-from transforms.read import match, outcomes, retry, storage, units
+from transforms.read import image_units, match, outcomes, retry, storage
 from transforms.read.formats import detect
 from transforms.read.settings import MAX_INPUT_BYTES
 from transforms.read.window import Fetch, Window
@@ -63,16 +62,12 @@ class _ReadFile(beam.DoFn):
     yield elements.EncodedImage(ref, data)
 
 
-def planner(groups: int):
-  """FileRef -> [(its unit, itself)]: the group its path hashes to."""
-  return lambda file: [(units.image_group(file.path, groups), file)]
-
-
 def reader(max_bytes: int = MAX_INPUT_BYTES, store: Optional[storage.Storage] = None) -> beam.DoFn:
   return _ReadFile(max_bytes, store)
 
 
 def ReadImageFiles(patterns: Sequence[str], max_bytes: int = MAX_INPUT_BYTES,  # pylint: disable=invalid-name
-                   groups: int = units.DEFAULT_IMAGE_GROUPS) -> beam.PTransform:
+                   files_per_unit: int = image_units.DEFAULT_FILES_PER_UNIT) -> beam.PTransform:
   """Image files named by globs, folders or lists (local or any Beam filesystem such as gs://)."""
-  return outcomes.MatchAndRead(patterns, detect.IMAGES, planner(groups), reader(max_bytes))
+  return outcomes.MatchAndRead(patterns, detect.IMAGES, image_units.planner(files_per_unit), reader(max_bytes),
+                               files_per_unit)

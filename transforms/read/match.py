@@ -13,9 +13,11 @@ every image file, or every TFRecord or tar shard. Ids of image files:
 import logging
 import os
 import posixpath
-from typing import Iterable, Iterator, NamedTuple, Optional, Sequence
+import re
+from typing import Callable, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import apache_beam as beam
+from apache_beam.io.filesystem import FileSystem
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import progress
@@ -25,6 +27,8 @@ from transforms.read.formats import detect
 _WILDCARDS = '*?['
 LIST_EXTENSION = '.txt'
 _FIRST_FILE_LOOKAHEAD = 1000  # files listed in the launcher to find a folder's first file of a known format
+LISTING_SHARDS = 64  # shards each input is cut into, listed side by side (listing.split)
+LIST_RANGE_BYTES = 1 << 20  # the least of a list file one shard reads
 
 
 class FileRef(NamedTuple):
@@ -70,19 +74,24 @@ def _is_absolute(path: str) -> bool:
   return '://' in path or path.startswith('/')
 
 
-def list_lines(list_path: str) -> Iterator[str]:
-  with FileSystems.open(list_path, compression_type='uncompressed') as f:
-    for raw in f:
-      line = raw.decode('utf-8').strip()
-      if line and not line.startswith('#'):
-        yield line
-
-
-def list_file_refs(list_path: str) -> Iterator[FileRef]:
+def list_file_refs(list_path: str, start: int = 0, end: Optional[int] = None) -> Iterator[FileRef]:
+  """The files a list names on its lines that begin in bytes [start, end) (all of them by default): a list is
+  read in byte ranges, each line once, as TFRecord ranges are."""
   directory = pattern_base(list_path)
-  for line in list_lines(list_path):
-    path = line if _is_absolute(line) or not directory else FileSystems.join(directory, line)
-    yield FileRef(path, posixpath.splitext(line)[0] or line, None)
+  with FileSystems.open(list_path, compression_type='uncompressed') as f:
+    at = start
+    if start > 0:
+      f.seek(start - 1)
+      at += len(f.readline()) - 1  # the line that began before start belongs to the range before
+    while end is None or at < end:
+      raw = f.readline()
+      if not raw:
+        return
+      at += len(raw)
+      line = raw.decode('utf-8', 'surrogateescape').strip()
+      if line and not line.startswith('#'):
+        path = line if _is_absolute(line) or not directory else FileSystems.join(directory, line)
+        yield FileRef(path, posixpath.splitext(line)[0] or line, None)
 
 
 def _refs(matches: Iterable[listing.Listed], base: str, only: Optional[str]) -> Iterator[FileRef]:
@@ -132,8 +141,59 @@ def once(path: str, refs: Iterable[FileRef]) -> FileRef:
   return refs[0]
 
 
+class Shard(NamedTuple):
+  """A part of one input that one worker lists: a key range of a glob's paths, or a byte range of a list."""
+  input: int  # the input's place among the job's inputs of its format
+  glob: Optional[str]  # None: a list file, `source`
+  source: str  # the input as given
+  base: str  # ids are paths under it (globs and folders)
+  only: Optional[str]  # the format a folder's files are kept in, by name
+  lo: Optional[str]  # [lo, hi): of paths for a glob, of bytes (as str) for a list
+  hi: Optional[str]
+  earlier: Tuple[Tuple[str, Optional[str]], ...]  # (glob, only) of the inputs before it: a file they name is theirs
+
+
+def _named_by(glob: str, only: Optional[str]):
+  """Whether a path is one a glob or folder input names, by the path alone."""
+  matches = re.compile(FileSystem.translate_pattern(listing.beam_glob(glob))).match
+  return lambda path: bool(matches(path)) and (only is None or detect.format_by_name(path) == only)
+
+
+def shards(patterns: Sequence[str], i: int, fmt: Optional[str], anonymous: bool, count: int, every: int = 1
+           ) -> List[Shard]:
+  """The i-th input cut into about `count` shards, of about `every` files when it has few (listing.split; a
+  list by its bytes)."""
+  earlier = tuple((glob, only) for glob, _, only in (_glob(p, fmt) for p in patterns[:i] if not is_list_file(p)))
+  pattern = patterns[i]
+  if is_list_file(pattern):
+    size = next(iter(FileSystems.match([pattern])[0].metadata_list), None)
+    step = max(LIST_RANGE_BYTES, -(-(size.size_in_bytes if size else 0) // count))
+    edges = list(range(0, size.size_in_bytes if size else 1, step)) + [None]
+    cuts = [(str(lo), None if hi is None else str(hi)) for lo, hi in zip(edges, edges[1:])]
+    found = [Shard(i, None, pattern, '', None, lo, hi, earlier) for lo, hi in cuts]
+  else:
+    glob, base, only = _glob(pattern, fmt)
+    found = [Shard(i, glob, pattern, base, only, lo, hi, earlier) for lo, hi in listing.split(glob, count, every, anonymous)]
+  progress.shards_planned(len(found))
+  progress.flush()
+  return found
+
+
+def shard_refs(shard: Shard, anonymous: bool = False) -> Iterator[FileRef]:
+  """The files a shard names, as they are listed, without those an earlier input names (each file is read
+  once, with the first input's id; two lists naming one file are not compared: the tally counts duplicate ids)."""
+  if shard.glob is None:
+    refs = list_file_refs(shard.source, int(shard.lo), None if shard.hi is None else int(shard.hi))
+  else:
+    refs = _refs(listing.files(shard.glob, anonymous, shard.lo, shard.hi), shard.base, shard.only)
+  theirs = [_named_by(glob, only) for glob, only in shard.earlier]
+  for ref in refs:
+    if not any(named(ref.path) for named in theirs):
+      yield ref
+
+
 def counted(refs: Iterable[FileRef], fmt: Optional[str]) -> Iterator[FileRef]:
-  """An input's refs, each counted for the launcher's progress total as it is listed, then the input as listed."""
+  """A shard's refs, each counted for the launcher's progress total as it is listed, then the shard as listed."""
   for ref in refs:
     size = ref.size
     if size is None and fmt != detect.IMAGES:  # a shard named by a list: its bytes make the total's estimate
@@ -141,34 +201,32 @@ def counted(refs: Iterable[FileRef], fmt: Optional[str]) -> Iterator[FileRef]:
       size = size.size_in_bytes if size is not None else 0
     progress.listed(fmt, size)
     yield ref
-  progress.input_listed()
+  progress.shard_listed()
   progress.flush()
 
 
-class MatchInputs(beam.PTransform):
-  """Inputs of one format -> FileRefs, a file named by two inputs twice (the read units' grouping keeps one,
-  with once(): transforms/read/units.py).
+class ListInputs(beam.PTransform):
+  """Inputs of one format -> their shards, spread over the workers -> on each, `then` applied to the shard's
+  FileRefs as they are listed (by default the FileRefs themselves). `every`: the files a shard holds when an
+  input is small (image units' size: a shard is then one unit or a few).
 
-  Globs and folders are listed on a worker, as a stream (listing.py), so the
-  launcher never lists millions of files and no process holds their list.
+  Each input is cut into shards on a worker (listing.split: a few small list
+  requests), so the launcher never lists millions of files, no process holds
+  their list and the listing runs on every worker at once.
   """
 
-  def __init__(self, patterns: Sequence[str], fmt: Optional[str] = None, anonymous: bool = False):
+  def __init__(self, patterns: Sequence[str], fmt: Optional[str] = None, anonymous: bool = False,
+               then: Optional[Callable[[Iterable[FileRef]], Iterable]] = None, every: int = 1,
+               count: int = LISTING_SHARDS):
     super().__init__()
-    self._patterns = list(patterns)
-    self._fmt = fmt
-    self._anonymous = anonymous
-
-  def _match(self, pbegin, i: int, pattern: str):
-    fmt, anonymous = self._fmt, self._anonymous
-    if is_list_file(pattern):
-      return (pbegin
-              | f'List_{i}' >> beam.Create([pattern])
-              | f'ListLines_{i}' >> beam.FlatMap(lambda pattern: counted(list_file_refs(pattern), fmt)))
-    return (pbegin
-            | f'Pattern_{i}' >> beam.Create([pattern])
-            | f'Refs_{i}' >> beam.FlatMap(lambda pattern: counted(expand(pattern, fmt, anonymous), fmt)))
+    self._patterns, self._fmt, self._anonymous = list(patterns), fmt, anonymous
+    self._then, self._every, self._count = then or (lambda refs: refs), every, count
 
   def expand(self, pbegin):
-    found = [self._match(pbegin, i, pattern) for i, pattern in enumerate(self._patterns)]
-    return tuple(found) | 'AllFiles' >> beam.Flatten()
+    patterns, fmt, anonymous, then = self._patterns, self._fmt, self._anonymous, self._then
+    every, count = self._every, self._count
+    return (pbegin
+            | 'Inputs' >> beam.Create(list(range(len(patterns))))
+            | 'Shards' >> beam.FlatMap(lambda i: shards(patterns, i, fmt, anonymous, count, every))
+            | 'Spread' >> beam.Reshuffle()
+            | 'List' >> beam.FlatMap(lambda shard: then(counted(shard_refs(shard, anonymous), fmt))))

@@ -58,13 +58,14 @@ class MatchAndRead(beam.PTransform):
   """Inputs of one format -> its units (units.PlanUnits, with `planner`) -> each read whole by `reader`; returns
   {'images': ..., 'errors': ..., 'unread': ...} (the job itself reads units on one line: pipeline/graph.py)."""
 
-  def __init__(self, patterns: Sequence[str], fmt: str, planner, reader: beam.DoFn):
+  def __init__(self, patterns: Sequence[str], fmt: str, planner, reader: beam.DoFn, every: int = 1):
     super().__init__()
+    self._every = every
     self._patterns = list(patterns)
     self._fmt = fmt
     self._planner = planner
     self._reader = reader
 
   def expand(self, pbegin):
-    planned = pbegin | 'Plan' >> units.PlanUnits(self._patterns, self._fmt, self._planner)
+    planned = pbegin | 'Plan' >> units.PlanUnits(self._patterns, self._fmt, self._planner, every=self._every)
     return units.by_kind(units.read_all(planned, units.ReadUnits({self._fmt: self._reader})))

@@ -9,17 +9,17 @@ from typing import Dict
 
 import apache_beam as beam
 
-from transforms.read import image_files, storage, tar_shards, tfrecord_shards, units
-from transforms.read.formats.detect import FORMATS, TAR, TFRECORD
+from transforms.read import image_files, image_units, storage, tar_shards, tfrecord_shards, units
+from transforms.read.formats.detect import FORMATS, IMAGES, TAR, TFRECORD
 from transforms.read.plan import InputPlan
 
 
-def _planner(fmt: str, input_plan: InputPlan, image_groups: int):
+def _planner(fmt: str, input_plan: InputPlan, files_per_unit: int):
   if fmt == TFRECORD:
     return tfrecord_shards.PlanRanges(input_plan.settings.compression)
   if fmt == TAR:
     return tar_shards.planner
-  return image_files.planner(image_groups)
+  return image_units.planner(files_per_unit)
 
 
 def readers(input_plan: InputPlan) -> Dict[str, beam.DoFn]:
@@ -37,32 +37,35 @@ def read_units(input_plan: InputPlan) -> units.ReadUnits:
 
 
 class PlanInputs(beam.PTransform):
-  """pbegin -> (unit key, (name, format, item)) for every item of every unit the inputs name."""
+  """pbegin -> {format: its read units} for each format the inputs are in (each read on a line of its own:
+  image units flow from the listing into the reader unshuffled, pipeline/graph.py)."""
 
-  def __init__(self, input_plan: InputPlan, image_groups: int = units.DEFAULT_IMAGE_GROUPS):
+  def __init__(self, input_plan: InputPlan, files_per_unit: int = image_units.DEFAULT_FILES_PER_UNIT):
     super().__init__()
     self._plan = input_plan
-    self._groups = image_groups
+    self._per_unit = files_per_unit
 
   def expand(self, pbegin):
-    planned = []
+    planned = {}
     for fmt in FORMATS:
       patterns = [pattern for pattern, f in self._plan.inputs if f == fmt]
       if patterns:
-        planned.append(pbegin | f'Plan_{fmt}' >> units.PlanUnits(patterns, fmt, _planner(fmt, self._plan, self._groups),
-                                                                 self._plan.settings.anonymous))
-    return tuple(planned) | 'AllUnits' >> beam.Flatten()
+        planned[fmt] = pbegin | f'Plan_{fmt}' >> units.PlanUnits(
+            patterns, fmt, _planner(fmt, self._plan, self._per_unit), self._plan.settings.anonymous,
+            self._per_unit if fmt == IMAGES else 1)
+    return planned
 
 
 class ReadImages(beam.PTransform):
   """Every input by the reader of its format, without resume; returns {'images': ..., 'errors': ...,
   'unread': ...}. 'unread': the locations (str) storage would not give after retries (retry.py)."""
 
-  def __init__(self, input_plan: InputPlan, image_groups: int = units.DEFAULT_IMAGE_GROUPS):
+  def __init__(self, input_plan: InputPlan, files_per_unit: int = image_units.DEFAULT_FILES_PER_UNIT):
     super().__init__()
     self._plan = input_plan
-    self._groups = image_groups
+    self._per_unit = files_per_unit
 
   def expand(self, pbegin):
-    planned = pbegin | 'Plan' >> PlanInputs(self._plan, self._groups)
-    return units.by_kind(units.read_all(planned, read_units(self._plan)))
+    planned = pbegin | 'Plan' >> PlanInputs(self._plan, self._per_unit)
+    return units.by_kind(units.read_all(tuple(planned.values()) | 'AllUnits' >> beam.Flatten(),
+                                        read_units(self._plan)))

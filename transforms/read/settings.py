@@ -14,9 +14,9 @@ READ_BYTES_IN_FLIGHT = 8 << 20  # --read_bytes_in_flight: the bytes those reads 
 class InputTooLarge(ValueError):
   """An input larger than --max_input_bytes; refused without reading it into memory."""
 
-  def __init__(self, what: str, size: int, bound: int):
-    super().__init__(f'{what} is {size} bytes, more than the bound of {bound} bytes (--max_input_bytes); '
-                     'it was not read')
+  def __init__(self, what: str, size: Optional[int], bound: int):
+    size = 'more than its' if size is None else f'{size} bytes, more than the'  # None: read up to the bound
+    super().__init__(f'{what} is {size} bound of {bound} bytes (--max_input_bytes); it was not read')
 
 
 @dataclasses.dataclass(frozen=True)

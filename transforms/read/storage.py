@@ -102,10 +102,9 @@ class Storage:
     return found[0].size_in_bytes if found else None
 
   def read_object(self, path: str, size: Optional[int], max_bytes: int) -> bytes:
-    """The whole file: one GET on gs://. Raises InputTooLarge, unread, for a file over max_bytes (the listing's
-    size, else one metadata request, tells before)."""
-    if size is None:
-      size = self.size(path)
+    """The whole file: one GET on gs://. Raises InputTooLarge, unread, for a file over max_bytes by the listing's
+    size; a file of unknown size (named by a list) is read up to max_bytes + 1, so that no file costs a metadata
+    request of its own."""
     if size is not None and size > max_bytes:
       raise InputTooLarge('the file', size, max_bytes)
     if is_gcs(path):
@@ -118,8 +117,8 @@ class Storage:
         raise
     else:
       data = _read_local(path, max_bytes)
-    if len(data) > max_bytes:  # grew since it was listed
-      raise InputTooLarge('the file', len(data), max_bytes)
+    if len(data) > max_bytes:  # grew since it was listed, or of unknown size
+      raise InputTooLarge('the file', None, max_bytes)
     return data
 
   def read_range(self, path: str, start: int, end: int) -> bytes:

@@ -1,5 +1,6 @@
 """What the inputs hold, for the live progress line's total (pipeline/live_progress.py), from what the workers
-counted as they listed the inputs (transforms/progress.py: `planned`, `planned_{format}_bytes`, `inputs_listed`):
+counted as they listed the inputs (transforms/progress.py: `planned`, `planned_{format}_bytes`, and
+`inputs_split`, `listing_shards`, `shards_listed`):
 the launcher lists nothing, so a job over 10^8 files starts, and stays, as small as one over ten.
   - Image files: one record each, counted as they are listed.
   - Tar and TFRecord shards: only their bytes, from the listing (a record's length is in its own header, a
@@ -25,7 +26,8 @@ class Totals(NamedTuple):
 def from_counts(counts: Mapping[str, int], inputs: int) -> Optional[Totals]:
   """The totals the workers' listing has counted so far, for `inputs` planned inputs; None before any."""
   estimated = {fmt: counts.get(f'planned_{fmt}_bytes', 0) for fmt in ESTIMATED_FORMATS}
-  listed = counts.get('inputs_listed', 0) >= inputs
+  listed = (counts.get('inputs_split', 0) >= inputs
+            and counts.get('shards_listed', 0) >= counts.get('listing_shards', 0))
   if not listed and not counts.get('planned', 0) and not any(estimated.values()):
     return None
   return Totals(counts.get('planned', 0), {fmt: n for fmt, n in estimated.items() if n}, listed)

@@ -5,15 +5,16 @@ a resumed run finds the same names:
   - a TFRecord byte range, `PATH#bytes=START-END` (`PATH#bytes=0-` for a GZIP
     file, which cannot be cut; tfrecord_shards.py cuts files into ranges);
   - a tar shard, `PATH` (a tar has no index to cut it by);
-  - a group of image files, `images/BBBBB-of-NNNNN`: the files whose path
-    hashes (SHA-256) to bucket BBBBB of N (--image_groups).
+  - a run of image files in listing order, `images@FIRST_PATH`, cut where the
+    paths say (image_units.py, about --files_per_unit files).
 Its fingerprint (the sizes, and for a group its files and ids) says whether a
 unit committed earlier is still what the input holds; one that changed is read
 again.
 
-Planned units are keyed by a digest of their name and grouped (a CoGroupByKey
-with the committed units' markers in a resumed run: transforms/output/resume.py),
-which also keeps one of a file named by two inputs. ReadUnits reads each unit in
+Image units are cut on the worker that lists their files, and read there; a
+shard's planned items are keyed by a digest of their unit's name and grouped,
+which also keeps one of a file named by two inputs. A unit committed by an
+earlier run is skipped by its key (transforms/output/resume.py). ReadUnits reads each unit in
 one call and gives its records, then a UnitEnd with their count, on one output,
 down one fused line (decode, infer and format pass what is not theirs through:
 no Flatten, which the local runner materializes, and no shuffle), so all rows of
@@ -30,10 +31,9 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms import elements
 from transforms.read import match, retry
+from transforms.read.formats.detect import IMAGES
 from transforms.read.settings import READ_BYTES_IN_FLIGHT, READS_IN_FLIGHT
 from transforms.read.window import Window
-
-DEFAULT_IMAGE_GROUPS = 1024  # --image_groups
 
 
 class Unit(NamedTuple):
@@ -46,11 +46,6 @@ class Unit(NamedTuple):
 def unit_key(name: str) -> str:
   """The unit's key in joins and its marker's file name: names are paths, too long and full of '/'."""
   return hashlib.sha256(name.encode('utf-8', 'surrogateescape')).hexdigest()[:32]  # names may not be UTF-8
-
-
-def image_group(path: str, groups: int) -> str:
-  bucket = int(hashlib.sha256(path.encode('utf-8', 'surrogateescape')).hexdigest()[:12], 16) % groups
-  return f'images/{bucket:05d}-of-{groups:05d}'
 
 
 def _item_order(item) -> tuple:
@@ -74,25 +69,33 @@ def to_unit(name: str, fmt: str, items: Iterable) -> Unit:
 
 
 class PlanUnits(beam.PTransform):
-  """Inputs of one format -> (unit key, (name, format, item)) for each item of each unit they name.
+  """Inputs of one format -> its Units, listed in shards side by side (match.ListInputs).
 
-  `planner`: FileRef -> (unit name, item) pairs (a DoFn or a function).
+  `planner`, for image files: a shard's FileRefs -> its Units (image_units.py), on the worker that lists them;
+  for shards: FileRef -> (unit name, item) pairs (a DoFn or a function), grouped by unit (the grouping keeps
+  one of a file named by two inputs), then spread over the workers.
   """
 
-  def __init__(self, patterns: Sequence[str], fmt: str, planner, anonymous: bool = False):
+  def __init__(self, patterns: Sequence[str], fmt: str, planner, anonymous: bool = False, every: int = 1):
     super().__init__()
     self._patterns = list(patterns)
     self._fmt = fmt
     self._planner = planner
     self._anonymous = anonymous
+    self._every = every  # files per listing shard of a small input (match.ListInputs)
 
   def expand(self, pbegin):
-    step = (beam.ParDo(self._planner) if isinstance(self._planner, beam.DoFn) else beam.FlatMap(self._planner))
     fmt = self._fmt
+    if fmt == IMAGES:
+      return pbegin | 'List' >> match.ListInputs(self._patterns, fmt, self._anonymous, self._planner, self._every)
+    step = (beam.ParDo(self._planner) if isinstance(self._planner, beam.DoFn) else beam.FlatMap(self._planner))
     return (pbegin
-            | 'Match' >> match.MatchInputs(self._patterns, fmt, self._anonymous)
+            | 'List' >> match.ListInputs(self._patterns, fmt, self._anonymous)
             | 'Items' >> step
-            | 'ByUnit' >> beam.MapTuple(lambda name, item: (unit_key(name), (name, fmt, item))))
+            | 'ByUnit' >> beam.MapTuple(lambda name, item: (unit_key(name), (name, fmt, item)))
+            | 'GroupUnits' >> beam.GroupByKey()
+            | 'Units' >> beam.MapTuple(lambda _, planned: grouped_unit(planned))
+            | 'Spread' >> beam.Reshuffle())
 
 
 def grouped_unit(planned: Iterable[tuple]) -> Unit:
@@ -212,9 +215,5 @@ def by_kind(records) -> dict:
 
 
 def read_all(planned, read: ReadUnits) -> beam.PCollection:
-  """Planned items -> every unit read by `read`, without resume (readers.ReadImages; tests)."""
-  return (planned
-          | 'GroupUnits' >> beam.GroupByKey()
-          | 'Units' >> beam.MapTuple(lambda _, planned: grouped_unit(planned))
-          | 'Spread' >> beam.Reshuffle()
-          | 'ReadUnits' >> beam.ParDo(read))
+  """Planned units (PlanUnits) -> every unit read by `read`, without resume (readers.ReadImages; tests)."""
+  return planned | 'ReadUnits' >> beam.ParDo(read)
