@@ -25,7 +25,7 @@ BEAM_DAG = 'image_inference_beam'
 DATE = '2024-06-03'  # the runs' {{ ds }}: they write OUTPUT/2024-06-03
 MODEL = datagen.HUB_DIRS[datagen.HUB_CLASSIFIER]
 GENERATED, NAMES = 500, 12  # generated JPEGs, each linked under NAMES names: 6,000 inputs, plus the photos
-GROUPS = 64  # --image_groups of the Flink kill test: units of about 100 images, some committed early
+PER_UNIT = 100  # --files_per_unit of the Flink kill test: about 60 units, some committed early
 CANCELLED_WITHIN = 90  # seconds from the kill: the launcher's grace (STOP_GRACE_SECONDS, 60 s), then Flink's REST API
 
 
@@ -119,7 +119,7 @@ def test_killed_flink_task_cancels_its_job_and_resume_finishes_it(airflow, flink
   name, out = f'image-inference-beam-{DATE}', tmp_path / 'out' / DATE
   before = {job['jid'] for job in _flink_jobs(flink_master, name)}  # an earlier test's, if any
   conf = dict(_job(images), output=str(tmp_path / 'out'), runner='FlinkRunner', flink_master=flink_master)
-  groups = json.dumps({'image_groups': GROUPS})
+  groups = json.dumps({'files_per_unit': PER_UNIT})
 
   def states():
     return [job['state'] for job in _flink_jobs(flink_master, name, before)]
@@ -148,6 +148,7 @@ def test_killed_flink_task_cancels_its_job_and_resume_finishes_it(airflow, flink
   # Kept: at least what was committed when the job was CANCELED (its SDK workers may still finish the bundle in
   # flight, whose whole unit then counts too), and not everything: the resume read the rest.
   resumed_units = summary['resumed']
-  assert summary['accounted'] and len(committed) <= resumed_units['skipped_units'] < GROUPS, resumed_units
-  assert resumed_units['redone_units'] == GROUPS - resumed_units['skipped_units'] > 0
+  units = len(list(out.glob('_units/*.json')))  # every unit's marker, once the output is complete
+  assert summary['accounted'] and len(committed) <= resumed_units['skipped_units'] < units, resumed_units
+  assert resumed_units['redone_units'] == units - resumed_units['skipped_units'] > 0
   checks.assert_same_output(out, clean)
