@@ -80,15 +80,17 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
   schema = prediction_schema(spec.wants_classes, spec.wants_embedding, bool(config.labels), passthrough)
   layout = layout._replace(analysis=config.analysis is not None)
 
-  planned = p | 'Plan' >> readers.PlanInputs(inputs, config.files_per_unit)
+  planned, left_out = p | 'Plan' >> readers.PlanInputs(inputs, config.files_per_unit)
   committed = resume.committed_markers(p, layout)
   lines = [units | f'Line_{fmt}' >> _Line(config, info, inputs, layout, schema, committed)
            for fmt, units in planned.items()]
   markers = tuple(m for written, skipped, _ in lines for m in (written, skipped))  # the units the output keeps
   # (side inputs each: a Flatten of them gave None on Flink)
-  counted = [pcoll for i, (written, skipped, ids) in enumerate(lines) for pcoll in (
+  counted = [pcoll for i, (written, kept, _) in enumerate(lines) for pcoll in (
       written | f'CountWritten_{i}' >> beam.FlatMap(tally.marker_counts, resumed=resuming),
-      skipped | f'CountSkipped_{i}' >> beam.FlatMap(tally.marker_counts, skipped=True))]
+      kept | f'CountSkipped_{i}' >> beam.FlatMap(tally.marker_counts, skipped=True))]
+  counted += [files | f'CountSkippedFiles_{i}' >> beam.FlatMap(tally.skipped_file_counts)  # not the format's
+              for i, files in enumerate(left_out)]
   ids = tuple(ids for _, _, ids in lines) | 'AllIds' >> beam.Flatten()
   counts = tuple(counted + [ids | 'DuplicateIds' >> tally.DuplicateIds()]) | 'Tally' >> tally.Tally()
 

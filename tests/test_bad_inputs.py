@@ -135,6 +135,61 @@ def test_names_that_are_not_utf8_become_rows_with_escaped_ids(tmp_path, run_job)
     assert urllib.parse.unquote_to_bytes(rows['caf%E9']['source']).endswith(b'caf\xe9.jpg')  # its bytes back
 
 
+def test_a_tar_with_a_damaged_member_header_is_not_accounted_and_says_where(tmp_path, run_job):
+  """One byte flipped in the 3rd of 7 samples' headers: Python's tarfile ends such an archive quietly."""
+  from transforms.read.formats import webdataset  # pylint: disable=import-outside-toplevel
+  photos = [p.read_bytes() for p in datagen.photo_paths()][:7]
+  shard = tmp_path / 'shard.tar'
+  with open(shard, 'wb') as f:
+    writer = webdataset.ShardWriter(f)
+    for i, photo in enumerate(photos * (7 // len(photos) + 1)):
+      if i < 7:
+        writer.add(f'{i:05d}', {'jpg': photo, 'txt': b'a caption'})
+    writer.close()
+  data = bytearray(shard.read_bytes())
+  data[data.find(b'00002.jpg') + 100] ^= 0xFF  # its header's mode field: the checksum no longer holds
+  shard.write_bytes(bytes(data))
+  result = run_job(tmp_path / 'out', ['--input', str(shard)] + JOB)
+  summary = result.summary
+  assert [r['id'] for r in result.predictions.to_pylist()] == ['00000', '00001']
+  (error,) = result.errors.to_pylist()
+  assert error['source'] == f'{shard}#member=00001.txt' and 'member header at byte' in error['message']
+  assert summary['records_read'] == 3 and summary['stopped'] == [f'{shard}#member=00001.txt']
+  assert summary['accounted'] is False  # how many samples followed is unknown
+
+
+def test_files_an_input_leaves_out_are_counted_and_a_glob_skips_img2datasets_sidecars(tmp_path, run_job):
+  """img2dataset writes 00000.tar beside 00000.parquet and 00000_stats.json; a folder of photos holds notes."""
+  from transforms.read.formats import webdataset  # pylint: disable=import-outside-toplevel
+  photos = [p.read_bytes() for p in datagen.photo_paths()]
+  shards = tmp_path / 'shards'
+  shards.mkdir()
+  with open(shards / '00000.tar', 'wb') as f:
+    writer = webdataset.ShardWriter(f)
+    for i, photo in enumerate(photos):
+      writer.add(f'{i:09d}', {'jpg': photo, 'txt': b'a caption'})
+    writer.close()
+  (shards / '00000.parquet').write_bytes(b'PAR1 not a tar')
+  (shards / '00000_stats.json').write_text('{"count": 6}')
+  result = run_job(tmp_path / 'out_tar', ['--input', f'{shards}/*'] + JOB)
+  summary = result.summary
+  assert summary['accounted'] and summary['rows_written'] == len(photos) and summary['errors'] == 0, summary
+  assert summary['skipped_files'] == {'.json': 1, '.parquet': 1}
+  assert summary['skipped_examples'] == [str(shards / '00000.parquet'), str(shards / '00000_stats.json')]
+  named = run_job(tmp_path / 'out_named', ['--input', f'{shards}/*.tar,{shards}/*.parquet', '--input_format', 'tar']
+                  + JOB)
+  assert named.summary['errors'] == 1 and 'skipped_files' not in named.summary  # named: read, an error row
+  folder = tmp_path / 'photos'
+  folder.mkdir()
+  for path in datagen.photo_paths():
+    (folder / path.name).write_bytes(path.read_bytes())
+  (folder / 'README.md').write_text('photos')
+  (folder / 'labels.csv').write_text('cat,1')
+  result = run_job(tmp_path / 'out_folder', ['--input', str(folder)] + JOB)
+  assert result.summary['accounted'] and result.summary['rows_written'] == len(photos)
+  assert result.summary['skipped_files'] == {'.csv': 1, '.md': 1}
+
+
 def test_jfif_jpe_and_avif_photos_are_images(tmp_path, run_job):
   from PIL import Image  # pylint: disable=import-outside-toplevel
   cat = next(p for p in datagen.photo_paths() if p.name.startswith('cat.'))

@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 from transforms import elements
-from transforms.read import image_files, match, tar_shards, tfrecord_shards
+from transforms.read import image_files, match, outcomes, tar_shards, tfrecord_shards
 from transforms.read.formats import tf_example, tfrecord
 from transforms.read.settings import MAX_INPUT_BYTES, ReadSettings
 
@@ -127,7 +127,7 @@ def test_tar_member_shorter_than_its_header_is_a_broken_shard(tmp_path):
   path.write_bytes(path.read_bytes()[:512 * 3 + 1000])
   fn = tar_shards._ReadShards(ReadSettings())  # pylint: disable=protected-access
   got = _process(fn, match.FileRef(str(path), 'a', None))
-  assert [k for k, _ in got] == ['images', elements.ERRORS_TAG]
+  assert [k for k, _ in got] == ['images', outcomes.STOPPED_TAG]  # an error row, and where reading stopped
   assert 'shard unreadable after member k0.jpg' in got[1][1].message
 
 

@@ -5,7 +5,7 @@ import random
 import pytest
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.read import listing, match
+from transforms.read import list_inputs, listing, match
 
 
 @pytest.fixture(scope='module', name='tree')
@@ -75,7 +75,7 @@ def test_a_file_an_earlier_input_names_is_left_to_it(tmp_path):
   listed = tmp_path / 'list.txt'
   listed.write_text('a.jpg\nsub/c.jpg\nother/elsewhere.jpg\n')
   patterns = [f'{tmp_path}/*.jpg', str(tmp_path / 'sub'), str(listed)]
-  refs = [[ref.path for shard in match.shards(patterns, i, 'images', False, 64) for ref in match.shard_refs(shard)]
+  refs = [[ref.path for shard in list_inputs.shards(patterns, i, 'images', False, 64) for ref in list_inputs.shard_refs(shard)]
           for i in range(len(patterns))]
   assert refs == [[str(tmp_path / 'a.jpg'), str(tmp_path / 'b.jpg')], [str(tmp_path / 'sub' / 'c.jpg')],
                   [str(tmp_path / 'other' / 'elsewhere.jpg')]]

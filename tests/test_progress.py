@@ -18,7 +18,7 @@ from pipeline import live_progress, progress_view
 from pipeline.progress_view import Snapshot
 from tests import datagen, flink_rest
 from transforms import progress
-from transforms.read import match, totals
+from transforms.read import list_inputs, match, totals
 from transforms.read.formats import webdataset
 from transforms.read.formats.detect import IMAGES, TAR, TFRECORD
 
@@ -124,10 +124,10 @@ def test_the_total_is_what_the_listing_counted_and_grows_until_every_input_is_li
   assert totals.from_counts(progress.snapshot(), len(inputs)) is None  # nothing listed yet: no total
   patterns = [pattern for pattern, _ in inputs]
   for i, (pattern, fmt) in enumerate(inputs):
-    cut = match.shards(patterns, i, fmt, False, 64)
+    cut = list_inputs.shards(patterns, i, fmt, False, 64)
     listed = []
     for k, shard in enumerate(cut):
-      listed += match.counted(match.shard_refs(shard), fmt)
+      listed += list_inputs.counted(list_inputs.shard_refs(shard), fmt)
       found = totals.from_counts(progress.snapshot(), len(inputs))
       assert found.listed == (i == len(inputs) - 1 and k == len(cut) - 1)
     assert len(listed) == [3, 2, 1][i]

@@ -11,7 +11,7 @@ from apache_beam.io.filesystem import CompressedFile, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import elements
-from transforms.read import image_files, match, retry, tar_shards, tfrecord_shards
+from transforms.read import image_files, match, outcomes, retry, tar_shards, tfrecord_shards
 from transforms.read.formats import tf_example, tfrecord
 from transforms.read.settings import ReadSettings
 
@@ -255,7 +255,7 @@ def test_corrupt_gzip_stays_an_error_row(tmp_path):
   path.write_bytes(bytes(data))
   got = _read_ranges(path, [(0, None, None)])
   assert retry.UNREAD_TAG not in [k for k, _ in got]
-  assert got[-1][0] == elements.ERRORS_TAG and 'reading stopped' in got[-1][1].message, got[-1]
+  assert got[-1][0] == outcomes.STOPPED_TAG and 'reading stopped' in got[-1][1].message, got[-1]
 
 
 # What the job makes of unread inputs, and the launcher's peek.

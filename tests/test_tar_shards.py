@@ -10,7 +10,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from tests import checks
 from transforms import elements
-from transforms.read import tar_shards
+from transforms.read import outcomes, tar_shards
 from transforms.read.formats import passthrough
 from transforms.read.settings import ReadSettings
 
@@ -31,13 +31,14 @@ def _members(i, image_ext='jpg'):
   return {image_ext: f'image {i}'.encode(), 'json': json.dumps(meta).encode(), 'txt': f'caption {i}'.encode()}
 
 
-def _run(patterns, images, errors=(), settings=ReadSettings()):
+def _run(patterns, images, errors=(), settings=ReadSettings(), stopped=()):
   with TestPipeline() as p:
     read = p | tar_shards.ReadTarShards(patterns, settings)
     got = read['images'] | 'Images' >> beam.Map(lambda e: (e.ref.id, e.data, e.ref.source, e.ref.extra))
     assert_that(got, equal_to(images))
     got_errors = read[elements.ERRORS_TAG] | 'Errors' >> beam.Map(lambda e: (e.id, e.source, e.stage, e.message))
     assert_that(got_errors, checks.errors_like(errors), label='errors')
+    assert_that(read[outcomes.STOPPED_TAG], equal_to(list(stopped)), label='stopped')
 
 
 def test_shards_with_captions_and_metadata(tmp_path):
@@ -59,4 +60,17 @@ def test_truncated_shard_keeps_what_came_before(tmp_path):
   cut = tmp_path / 'cut.tar'
   cut.write_bytes(whole[:512 * 23])  # three whole samples (header + 6 blocks each), then part of the fourth
   _run([str(cut)], [(f'k{i}', b'%d' % i * 3000, f'{cut}#member=k{i}.jpg', None) for i in range(3)],
-       [(f'{cut}#member=k2.jpg', f'{cut}#member=k2.jpg', 'read', 'shard unreadable after member k2.jpg')])
+       [(f'{cut}#member=k2.jpg', f'{cut}#member=k2.jpg', 'read', 'shard unreadable after member k2.jpg')],
+       stopped=[f'{cut}#member=k2.jpg'])
+
+
+def test_a_damaged_member_header_stops_the_shard_and_says_where(tmp_path):
+  """tarfile ends the archive quietly at a bad header after the first: the samples after it would vanish."""
+  path = _shard(tmp_path / 'damaged.tar', [(f'k{i}', {'jpg': b'%d' % i * 700, 'txt': b'caption'}) for i in range(7)])
+  data = bytearray(path.read_bytes())
+  data[data.find(b'k2.jpg') + 100] ^= 0xFF  # one byte of the 3rd sample's header (its mode field)
+  path.write_bytes(bytes(data))
+  _run([str(path)], [(f'k{i}', b'%d' % i * 700, f'{path}#member=k{i}.jpg', None) for i in range(2)],
+       [(f'{path}#member=k1.txt', f'{path}#member=k1.txt', 'read',
+         'shard unreadable after member k1.txt: the member header at byte 5120 is damaged')],
+       stopped=[f'{path}#member=k1.txt'])

@@ -149,3 +149,25 @@ def test_a_unit_is_written_as_its_rows_arrive_a_row_group_at_a_time(tmp_path):
   assert part.read().column('id').to_pylist() == [f'{i:05d}' for i in range(rows)]
   assert not list((tmp_path / 'predictions').glob('_inprogress-*'))
   writer.finish_bundle()
+
+
+def test_a_planned_image_file_the_reader_gives_nothing_for_is_an_error_row():
+  """The unit's count is its planned files, not what its reader yielded: a reader that skips one cannot make the
+  unit whole."""
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  from transforms.read import units  # pylint: disable=import-outside-toplevel
+
+  class Skips(beam.DoFn):
+    def prepare(self, item, window):
+      return None
+
+    def process(self, item, prepared=None):
+      if item.id != 'b':
+        yield elements.EncodedImage(elements.ImageRef(item.id, item.path), b'x')
+
+  read = units.ReadUnits({'images': Skips()}, reads=1)
+  read.start_bundle()
+  unit = units.to_unit('images@/a.jpg', 'images', [match.FileRef('/a.jpg', 'a', 1), match.FileRef('/b.jpg', 'b', 1)])
+  out = list(read.process(unit))
+  assert [type(o).__name__ for o in out] == ['EncodedImage', 'ErrorRecord', 'UnitEnd']
+  assert (out[1].id, out[1].error_type) == ('b', 'NothingRead') and out[2].records == 2

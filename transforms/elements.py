@@ -56,6 +56,7 @@ class UnitEnd(NamedTuple):
   records: int  # images and read errors the reader gave
   unread: tuple = ()  # what storage would not give after retries (transforms/read/retry.py)
   fingerprint: str = ''  # what the unit held when read (transforms/read/units.py)
+  stopped: tuple = ()  # where reading broke off, records after it uncounted (outcomes.rest_of_file_lost)
 
 
 def error_for(ref: ImageRef, stage: str, exc: BaseException) -> ErrorRecord:

@@ -23,12 +23,16 @@ def run_section(run: dict) -> str:
             ('error rows', errors, 'error_rows'), ('accounted', summary.get('accounted'), 'accounted'),
             ('images per second', summary.get('images_per_second', '(not measured: launch not waited for)')),
             ('wall seconds', summary.get('wall_seconds', '-'))]
-  if summary.get('unread'):
-    pairs.append(('unread', ', '.join(summary['unread'][:5]) + (' ...' if len(summary['unread']) > 5 else '')))
+  for key in ('unread', 'stopped'):  # what storage would not give; where a damaged file could be read no further
+    if summary.get(key):
+      pairs.append((key, ', '.join(summary[key][:5]) + (' ...' if len(summary[key]) > 5 else '')))
+  if summary.get('skipped_files'):  # left out by name: not records, but the user should know
+    pairs.append(('skipped files', ', '.join(f'{ext} {n}' for ext, n in sorted(summary['skipped_files'].items()))
+                  + ' (e.g. ' + ', '.join(summary.get('skipped_examples', [])[:3]) + ')'))
   if 'resumed' in summary:
     pairs.append(('resumed', ', '.join(f'{k} {v}' for k, v in sorted(summary['resumed'].items()))))
   options = table(['option', 'value'], [[esc(k), esc(v)] for k, v in sorted(job.items())])
-  warn = '' if summary.get('accounted') else '<p class=warn>Not every input is accounted for: see unread.</p>'
+  warn = '' if summary.get('accounted') else '<p class=warn>Not every input is accounted for: see unread and stopped.</p>'
   return section('run', 'The run', key_values(pairs), warn,
                  f'<details><summary>All options (job.json)</summary>{options}</details>')
 

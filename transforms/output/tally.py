@@ -20,6 +20,9 @@ RESUMED = (SKIPPED_UNITS, SKIPPED_RECORDS, REDONE_UNITS, REDONE_RECORDS)
 ERRORS_PREFIX = 'errors/'
 ID_BUCKETS = 256  # duplicate ids are counted per bucket (a digest's first byte): a unit gives at most this many
 UNREAD_PREFIX = 'unread/'  # + what storage would not give after retries (transforms/read/retry.py)
+STOPPED_PREFIX = 'stopped/'  # + where a file's reading broke off, the records after it uncounted
+SKIPPED_FILES_PREFIX, SKIPPED_EXAMPLE_PREFIX = 'skipped_files/', 'skipped_example/'  # + extension; + a path
+SKIPPED_EXAMPLES = 5  # paths the summary shows of the files the inputs' listing left out
 
 
 def marker_counts(marker: dict, skipped: bool = False, resumed: bool = False) -> Iterable[Tuple[str, int]]:
@@ -30,12 +33,22 @@ def marker_counts(marker: dict, skipped: bool = False, resumed: bool = False) ->
     yield ERRORS_PREFIX + stage, count
   for location in marker['unread']:
     yield UNREAD_PREFIX + location, 1
+  for location in marker.get('stopped', ()):  # markers of earlier versions have none
+    yield STOPPED_PREFIX + location, 1
   if skipped:
     yield SKIPPED_UNITS, 1
     yield SKIPPED_RECORDS, marker['records']
   elif resumed:
     yield REDONE_UNITS, 1
     yield REDONE_RECORDS, marker['records']
+
+
+def skipped_file_counts(skipped: tuple) -> Iterable[Tuple[str, int]]:
+  """A listing shard's (extension, count, a few paths) of the files it left out: tally pairs."""
+  ext, count, examples = skipped
+  yield SKIPPED_FILES_PREFIX + ext, count
+  for path in examples:
+    yield SKIPPED_EXAMPLE_PREFIX + path, 1
 
 
 def id_buckets(ids: Iterable[str]) -> Iterable[Tuple[int, bytes]]:
@@ -78,7 +91,8 @@ class Tally(beam.PTransform):
 
 def accounting(tally: Dict[str, int]) -> dict:
   """The summary's counts; 'accounted' says whether every record read is a row or an error row, and every
-  input was read ('unread' lists what storage would not give)."""
+  input was read ('unread' lists what storage would not give; 'stopped', where a damaged file could be read no
+  further, so that how many records it held is unknown)."""
   errors = {k[len(ERRORS_PREFIX):]: v for k, v in sorted(tally.items()) if k.startswith(ERRORS_PREFIX)}
   summary = {
       'records_read': tally.get(READ, 0),
@@ -92,6 +106,15 @@ def accounting(tally: Dict[str, int]) -> dict:
   if unread:
     summary['unread'] = unread
     summary['accounted'] = False
+  stopped = sorted(k[len(STOPPED_PREFIX):] for k in tally if k.startswith(STOPPED_PREFIX))
+  if stopped:  # a damaged shard: its records after that place were never counted
+    summary['stopped'] = stopped
+    summary['accounted'] = False
+  skipped = {k[len(SKIPPED_FILES_PREFIX):]: v for k, v in sorted(tally.items()) if k.startswith(SKIPPED_FILES_PREFIX)}
+  if skipped:  # not inputs of the job's formats: not records, so not part of `accounted`, but never unsaid
+    summary['skipped_files'] = skipped
+    summary['skipped_examples'] = sorted(k[len(SKIPPED_EXAMPLE_PREFIX):] for k in tally
+                                         if k.startswith(SKIPPED_EXAMPLE_PREFIX))[:SKIPPED_EXAMPLES]
   if any(k in tally for k in RESUMED):
     summary['resumed'] = {k: tally.get(k, 0) for k in RESUMED}
   return summary

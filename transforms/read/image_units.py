@@ -39,5 +39,5 @@ def cut(refs: Iterable[match.FileRef], files_per_unit: int) -> Iterator[units.Un
 
 
 def planner(files_per_unit: int):
-  """A shard's FileRefs -> its units (match.ListInputs' `then`)."""
+  """A shard's FileRefs -> its units (list_inputs.ListInputs' `then`)."""
   return lambda refs: cut(refs, files_per_unit)

@@ -3,7 +3,9 @@
 An input is a glob (local or any Beam filesystem such as gs://), a folder, or
 a text file of URIs, one per line, named by a plain path ending in `.txt`.
 A folder means every file under it in the input's format (by extension):
-every image file, or every TFRecord or tar shard. Ids of image files:
+every image file, or every TFRecord or tar shard; a glob, every file it
+matches but data sets' sidecar files (.parquet, .json, ...) whose extension it
+does not name. Files left out are counted (list_inputs.py). Ids of image files:
   - by glob or folder: the path under the glob's base (the directory before
     its first wildcard) or under the folder, without extension: `sub/cat` for
     `DIR/sub/cat.jpg` read by `DIR/**` or `DIR`;
@@ -13,22 +15,16 @@ every image file, or every TFRecord or tar shard. Ids of image files:
 import logging
 import os
 import posixpath
-import re
-from typing import Callable, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional
 
-import apache_beam as beam
-from apache_beam.io.filesystem import FileSystem
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import progress
 from transforms.read import listing
 from transforms.read.formats import detect
 
 _WILDCARDS = '*?['
 LIST_EXTENSION = '.txt'
 _FIRST_FILE_LOOKAHEAD = 1000  # files listed in the launcher to find a folder's first file of a known format
-LISTING_SHARDS = 64  # shards each input is cut into, listed side by side (listing.split)
-LIST_RANGE_BYTES = 1 << 20  # the least of a list file one shard reads
 
 
 class FileRef(NamedTuple):
@@ -94,14 +90,41 @@ def list_file_refs(list_path: str, start: int = 0, end: Optional[int] = None) ->
         yield FileRef(path, posixpath.splitext(line)[0] or line, None)
 
 
-def _refs(matches: Iterable[listing.Listed], base: str, only: Optional[str]) -> Iterator[FileRef]:
-  """FileRefs of matched files, keeping only those of format `only` by name when it is given (folders)."""
+def skips(glob: str, only: Optional[str]) -> Callable[[str], bool]:
+  """Whether the input leaves a file it matched out, by its name: a folder keeps the files of its format `only`;
+  a glob all but data sets' sidecar files (.parquet, .json, ...: detect.py) whose extension it does not name."""
+  if only is not None:
+    return lambda path: detect.format_by_name(path) != only
+  named = glob.lower()
+  return lambda path: (ext := detect.extension(path)) in detect.SIDECAR_EXTENSIONS and not named.endswith(ext)
+
+
+def file_refs(matches: Iterable[listing.Listed], base: str, skips: Callable[[str], bool],
+          skipped: Optional['Skipped'] = None) -> Iterator[FileRef]:
+  """FileRefs of matched files but those the input skips (counted in `skipped` when given)."""
   for match in matches:
-    if only is None or detect.format_by_name(match.path) == only:
+    if not skips(match.path):
       yield FileRef(match.path, file_id(match.path, base), match.size_in_bytes)
+    elif skipped is not None:
+      skipped.add(match.path)
 
 
-def _glob(pattern: str, fmt: Optional[str]):
+class Skipped:
+  """Files a listing shard left out, by extension, with a few of their paths: the summary's `skipped_files`."""
+  EXAMPLES = 3  # paths kept per extension and shard
+
+  def __init__(self):
+    self.counts: Dict[str, int] = {}
+    self.examples: Dict[str, List[str]] = {}
+
+  def add(self, path: str) -> None:
+    ext = detect.extension(path) or '(none)'
+    self.counts[ext] = self.counts.get(ext, 0) + 1
+    if len(self.examples.setdefault(ext, [])) < self.EXAMPLES:
+      self.examples[ext].append(path)
+
+
+def glob_of(pattern: str, fmt: Optional[str]):
   """(the glob to match, the base of ids, the format to keep or None) for a glob or folder input."""
   if is_folder(pattern):
     glob = as_glob(pattern)
@@ -114,13 +137,14 @@ def expand(pattern: str, fmt: Optional[str] = None, anonymous: bool = False) -> 
   if is_list_file(pattern):
     yield from list_file_refs(pattern)
   else:
-    glob, base, only = _glob(pattern, fmt)
-    yield from _refs(listing.files(glob, anonymous), base, only)
+    glob, base, only = glob_of(pattern, fmt)
+    yield from file_refs(listing.files(glob, anonymous), base, skips(glob, only))
 
 
 def first_file(pattern: str, fmt: Optional[str] = None) -> Optional[str]:
   """One file the input names, cheaply (for checks and format detection in the launcher); for a folder, the
-  first whose name says it is in format `fmt` (any of images, TFRecord or tar when None)."""
+  first whose name says it is in format `fmt` (any of images, TFRecord or tar when None); for a glob, the first
+  it does not skip (skips())."""
   if is_list_file(pattern):
     if not FileSystems.exists(pattern):
       return None
@@ -129,8 +153,9 @@ def first_file(pattern: str, fmt: Optional[str] = None) -> Optional[str]:
     matches = FileSystems.match([as_glob(pattern)], limits=[_FIRST_FILE_LOOKAHEAD])[0].metadata_list
     known = (detect.format_by_name(m.path) for m in matches)
     return next((m.path for m, f in zip(matches, known) if f and f == (fmt or f)), None)
-  matches = FileSystems.match([pattern], limits=[1])[0].metadata_list
-  return matches[0].path if matches else None
+  matches = FileSystems.match([pattern], limits=[_FIRST_FILE_LOOKAHEAD])[0].metadata_list
+  skipped = skips(pattern, None)
+  return next((m.path for m in matches if not skipped(m.path)), matches[0].path if matches else None)
 
 
 def once(path: str, refs: Iterable[FileRef]) -> FileRef:
@@ -139,94 +164,3 @@ def once(path: str, refs: Iterable[FileRef]) -> FileRef:
   if len(refs) > 1:
     logging.warning('%s is named by %d inputs; it is read once, with id %r', path, len(refs), refs[0].id)
   return refs[0]
-
-
-class Shard(NamedTuple):
-  """A part of one input that one worker lists: a key range of a glob's paths, or a byte range of a list."""
-  input: int  # the input's place among the job's inputs of its format
-  glob: Optional[str]  # None: a list file, `source`
-  source: str  # the input as given
-  base: str  # ids are paths under it (globs and folders)
-  only: Optional[str]  # the format a folder's files are kept in, by name
-  lo: Optional[str]  # [lo, hi): of paths for a glob, of bytes (as str) for a list
-  hi: Optional[str]
-  earlier: Tuple[Tuple[str, Optional[str]], ...]  # (glob, only) of the inputs before it: a file they name is theirs
-
-
-def _named_by(glob: str, only: Optional[str]):
-  """Whether a path is one a glob or folder input names, by the path alone."""
-  matches = re.compile(FileSystem.translate_pattern(listing.beam_glob(glob))).match
-  return lambda path: bool(matches(path)) and (only is None or detect.format_by_name(path) == only)
-
-
-def shards(patterns: Sequence[str], i: int, fmt: Optional[str], anonymous: bool, count: int, every: int = 1
-           ) -> List[Shard]:
-  """The i-th input cut into about `count` shards, of about `every` files when it has few (listing.split; a
-  list by its bytes)."""
-  earlier = tuple((glob, only) for glob, _, only in (_glob(p, fmt) for p in patterns[:i] if not is_list_file(p)))
-  pattern = patterns[i]
-  if is_list_file(pattern):
-    size = next(iter(FileSystems.match([pattern])[0].metadata_list), None)
-    step = max(LIST_RANGE_BYTES, -(-(size.size_in_bytes if size else 0) // count))
-    edges = list(range(0, size.size_in_bytes if size else 1, step)) + [None]
-    cuts = [(str(lo), None if hi is None else str(hi)) for lo, hi in zip(edges, edges[1:])]
-    found = [Shard(i, None, pattern, '', None, lo, hi, earlier) for lo, hi in cuts]
-  else:
-    glob, base, only = _glob(pattern, fmt)
-    found = [Shard(i, glob, pattern, base, only, lo, hi, earlier) for lo, hi in listing.split(glob, count, every, anonymous)]
-  progress.shards_planned(len(found))
-  progress.flush()
-  return found
-
-
-def shard_refs(shard: Shard, anonymous: bool = False) -> Iterator[FileRef]:
-  """The files a shard names, as they are listed, without those an earlier input names (each file is read
-  once, with the first input's id; two lists naming one file are not compared: the tally counts duplicate ids)."""
-  if shard.glob is None:
-    refs = list_file_refs(shard.source, int(shard.lo), None if shard.hi is None else int(shard.hi))
-  else:
-    refs = _refs(listing.files(shard.glob, anonymous, shard.lo, shard.hi), shard.base, shard.only)
-  theirs = [_named_by(glob, only) for glob, only in shard.earlier]
-  for ref in refs:
-    if not any(named(ref.path) for named in theirs):
-      yield ref
-
-
-def counted(refs: Iterable[FileRef], fmt: Optional[str]) -> Iterator[FileRef]:
-  """A shard's refs, each counted for the launcher's progress total as it is listed, then the shard as listed."""
-  for ref in refs:
-    size = ref.size
-    if size is None and fmt != detect.IMAGES:  # a shard named by a list: its bytes make the total's estimate
-      size = next(iter(FileSystems.match([ref.path])[0].metadata_list), None)
-      size = size.size_in_bytes if size is not None else 0
-    progress.listed(fmt, size)
-    yield ref
-  progress.shard_listed()
-  progress.flush()
-
-
-class ListInputs(beam.PTransform):
-  """Inputs of one format -> their shards, spread over the workers -> on each, `then` applied to the shard's
-  FileRefs as they are listed (by default the FileRefs themselves). `every`: the files a shard holds when an
-  input is small (image units' size: a shard is then one unit or a few).
-
-  Each input is cut into shards on a worker (listing.split: a few small list
-  requests), so the launcher never lists millions of files, no process holds
-  their list and the listing runs on every worker at once.
-  """
-
-  def __init__(self, patterns: Sequence[str], fmt: Optional[str] = None, anonymous: bool = False,
-               then: Optional[Callable[[Iterable[FileRef]], Iterable]] = None, every: int = 1,
-               count: int = LISTING_SHARDS):
-    super().__init__()
-    self._patterns, self._fmt, self._anonymous = list(patterns), fmt, anonymous
-    self._then, self._every, self._count = then or (lambda refs: refs), every, count
-
-  def expand(self, pbegin):
-    patterns, fmt, anonymous, then = self._patterns, self._fmt, self._anonymous, self._then
-    every, count = self._every, self._count
-    return (pbegin
-            | 'Inputs' >> beam.Create(list(range(len(patterns))))
-            | 'Shards' >> beam.FlatMap(lambda i: shards(patterns, i, fmt, anonymous, count, every))
-            | 'Spread' >> beam.Reshuffle()
-            | 'List' >> beam.FlatMap(lambda shard: then(counted(shard_refs(shard, anonymous), fmt))))

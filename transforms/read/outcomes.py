@@ -37,11 +37,16 @@ def image_or_error(make_image: Callable[[], elements.EncodedImage]):
     return beam.pvalue.TaggedOutput(elements.ERRORS_TAG, e.error(elements.READ))
 
 
+STOPPED_TAG = 'stopped'  # an error row for the rest of a file: how many records it held is unknown
+
+
 def rest_of_file_lost(counter: ReadCounter, where: str, exc: BaseException, context: str):
-  """The error row for what is left of a file that failed part-way, counted as one input; its id is where."""
+  """The error row for what is left of a file that failed part-way, counted as one input; its id is where. On
+  its own output: the unit it ends did not hold a known number of records, so the job cannot say it read them
+  all (ReadUnits notes where it stopped; the summary is then not `accounted`)."""
   counter.inc()
   error = elements.ErrorRecord(where, where, elements.READ, type(exc).__name__, f'{context}: {exc}')
-  return beam.pvalue.TaggedOutput(elements.ERRORS_TAG, error)
+  return beam.pvalue.TaggedOutput(STOPPED_TAG, error)
 
 
 def counted(items, counter: ReadCounter):
@@ -67,5 +72,5 @@ class MatchAndRead(beam.PTransform):
     self._reader = reader
 
   def expand(self, pbegin):
-    planned = pbegin | 'Plan' >> units.PlanUnits(self._patterns, self._fmt, self._planner, every=self._every)
+    planned, _ = pbegin | 'Plan' >> units.PlanUnits(self._patterns, self._fmt, self._planner, every=self._every)
     return units.by_kind(units.read_all(planned, units.ReadUnits({self._fmt: self._reader})))

@@ -37,8 +37,9 @@ def read_units(input_plan: InputPlan) -> units.ReadUnits:
 
 
 class PlanInputs(beam.PTransform):
-  """pbegin -> {format: its read units} for each format the inputs are in (each read on a line of its own:
-  image units flow from the listing into the reader unshuffled, pipeline/graph.py)."""
+  """pbegin -> ({format: its read units} for each format the inputs are in (each read on a line of its own:
+  image units flow from the listing into the reader unshuffled, pipeline/graph.py), [the files each format's
+  listing skipped: (extension, count, a few paths)])."""
 
   def __init__(self, input_plan: InputPlan, files_per_unit: int = image_units.DEFAULT_FILES_PER_UNIT):
     super().__init__()
@@ -46,14 +47,15 @@ class PlanInputs(beam.PTransform):
     self._per_unit = files_per_unit
 
   def expand(self, pbegin):
-    planned = {}
+    planned, skipped = {}, []
     for fmt in FORMATS:
       patterns = [pattern for pattern, f in self._plan.inputs if f == fmt]
       if patterns:
-        planned[fmt] = pbegin | f'Plan_{fmt}' >> units.PlanUnits(
+        planned[fmt], left_out = pbegin | f'Plan_{fmt}' >> units.PlanUnits(
             patterns, fmt, _planner(fmt, self._plan, self._per_unit), self._plan.settings.anonymous,
             self._per_unit if fmt == IMAGES else 1)
-    return planned
+        skipped.append(left_out)
+    return planned, skipped
 
 
 class ReadImages(beam.PTransform):
@@ -66,6 +68,6 @@ class ReadImages(beam.PTransform):
     self._per_unit = files_per_unit
 
   def expand(self, pbegin):
-    planned = pbegin | 'Plan' >> PlanInputs(self._plan, self._per_unit)
+    planned, _ = pbegin | 'Plan' >> PlanInputs(self._plan, self._per_unit)
     return units.by_kind(units.read_all(tuple(planned.values()) | 'AllUnits' >> beam.Flatten(),
                                         read_units(self._plan)))

@@ -30,7 +30,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms import elements
-from transforms.read import match, retry
+from transforms.read import list_inputs, match, outcomes, retry
 from transforms.read.formats.detect import IMAGES
 from transforms.read.settings import READ_BYTES_IN_FLIGHT, READS_IN_FLIGHT
 from transforms.read.window import Window
@@ -69,7 +69,8 @@ def to_unit(name: str, fmt: str, items: Iterable) -> Unit:
 
 
 class PlanUnits(beam.PTransform):
-  """Inputs of one format -> its Units, listed in shards side by side (match.ListInputs).
+  """Inputs of one format -> (its Units, the files its listing skipped), listed in shards side by side
+  (list_inputs.ListInputs).
 
   `planner`, for image files: a shard's FileRefs -> its Units (image_units.py), on the worker that lists them;
   for shards: FileRef -> (unit name, item) pairs (a DoFn or a function), grouped by unit (the grouping keeps
@@ -82,20 +83,20 @@ class PlanUnits(beam.PTransform):
     self._fmt = fmt
     self._planner = planner
     self._anonymous = anonymous
-    self._every = every  # files per listing shard of a small input (match.ListInputs)
+    self._every = every  # files per listing shard of a small input (list_inputs.ListInputs)
 
   def expand(self, pbegin):
     fmt = self._fmt
     if fmt == IMAGES:
-      return pbegin | 'List' >> match.ListInputs(self._patterns, fmt, self._anonymous, self._planner, self._every)
+      return pbegin | 'List' >> list_inputs.ListInputs(self._patterns, fmt, self._anonymous, self._planner, self._every)
     step = (beam.ParDo(self._planner) if isinstance(self._planner, beam.DoFn) else beam.FlatMap(self._planner))
-    return (pbegin
-            | 'List' >> match.ListInputs(self._patterns, fmt, self._anonymous)
+    listed, skipped = pbegin | 'List' >> list_inputs.ListInputs(self._patterns, fmt, self._anonymous)
+    return (listed
             | 'Items' >> step
             | 'ByUnit' >> beam.MapTuple(lambda name, item: (unit_key(name), (name, fmt, item)))
             | 'GroupUnits' >> beam.GroupByKey()
             | 'Units' >> beam.MapTuple(lambda _, planned: grouped_unit(planned))
-            | 'Spread' >> beam.Reshuffle())
+            | 'Spread' >> beam.Reshuffle()), skipped
 
 
 def grouped_unit(planned: Iterable[tuple]) -> Unit:
@@ -179,22 +180,29 @@ class ReadUnits(beam.DoFn):
 
   def _emit(self, queued: _Queued) -> Iterable:
     unit = queued.unit
-    records, unread = 0, []
+    records, unread, stopped = 0, [], []
     for i, item in enumerate(unit.items):
       if i < queued.next:
         prepared, queued.prepared[i] = queued.prepared[i], None  # taken: the unit no longer holds it
       else:
         prepared, queued.next = None, i + 1  # read now, without the window
       outputs = [item] if isinstance(item, elements.ErrorRecord) else self._readers[unit.fmt].process(item, prepared)
+      before = records + len(unread)
       for out in outputs:
         tagged = isinstance(out, beam.pvalue.TaggedOutput)
         if tagged and out.tag == retry.UNREAD_TAG:
           unread.append(out.value)
           continue
+        if tagged and out.tag == outcomes.STOPPED_TAG:  # an error row, and the place reading broke off
+          stopped.append(out.value.source)
         records += 1
         yield _with_unit(out.value if tagged else out, unit.name)
+      if unit.fmt == IMAGES and records + len(unread) == before:  # a planned file is a record, whatever its reader
+        records += 1
+        yield _with_unit(elements.ErrorRecord(item.id, item.path, elements.READ, 'NothingRead',
+                                              'the reader gave nothing for this file'), unit.name)
       self._fill()
-    yield elements.UnitEnd(unit.name, records, tuple(unread), unit.fingerprint)
+    yield elements.UnitEnd(unit.name, records, tuple(unread), unit.fingerprint, tuple(stopped))
 
   def teardown(self):
     if self._window is not None:
@@ -209,6 +217,8 @@ def by_kind(records) -> dict:
   return {
       'images': records | 'Images' >> beam.Filter(lambda x: isinstance(x, elements.EncodedImage)),
       elements.ERRORS_TAG: records | 'Errors' >> beam.Filter(lambda x: isinstance(x, elements.ErrorRecord)),
+      outcomes.STOPPED_TAG: records | 'Stopped' >> beam.FlatMap(
+          lambda x: x.stopped if isinstance(x, elements.UnitEnd) else ()),
       retry.UNREAD_TAG: records | 'Unread' >> beam.FlatMap(
           lambda x: x.unread if isinstance(x, elements.UnitEnd) else ()),
   }

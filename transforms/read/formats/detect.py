@@ -1,6 +1,7 @@
 """Which format a file is in: by its name's extension, else by its first bytes."""
 import gzip
 import io
+import posixpath
 import struct
 from typing import Optional
 
@@ -15,8 +16,17 @@ IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp', 'bmp', 'gif', 'tif', 'tiff', '
                     'apng', 'jp2', 'j2k', 'jpx', 'pgm', 'pbm', 'pnm', 'qoi', 'tga')
 TFRECORD_EXTENSIONS = ('.tfrecord', '.tfrecords', '.tfrec', '.record', '.records')
 TAR_EXTENSIONS = ('.tar', '.tar.gz', '.tgz')
+# Files that sit beside data sets (img2dataset's .parquet and _stats.json, notes, checksums): a glob leaves them
+# out, counted as skipped, unless it names their extension itself.
+SIDECAR_EXTENSIONS = ('.parquet', '.json', '.jsonl', '.csv', '.tsv', '.txt', '.md', '.html', '.yaml', '.yml', '.log',
+                      '.pkl', '.npy', '.npz', '.crc', '.md5', '.sha256')
 _IMAGE_SUFFIXES = tuple('.' + ext for ext in IMAGE_EXTENSIONS)
 _IMAGE_MAGIC = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n', b'GIF87a', b'GIF89a', b'BM', b'II*\x00', b'MM\x00*')
+
+
+def extension(path: str) -> str:
+  """The file name's last extension, lower case ('' when it has none)."""
+  return posixpath.splitext(path.rsplit('/', 1)[-1])[1].lower()
 
 
 def is_image_name(path: str) -> bool:

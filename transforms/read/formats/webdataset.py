@@ -41,14 +41,36 @@ def split_name(name: str):
   return (match.group(1), match.group(2)) if match else None
 
 
+class _Watched(tarfile.TarInfo):
+  """A member header that keeps, on its TarFile, the header error that ended the archive: tarfile ends the
+  iteration quietly at any bad header after the first, so a damaged shard would look whole."""
+
+  @classmethod
+  def fromtarfile(cls, tar):
+    try:
+      return super().fromtarfile(tar)
+    except tarfile.HeaderError as e:
+      tar.stopped_by = (tar.offset, e)
+      raise
+
+
+def _check_end(tar: tarfile.TarFile) -> None:
+  """Raises tarfile.ReadError unless the archive ended at its end-of-archive block or at the end of the data."""
+  offset, error = getattr(tar, 'stopped_by', (None, None))
+  if isinstance(error, (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError)):
+    raise tarfile.ReadError(f'the member header at byte {offset} is damaged ({error}): the shard was read no '
+                            'further')
+
+
 def samples(f: BinaryIO, max_member_bytes: Optional[int] = None) -> Iterator[Sample]:
   """The shard's samples in order; a repeated member starts a new sample rather than replacing one.
 
   Members larger than max_member_bytes (None: no bound) are skipped unread and listed in the sample's too_large.
-  Raises tarfile.ReadError when a member holds fewer bytes than its header says.
+  Raises tarfile.ReadError when a member holds fewer bytes than its header says, or after the last sample when
+  the archive did not end at its end-of-archive block or the end of the data (a damaged header).
   """
   current: Optional[Sample] = None
-  with tarfile.open(fileobj=f, mode='r|*') as tar:
+  with tarfile.open(fileobj=f, mode='r|*', tarinfo=_Watched) as tar:
     for member in tar:
       parts = split_name(member.name) if member.isfile() or member.issym() or member.islnk() else None
       if parts is None:
@@ -68,8 +90,9 @@ def samples(f: BinaryIO, max_member_bytes: Optional[int] = None) -> Iterator[Sam
       else:
         current.links[ext] = member.linkname
       current.names[ext] = member.name
-  if current is not None:
-    yield current
+    if current is not None:
+      yield current
+    _check_end(tar)
 
 
 def count_samples(f: BinaryIO) -> int:
