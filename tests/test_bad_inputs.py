@@ -190,6 +190,26 @@ def test_files_an_input_leaves_out_are_counted_and_a_glob_skips_img2datasets_sid
   assert result.summary['skipped_files'] == {'.csv': 1, '.md': 1}
 
 
+def test_tar_members_no_row_holds_are_counted(tmp_path, run_job):
+  """A sample with a second image (cat.jpg beside cat.png), a caption no column asks for, a file without an
+  extension: none is a row, each is counted in `unused_members`; with --passthrough_keys txt, the caption is used."""
+  import io  # pylint: disable=import-outside-toplevel
+  import tarfile  # pylint: disable=import-outside-toplevel
+  photo = next(p for p in datagen.photo_paths() if p.name.startswith('cat.')).read_bytes()
+  shard = tmp_path / 'shard.tar'
+  with tarfile.open(shard, 'w') as tar:
+    for name, data in (('README', b'notes'), ('cat.jpg', photo), ('cat.png', photo), ('cat.txt', b'a cat'),
+                       ('dog.jpg', photo), ('dog.txt', b'a dog')):
+      info = tarfile.TarInfo(name)
+      info.size = len(data)
+      tar.addfile(info, io.BytesIO(data))
+  result = run_job(tmp_path / 'out', ['--input', str(shard)] + JOB)
+  assert result.summary['accounted'] and result.summary['rows_written'] == 2, result.summary
+  assert result.summary['unused_members'] == {'(none)': 1, 'png': 1, 'txt': 2}
+  result = run_job(tmp_path / 'out_txt', ['--input', str(shard), '--passthrough_keys', 'txt'] + JOB)
+  assert result.summary['unused_members'] == {'(none)': 1, 'png': 1}
+
+
 def test_jfif_jpe_and_avif_photos_are_images(tmp_path, run_job):
   from PIL import Image  # pylint: disable=import-outside-toplevel
   cat = next(p for p in datagen.photo_paths() if p.name.startswith('cat.'))

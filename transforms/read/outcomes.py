@@ -38,6 +38,7 @@ def image_or_error(make_image: Callable[[], elements.EncodedImage]):
 
 
 STOPPED_TAG = 'stopped'  # an error row for the rest of a file: how many records it held is unknown
+UNUSED_TAG = 'unused_members'  # ((extension, count), ...) of a shard's tar members that no row holds
 
 
 def rest_of_file_lost(counter: ReadCounter, where: str, exc: BaseException, context: str):

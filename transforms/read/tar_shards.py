@@ -58,6 +58,13 @@ def to_image(path: str, sample: webdataset.Sample, settings: ReadSettings) -> el
   return elements.EncodedImage(ref._replace(extra=extra), sample.members[ext])
 
 
+def _image_member(sample: webdataset.Sample, settings: ReadSettings) -> Optional[str]:
+  try:
+    return webdataset.image_extension(sample, settings.image_key)
+  except webdataset.SampleError:  # no image: an error row says so
+    return None
+
+
 def sample(path: str, count: int, max_member_bytes: Optional[int] = None) -> List[Dict[str, passthrough.Values]]:
   """Passthrough values of the shard's first `count` samples (for typing passthrough columns)."""
   with FileSystems.open(path, compression_type='uncompressed') as f:
@@ -144,6 +151,7 @@ class _ReadShards(beam.DoFn):
       f = first.pop() if first else read_ahead.open_direct(self._store, file.path)
       return read_shard(f, self._settings.max_input_bytes, at, shown)
     items = retry.resilient(attempt, (0, None), lambda at: unread(file.path, at[1]))
+    unused: Dict[str, int] = {}
     try:
       for item in outcomes.counted(items, self._read):
         if isinstance(item, beam.pvalue.TaggedOutput):  # the rest of the shard, unreadable
@@ -151,12 +159,17 @@ class _ReadShards(beam.DoFn):
           continue
         last = item.names[next(reversed(item.names))]
         shown.sample()
+        for ext, n in webdataset.unused_members(item, _image_member(item, self._settings),
+                                                self._settings.columns).items():
+          unused[ext] = unused.get(ext, 0) + n
         yield outcomes.image_or_error(lambda item=item: to_image(file.path, item, self._settings))
     except Exception as e:  # pylint: disable=broad-except
       # The shard itself failed (gone, truncated, not a tar).
       where = source(file.path, last)
       shown.sample()  # its error row is one record
       yield outcomes.rest_of_file_lost(self._read, where, e, f'shard unreadable after member {last}')
+    if unused:
+      yield beam.pvalue.TaggedOutput(outcomes.UNUSED_TAG, tuple(sorted(unused.items())))
     shown.done()
 
 

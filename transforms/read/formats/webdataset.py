@@ -29,6 +29,7 @@ class Sample(NamedTuple):
   names: Dict[str, str]  # extension -> member name
   links: Dict[str, str]  # extension -> link target, for members that are links (never followed)
   too_large: Dict[str, int] = {}  # extension -> declared size, for members over the bound (not read); never mutated
+  nameless: int = 0  # files before it whose names have no extension: members of no sample
 
 
 class SampleError(ValueError):
@@ -70,16 +71,18 @@ def samples(f: BinaryIO, max_member_bytes: Optional[int] = None) -> Iterator[Sam
   the archive did not end at its end-of-archive block or the end of the data (a damaged header).
   """
   current: Optional[Sample] = None
+  nameless = 0
   with tarfile.open(fileobj=f, mode='r|*', tarinfo=_Watched) as tar:
     for member in tar:
       parts = split_name(member.name) if member.isfile() or member.issym() or member.islnk() else None
-      if parts is None:
-        continue  # directories, devices, names without an extension: not sample members
+      if parts is None:  # directories, devices: not sample members; a file without an extension is counted
+        nameless += member.isfile()
+        continue
       key, ext = parts
       if current is None or key != current.key or ext in current.names:
         if current is not None:
           yield current
-        current = Sample(key, {}, {}, {}, {})
+        current, nameless = Sample(key, {}, {}, {}, {}, nameless), 0
       if member.isfile() and max_member_bytes is not None and member.size > max_member_bytes:
         current.too_large[ext] = member.size  # tarfile skips its data (in blocks) on the way to the next member
       elif member.isfile():
@@ -112,6 +115,18 @@ def count_samples(f: BinaryIO) -> int:
   except (tarfile.TarError, OSError, EOFError):
     pass
   return count
+
+
+def unused_members(sample: Sample, image: Optional[str], columns) -> Dict[str, int]:
+  """The members no row holds, by extension: images but the sample's `image`, members that are no passthrough
+  column's (a column is read from the member of its name, or from the .json member), files without an
+  extension ('(none)')."""
+  wanted = {c.name for c in columns} | ({'json'} if columns else set())
+  unused: Dict[str, int] = {'(none)': sample.nameless} if sample.nameless else {}
+  for ext in sample.names:
+    if ext != image and ext.lower() not in wanted:
+      unused[ext.lower()] = unused.get(ext.lower(), 0) + 1
+  return unused
 
 
 def image_extension(sample: Sample, wanted: Optional[str] = None) -> str:
