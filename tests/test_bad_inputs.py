@@ -210,6 +210,17 @@ def test_tar_members_no_row_holds_are_counted(tmp_path, run_job):
   assert result.summary['unused_members'] == {'(none)': 1, 'png': 1}
 
 
+def test_a_passthrough_value_of_another_type_is_null_not_an_error(tmp_path, run_job):
+  photo = next(p for p in datagen.photo_paths() if p.name.startswith('cat.')).read_bytes()
+  records = [datagen.example(image__encoded=[photo], label=[i]) for i in range(3)]
+  records.append(datagen.example(image__encoded=[photo], label=[b'not a number']))
+  shard = datagen.write_tfrecord(tmp_path / 'mixed.tfrecord', records)
+  result = run_job(tmp_path / 'out', ['--input', str(shard), '--passthrough_keys', 'label:int64'] + JOB)
+  assert result.summary['accounted'] and result.summary['errors'] == 0, result.summary
+  assert sorted(r['label'] for r in result.predictions.to_pylist() if r['label'] is not None) == [0, 1, 2]
+  assert result.summary['passthrough_nulls'] == {'label': 1}
+
+
 def test_jfif_jpe_and_avif_photos_are_images(tmp_path, run_job):
   from PIL import Image  # pylint: disable=import-outside-toplevel
   cat = next(p for p in datagen.photo_paths() if p.name.startswith('cat.'))

@@ -59,6 +59,15 @@ def test_convert_refuses_what_does_not_fit(column, values, words):
     passthrough.convert(column, values)
 
 
+def test_a_value_of_another_type_is_null_and_counted():
+  columns = (Column('l', 'int64'), Column('s', 'string'))
+  nulled = {}
+  row = passthrough.values(columns, {'l': Values('bytes', [b'seven']), 's': Values('bytes', [b'ok'])}, nulled)
+  assert row == {'l': None, 's': 'ok'} and nulled == {'l': 1}
+  assert passthrough.values(columns, {'l': Values('int64', [7])}, nulled) == {'l': 7, 's': None}  # absent: null
+  assert nulled == {'l': 1}  # an absent key is not a mismatch
+
+
 def test_from_json_and_resolve():
   assert passthrough.from_json('a') == Values('text', ['a'])
   assert passthrough.from_json(3) == Values('int64', [3])

@@ -57,7 +57,7 @@ class UnitEnd(NamedTuple):
   unread: tuple = ()  # what storage would not give after retries (transforms/read/retry.py)
   fingerprint: str = ''  # what the unit held when read (transforms/read/units.py)
   stopped: tuple = ()  # where reading broke off, records after it uncounted (outcomes.rest_of_file_lost)
-  unused: tuple = ()  # (extension, count) of tar members no row holds (a second image, unasked-for metadata)
+  counts: tuple = ()  # (name, count) the readers noted beside the records (outcomes.COUNTS_TAG), for the summary
 
 
 def error_for(ref: ImageRef, stage: str, exc: BaseException) -> ErrorRecord:

@@ -29,8 +29,9 @@ def run_section(run: dict) -> str:
   if summary.get('skipped_files'):  # left out by name: not records, but the user should know
     pairs.append(('skipped files', ', '.join(f'{ext} {n}' for ext, n in sorted(summary['skipped_files'].items()))
                   + ' (e.g. ' + ', '.join(summary.get('skipped_examples', [])[:3]) + ')'))
-  if summary.get('unused_members'):  # tar members in no row: a second image, metadata no column asked for
-    pairs.append(('unused tar members', ', '.join(f'{ext} {n}' for ext, n in sorted(summary['unused_members'].items()))))
+  for key, title in (('unused_members', 'unused tar members'), ('passthrough_nulls', 'passthrough values nulled')):
+    if summary.get(key):  # not records: what no row holds, or holds as null
+      pairs.append((title, ', '.join(f'{name} {n}' for name, n in sorted(summary[key].items()))))
   if 'resumed' in summary:
     pairs.append(('resumed', ', '.join(f'{k} {v}' for k, v in sorted(summary['resumed'].items()))))
   options = table(['option', 'value'], [[esc(k), esc(v)] for k, v in sorted(job.items())])

@@ -109,7 +109,7 @@ class UnitParts:
     """Closes the parts into place, then writes the marker; returns it. `end`: the unit's UnitEnd."""
     marker = {'unit': end.unit, 'key': self._key, 'fingerprint': end.fingerprint, 'run': self._layout.run_id,
               'records': end.records, 'rows': self.rows(PREDICTIONS_DIR), 'errors_by_stage': self.errors_by_stage,
-              'unread': list(end.unread), 'stopped': list(end.stopped), 'unused_members': dict(end.unused),
+              'unread': list(end.unread), 'stopped': list(end.stopped), 'counts': dict(end.counts),
               'parts': {}}
     for name in DATASETS:
       if name in self._parts:

@@ -23,7 +23,7 @@ UNREAD_PREFIX = 'unread/'  # + what storage would not give after retries (transf
 STOPPED_PREFIX = 'stopped/'  # + where a file's reading broke off, the records after it uncounted
 SKIPPED_FILES_PREFIX, SKIPPED_EXAMPLE_PREFIX = 'skipped_files/', 'skipped_example/'  # + extension; + a path
 SKIPPED_EXAMPLES = 5  # paths the summary shows of the files the inputs' listing left out
-UNUSED_PREFIX = 'unused_members/'  # + the extension of tar members no row holds
+COUNTS_PREFIX = 'counts/'  # + what a reader noted, 'NAME/KEY' (transforms/read/outcomes.py): summary[NAME][KEY]
 
 
 def marker_counts(marker: dict, skipped: bool = False, resumed: bool = False) -> Iterable[Tuple[str, int]]:
@@ -36,8 +36,8 @@ def marker_counts(marker: dict, skipped: bool = False, resumed: bool = False) ->
     yield UNREAD_PREFIX + location, 1
   for location in marker.get('stopped', ()):  # markers of earlier versions have none
     yield STOPPED_PREFIX + location, 1
-  for ext, count in marker.get('unused_members', {}).items():
-    yield UNUSED_PREFIX + ext, count
+  for key, count in marker.get('counts', {}).items():
+    yield COUNTS_PREFIX + key, count
   if skipped:
     yield SKIPPED_UNITS, 1
     yield SKIPPED_RECORDS, marker['records']
@@ -118,9 +118,10 @@ def accounting(tally: Dict[str, int]) -> dict:
     summary['skipped_files'] = skipped
     summary['skipped_examples'] = sorted(k[len(SKIPPED_EXAMPLE_PREFIX):] for k in tally
                                          if k.startswith(SKIPPED_EXAMPLE_PREFIX))[:SKIPPED_EXAMPLES]
-  unused = {k[len(UNUSED_PREFIX):]: v for k, v in sorted(tally.items()) if k.startswith(UNUSED_PREFIX)}
-  if unused:  # tar members in no row: a second image of a sample, metadata no column asked for
-    summary['unused_members'] = unused
+  for key, count in sorted(tally.items()):  # unused tar members, passthrough values nulled: not records
+    if key.startswith(COUNTS_PREFIX):
+      name, _, sub = key[len(COUNTS_PREFIX):].partition('/')
+      summary.setdefault(name, {})[sub] = count
   if any(k in tally for k in RESUMED):
     summary['resumed'] = {k: tally.get(k, 0) for k in RESUMED}
   return summary

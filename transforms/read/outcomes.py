@@ -3,7 +3,7 @@ read shape of a reader (the units of one format, a DoFn per file or range, the i
 outputs)."""
 import os
 import socket
-from typing import Callable, Sequence
+from typing import Callable, Dict, Sequence
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -38,7 +38,19 @@ def image_or_error(make_image: Callable[[], elements.EncodedImage]):
 
 
 STOPPED_TAG = 'stopped'  # an error row for the rest of a file: how many records it held is unknown
-UNUSED_TAG = 'unused_members'  # ((extension, count), ...) of a shard's tar members that no row holds
+COUNTS_TAG = 'counts'  # ((name, count), ...) a reader noted of an item, beside its records: kept in the marker
+UNUSED_MEMBERS = 'unused_members/'  # + extension: tar members no row holds (a second image, unasked-for metadata)
+PASSTHROUGH_NULLS = 'passthrough_nulls/'  # + column: values of another type than the column's, written as null
+
+
+def noted(counts: Dict[str, int], prefix: str, more: Dict[str, int]) -> None:
+  for key, n in more.items():
+    counts[prefix + key] = counts.get(prefix + key, 0) + n
+
+
+def counts_output(counts: Dict[str, int]):
+  """What an item's reader noted, for ReadUnits to keep in the unit's marker; nothing when there is none."""
+  return [beam.pvalue.TaggedOutput(COUNTS_TAG, tuple(sorted(counts.items())))] if counts else []
 
 
 def rest_of_file_lost(counter: ReadCounter, where: str, exc: BaseException, context: str):

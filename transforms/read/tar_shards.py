@@ -40,8 +40,10 @@ def source(path: str, member: str) -> str:
   return f'{path}#member={member}'
 
 
-def to_image(path: str, sample: webdataset.Sample, settings: ReadSettings) -> elements.EncodedImage:
-  """The sample's image with its passthrough values; raises RecordError locating the sample."""
+def to_image(path: str, sample: webdataset.Sample, settings: ReadSettings,
+             nulled: Optional[Dict[str, int]] = None) -> elements.EncodedImage:
+  """The sample's image with its passthrough values (one of another type null, counted in `nulled`); raises
+  RecordError locating the sample."""
   ref = elements.ImageRef(sample.key, source(path, next(iter(sample.names.values()))))
   try:
     for ext, size in sample.too_large.items():
@@ -52,7 +54,7 @@ def to_image(path: str, sample: webdataset.Sample, settings: ReadSettings) -> el
     extra = None
     if settings.columns:
       found = webdataset.sample_values(sample)
-      extra = {c.name: passthrough.convert(c, found.get(c.name)) for c in settings.columns}
+      extra = passthrough.values(settings.columns, found, {} if nulled is None else nulled)
   except (webdataset.SampleError, passthrough.PassthroughError, InputTooLarge) as e:
     raise elements.RecordError(ref, e) from e
   return elements.EncodedImage(ref._replace(extra=extra), sample.members[ext])
@@ -152,6 +154,7 @@ class _ReadShards(beam.DoFn):
       return read_shard(f, self._settings.max_input_bytes, at, shown)
     items = retry.resilient(attempt, (0, None), lambda at: unread(file.path, at[1]))
     unused: Dict[str, int] = {}
+    nulled: Dict[str, int] = {}
     try:
       for item in outcomes.counted(items, self._read):
         if isinstance(item, beam.pvalue.TaggedOutput):  # the rest of the shard, unreadable
@@ -162,14 +165,16 @@ class _ReadShards(beam.DoFn):
         for ext, n in webdataset.unused_members(item, _image_member(item, self._settings),
                                                 self._settings.columns).items():
           unused[ext] = unused.get(ext, 0) + n
-        yield outcomes.image_or_error(lambda item=item: to_image(file.path, item, self._settings))
+        yield outcomes.image_or_error(lambda item=item: to_image(file.path, item, self._settings, nulled))
     except Exception as e:  # pylint: disable=broad-except
       # The shard itself failed (gone, truncated, not a tar).
       where = source(file.path, last)
       shown.sample()  # its error row is one record
       yield outcomes.rest_of_file_lost(self._read, where, e, f'shard unreadable after member {last}')
-    if unused:
-      yield beam.pvalue.TaggedOutput(outcomes.UNUSED_TAG, tuple(sorted(unused.items())))
+    counts: Dict[str, int] = {}
+    outcomes.noted(counts, outcomes.UNUSED_MEMBERS, unused)
+    outcomes.noted(counts, outcomes.PASSTHROUGH_NULLS, nulled)
+    yield from outcomes.counts_output(counts)
     shown.done()
 
 

@@ -99,15 +99,17 @@ def read_range(rng: 'Range', max_record_bytes: Optional[int], position: _Positio
       yield item, _Position(_item_end(item), done)
 
 
-def to_image(path: str, record: tfrecord.Record, settings: ReadSettings) -> elements.EncodedImage:
-  """The record's image with its id and passthrough values; raises RecordError locating the record."""
+def to_image(path: str, record: tfrecord.Record, settings: ReadSettings,
+             nulled: Optional[Dict[str, int]] = None) -> elements.EncodedImage:
+  """The record's image with its id and passthrough values (one of another type null, counted in `nulled`);
+  raises RecordError locating the record."""
   where = source(path, record.offset)
   ref = elements.ImageRef(where, where)
   try:
     found = tf_example.features(record.data)
     ref = ref._replace(id=tf_example.record_id(found, settings.id_key or tf_example.ID_KEY) or where)
     image = tf_example.image_bytes(found, settings.image_key or tf_example.IMAGE_KEY)
-    extra = {c.name: passthrough.convert(c, found.get(c.name)) for c in settings.columns}
+    extra = passthrough.values(settings.columns, found, {} if nulled is None else nulled)
   except (tf_example.ExampleError, passthrough.PassthroughError) as e:
     raise elements.RecordError(ref, e) from e
   return elements.EncodedImage(ref._replace(extra=extra or None), image)
@@ -200,6 +202,7 @@ class _ReadRanges(beam.DoFn):
       return read_range(rng, bound, at, f)
     items = retry.resilient(attempt, _Position(rng.start, 0), lambda at: unread(rng, at.offset))
     shown = _Shown(rng)
+    nulled: Dict[str, int] = {}
     try:
       for item in outcomes.counted(items, self._read):
         if isinstance(item, beam.pvalue.TaggedOutput):  # the rest of the range, unreadable
@@ -218,11 +221,14 @@ class _ReadRanges(beam.DoFn):
           yield beam.pvalue.TaggedOutput(elements.ERRORS_TAG,
                                          elements.ErrorRecord(where, where, elements.READ, 'InputTooLarge', str(e)))
         else:
-          yield outcomes.image_or_error(lambda item=item: to_image(rng.path, item, self._settings))
+          yield outcomes.image_or_error(lambda item=item: to_image(rng.path, item, self._settings, nulled))
     except Exception as e:  # pylint: disable=broad-except
       # The data itself failed (bad GZIP, ...), or storage refused for good (gone, no permission).
       where = source(rng.path, position)
       yield outcomes.rest_of_file_lost(self._read, where, e, f'reading stopped at byte {position}')
+    counts: Dict[str, int] = {}
+    outcomes.noted(counts, outcomes.PASSTHROUGH_NULLS, nulled)
+    yield from outcomes.counts_output(counts)
     shown.done()
 
 

@@ -180,7 +180,7 @@ class ReadUnits(beam.DoFn):
 
   def _emit(self, queued: _Queued) -> Iterable:
     unit = queued.unit
-    records, unread, stopped, unused = 0, [], [], {}
+    records, unread, stopped, counts = 0, [], [], {}
     for i, item in enumerate(unit.items):
       if i < queued.next:
         prepared, queued.prepared[i] = queued.prepared[i], None  # taken: the unit no longer holds it
@@ -193,9 +193,8 @@ class ReadUnits(beam.DoFn):
         if tagged and out.tag == retry.UNREAD_TAG:
           unread.append(out.value)
           continue
-        if tagged and out.tag == outcomes.UNUSED_TAG:
-          for ext, n in out.value:
-            unused[ext] = unused.get(ext, 0) + n
+        if tagged and out.tag == outcomes.COUNTS_TAG:
+          outcomes.noted(counts, '', dict(out.value))
           continue
         if tagged and out.tag == outcomes.STOPPED_TAG:  # an error row, and the place reading broke off
           stopped.append(out.value.source)
@@ -207,7 +206,7 @@ class ReadUnits(beam.DoFn):
                                               'the reader gave nothing for this file'), unit.name)
       self._fill()
     yield elements.UnitEnd(unit.name, records, tuple(unread), unit.fingerprint, tuple(stopped),
-                           tuple(sorted(unused.items())))
+                           tuple(sorted(counts.items())))
 
   def teardown(self):
     if self._window is not None:

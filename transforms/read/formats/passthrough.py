@@ -115,6 +115,19 @@ def _cast(item: str, kind: str, value):
   raise PassthroughError(f'a {kind} value does not fit a {item} column')
 
 
+def values(columns: Sequence[Column], found: Dict[str, Values], nulled: Dict[str, int]) -> Dict[str, Any]:
+  """The record's passthrough row values; one whose type does not fit its column (the first records typed it)
+  is null, counted in `nulled` by column, rather than making a good image an error."""
+  row = {}
+  for column in columns:
+    try:
+      row[column.name] = convert(column, found.get(column.name))
+    except PassthroughError:
+      row[column.name] = None
+      nulled[column.name] = nulled.get(column.name, 0) + 1
+  return row
+
+
 def convert(column: Column, found: Optional[Values]):
   """The row value for one record: None when the record lacks the key."""
   if found is None:
