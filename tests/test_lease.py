@@ -222,6 +222,18 @@ def test_a_lease_of_a_killed_launcher_on_this_host_is_taken_over_at_once(local_r
   assert _holder(output)['run_id'] == 'resumed'
 
 
+def test_a_holder_in_another_container_with_this_hostname_is_not_taken_for_dead(local_root):
+  """Containers of one pod (or --net=host) share a hostname, not their pids: a pid we cannot see is not a death."""
+  output = f'{local_root}/container'
+  proc = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True,
+                        check=True)
+  record = dict(lease.new_record('elsewhere'), pid=int(proc.stdout), machine='another-boot/pid:[4026531836]')
+  files.write_text(lease.path_of(output), json.dumps(record))
+  with pytest.raises(claim.OutputError, match='is in use by run elsewhere .* it may still be running'):
+    claim.claim(output, claim.RESUME, JOB, 'resumed')
+  assert _holder(output)['run_id'] == 'elsewhere'
+
+
 def test_a_run_that_no_longer_holds_the_lease_is_told_so(root):
   output = f'{root}/fenced'
   claim.claim(output, claim.NEW, JOB, 'old')

@@ -52,14 +52,29 @@ def age_seconds(record: dict) -> float:
   return (_now() - beat.replace(tzinfo=datetime.timezone.utc)).total_seconds()
 
 
+def _machine() -> str:
+  """This kernel's boot id and pid namespace: the pid of a holder with the same one is a pid we can see (two
+  containers may share a hostname but never both); '' where /proc does not tell."""
+  try:
+    with open('/proc/sys/kernel/random/boot_id', encoding='ascii') as f:
+      boot = f.read().strip()
+    return f'{boot}/{os.readlink("/proc/self/ns/pid")}'
+  except OSError:
+    return ''
+
+
 def new_record(run_id: str) -> dict:
   now = _stamp(_now())
-  return {'run_id': run_id, 'host': socket.gethostname(), 'pid': os.getpid(), 'started': now, 'heartbeat': now}
+  return {'run_id': run_id, 'host': socket.gethostname(), 'pid': os.getpid(), 'started': now, 'heartbeat': now,
+          'machine': _machine()}
 
 
 def _died_here(record: dict) -> bool:
-  """A holder on this host whose process is gone (a killed launcher): no need to wait for its heartbeat to age."""
-  if record.get('host') != socket.gethostname() or not isinstance(record.get('pid'), int):
+  """A holder in this pid namespace of this boot whose process is gone (a killed launcher): no need to wait for its
+  heartbeat to age. Another container with the same hostname is not here: its pids are not ours to look up."""
+  here = _machine()
+  if (record.get('host') != socket.gethostname() or not here or record.get('machine') != here
+      or not isinstance(record.get('pid'), int)):
     return False
   try:
     os.kill(record['pid'], 0)
