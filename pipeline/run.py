@@ -149,13 +149,15 @@ def run(argv: Optional[List[str]] = None) -> dict:
       lease.release(config.output, p.run_id)
   counted = summary.counters(result) if flink_counters is None else flink_counters
   report = summary.complete(config.output, counted, time.monotonic() - start)
-  if config.analysis:
-    from transforms.analyze import embeddings  # pylint: disable=import-outside-toplevel  # tf.Transform if asked
-    analysis = config.analysis
-    report['embedding_analysis'] = embeddings.finish(config.output, analysis.pca_dims, analysis.whiten)
-  summary.write_summary(config.output, report)
-  if ended and p.options.view_as(LauncherOptions).report:
-    write_run_report(config.output)
+  with lease.retaken(config.output, p.run_id) as ours:  # no write once another run holds the output
+    if ours:
+      if config.analysis:
+        from transforms.analyze import embeddings  # pylint: disable=import-outside-toplevel  # tf.Transform
+        analysis = config.analysis
+        report['embedding_analysis'] = embeddings.finish(config.output, analysis.pca_dims, analysis.whiten)
+      summary.write_summary(config.output, report)
+      if ended and p.options.view_as(LauncherOptions).report:
+        write_run_report(config.output)
   return report
 
 

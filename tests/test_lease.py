@@ -234,6 +234,23 @@ def test_a_holder_in_another_container_with_this_hostname_is_not_taken_for_dead(
   assert _holder(output)['run_id'] == 'elsewhere'
 
 
+def test_a_run_writes_again_after_its_release_only_while_no_other_run_holds_the_output(root):
+  """The launcher completes summary.json after the commit step released the lease: it takes the lease again
+  for that, and leaves the output alone if a --resume took it meanwhile."""
+  output = f'{root}/after'
+  claim.claim(output, claim.NEW, JOB, 'first')
+  with lease.retaken(output, 'first') as ours:  # still held: as it is
+    assert ours and _holder(output)['run_id'] == 'first'
+  assert lease.release(output, 'first')
+  with lease.retaken(output, 'first') as ours:  # released: taken again for the writes, released after
+    assert ours and _holder(output)['run_id'] == 'first'
+  assert _holder(output) is None
+  claim.claim(output, claim.RESUME, JOB, 'second')
+  with lease.retaken(output, 'first') as ours:
+    assert not ours
+  assert _holder(output)['run_id'] == 'second'
+
+
 def test_a_run_that_no_longer_holds_the_lease_is_told_so(root):
   output = f'{root}/fenced'
   claim.claim(output, claim.NEW, JOB, 'old')

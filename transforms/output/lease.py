@@ -20,7 +20,7 @@ import logging
 import os
 import socket
 import uuid
-from typing import Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 LEASE_FILE = '_lease.json'
 HEARTBEAT_SECONDS = 30
@@ -264,6 +264,27 @@ def release(output: str, run_id: str) -> bool:
   """Drops the lease if run_id holds it (the commit step and the launcher both call this); True if it did."""
   held = _held(output, run_id)
   return held is not None and held[1].delete(held[0], held[3])
+
+
+@contextlib.contextmanager
+def retaken(output: str, run_id: str) -> Iterator[bool]:
+  """For a run's last writes after its job released the lease (the launcher's completed summary.json, the
+  report): inside, True when run_id holds the lease (taken again, or still held), False when another run took
+  the output meanwhile, which the caller must then leave alone; released after if it was taken again."""
+  record = holder(output)
+  if record is not None and record.get('run_id') == run_id:
+    yield True
+    return
+  try:
+    acquire(output, run_id, take_over_stale=False)
+  except Held as e:
+    logging.warning('the output was not written again: %s', e)
+    yield False
+    return
+  try:
+    yield True
+  finally:
+    release(output, run_id)
 
 
 def beat(output: str, run_id: str, fresh_seconds: float = 0) -> bool:
