@@ -6,6 +6,7 @@ gs:// runs against fake-gcs-server, which refuses a create with if_generation_ma
 import datetime
 import json
 import logging
+import os
 import pathlib
 import subprocess
 import sys
@@ -85,13 +86,26 @@ def _holder(output: str) -> dict:
 
 
 def _make_stale(output: str, run_id: str, minutes: float = 11) -> None:
+  """A lease last written `minutes` ago, by its heartbeat and (locally) by the file's mtime, which is what the
+  staleness is judged by; GCS sets an object's `updated` itself: on gs:// the lease is only `minutes` old by its
+  heartbeat (the tests that need it stale there wait for it: _stale_soon)."""
   record = lease.new_record(run_id)
   old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=minutes)
   record['heartbeat'] = old.strftime('%Y-%m-%dT%H:%M:%SZ')
+  path = lease.path_of(output)
   if output.startswith('gs://'):  # not through Beam: its renames are batch requests fake-gcs-server lacks
-    lease._Gcs._blob(lease.path_of(output)).upload_from_string(json.dumps(record))  # pylint: disable=protected-access
+    lease._Gcs._blob(path).upload_from_string(json.dumps(record))  # pylint: disable=protected-access
   else:
-    files.write_text(lease.path_of(output), json.dumps(record))
+    files.write_text(path, json.dumps(record))
+    os.utime(path, (old.timestamp(), old.timestamp()))
+
+
+def _stale_soon(root: str, monkeypatch) -> float:
+  """Seconds to wait after _make_stale for the lease to be stale by the storage's clock (gs://: a bound of 2 s)."""
+  if not root.startswith('gs://'):
+    return 0
+  monkeypatch.setattr(lease, 'STALE_AFTER_SECONDS', 2)
+  return 3
 
 
 @pytest.fixture(params=['local', pytest.param('gcs', marks=pytest.mark.full)], name='root')
@@ -118,14 +132,17 @@ def test_resume_while_a_run_holds_the_output_is_refused(root):
     assert _holder(output)['run_id'] == 'holder'
 
 
-def test_a_stale_lease_is_taken_over_by_one_resume(root, caplog):
+def test_a_stale_lease_is_taken_over_by_one_resume(root, caplog, monkeypatch):
   output = f'{root}/stale'
+  wait = _stale_soon(root, monkeypatch)
   claim.claim(output, claim.NEW, JOB, 'dead')
   _make_stale(output, 'dead')
-  with pytest.raises(claim.OutputError, match='is in use by run dead .* has died or not sent a heartbeat for over 10 min'):
+  time.sleep(wait)
+  with pytest.raises(claim.OutputError, match=r'is in use by run dead .* has died or not sent a heartbeat for over \d+ min'):
     claim.claim(output, claim.NEW, JOB, 'plain')  # a plain launch does not take over
   for i in range(ROUNDS):
     _make_stale(output, f'dead{i}')
+    time.sleep(wait)
     with caplog.at_level(logging.WARNING):
       winner = _one_winner(_race(output, claim.RESUME, [f'a{i}', f'b{i}']))
     assert _holder(output)['run_id'] == winner
@@ -220,6 +237,17 @@ def test_a_lease_of_a_killed_launcher_on_this_host_is_taken_over_at_once(local_r
     claim.claim(output, claim.NEW, JOB, 'plain')
   claim.claim(output, claim.RESUME, JOB, 'resumed')
   assert _holder(output)['run_id'] == 'resumed'
+
+
+def test_staleness_is_judged_by_the_storages_clock_not_the_holders(local_root):
+  """A holder whose clock runs 20 minutes slow stamps an old heartbeat on a lease it has just written."""
+  output = f'{local_root}/skewed'
+  record = lease.new_record('slow-clock')
+  slow = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=20)
+  record.update(heartbeat=slow.strftime('%Y-%m-%dT%H:%M:%SZ'), host='elsewhere')
+  files.write_text(lease.path_of(output), json.dumps(record))  # written now, by the filesystem's clock
+  with pytest.raises(claim.OutputError, match='is in use by run slow-clock .* it may still be running'):
+    claim.claim(output, claim.RESUME, JOB, 'resumed')
 
 
 def test_a_holder_in_another_container_with_this_hostname_is_not_taken_for_dead(local_root):

@@ -8,9 +8,11 @@ second launch finds it taken and is refused, told who holds it. The launcher, wh
 it waits, and every worker process refresh the heartbeat (keep_lease.py), and the
 lease is released when the job ends: by the job's commit step (so a launch that does
 not wait, a Dataflow Flex Template, releases too) and by the launcher, success or
-failure. A lease whose heartbeat is older than STALE_AFTER_SECONDS belongs to a run
-that died, as does one held by a process of this host that no longer exists (a killed
-launcher): --resume or --overwrite take it over (logged); a plain launch does not.
+failure. A lease last written more than STALE_AFTER_SECONDS ago belongs to a run that
+died, by the storage's own clock (the file's mtime, the object's `updated`), not by the
+heartbeat its holder stamped with its host's clock; so does one held by a process of
+this boot and pid namespace that no longer exists (a killed launcher): --resume or
+--overwrite take it over (logged); a plain launch does not.
 """
 import contextlib
 import datetime
@@ -24,7 +26,7 @@ from typing import Iterator, Optional, Tuple
 
 LEASE_FILE = '_lease.json'
 HEARTBEAT_SECONDS = 30
-STALE_AFTER_SECONDS = 600  # 10 minutes without a heartbeat: the holder is taken for dead
+STALE_AFTER_SECONDS = 600  # 10 minutes since the lease was last written (by the storage's clock): its holder is dead
 
 
 class Held(Exception):
@@ -134,6 +136,17 @@ class _Local:
 
   take_over = refresh
 
+  @staticmethod
+  def updated(path: str, token: str) -> Optional[datetime.datetime]:
+    """When the lease, still `token`, was last written, by the filesystem's clock; None if it changed."""
+    try:
+      with open(path, encoding='utf-8') as f:
+        if f.read() != token:
+          return None
+        return datetime.datetime.fromtimestamp(os.fstat(f.fileno()).st_mtime, datetime.timezone.utc)
+    except FileNotFoundError:
+      return None
+
   def delete(self, path: str, token: str) -> bool:
     with _folder_lock(path):
       current = self.read(path)
@@ -195,6 +208,17 @@ class _Gcs:
 
   take_over = refresh
 
+  def updated(self, path: str, token: int) -> Optional[datetime.datetime]:
+    """When the lease object, still generation `token`, was last written, by GCS's clock (its `updated`); None
+    if it changed."""
+    from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
+    blob = self._blob(path)
+    try:
+      blob.reload()
+    except exceptions.NotFound:
+      return None
+    return blob.updated if blob.generation == token else None
+
   def delete(self, path: str, token: int) -> bool:
     from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
     try:
@@ -223,7 +247,10 @@ def acquire(output: str, run_id: str, take_over_stale: bool) -> None:
     if current is None:
       continue
     holder, token = current
-    stale = age_seconds(holder) > STALE_AFTER_SECONDS or _died_here(holder)
+    updated = backend.updated(path, token)
+    if updated is None:
+      continue  # changed since it was read
+    stale = (_now() - updated).total_seconds() > STALE_AFTER_SECONDS or _died_here(holder)
     if not stale or not take_over_stale:
       minutes = STALE_AFTER_SECONDS // 60
       hint = ('it has died or not sent a heartbeat for over ' if stale else 'it may still be running; once its '
