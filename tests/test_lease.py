@@ -101,11 +101,12 @@ def _make_stale(output: str, run_id: str, minutes: float = 11) -> None:
 
 
 def _stale_soon(root: str, monkeypatch) -> float:
-  """Seconds to wait after _make_stale for the lease to be stale by the storage's clock (gs://: a bound of 2 s)."""
+  """Seconds to wait after _make_stale for the lease to be stale by the storage's clock (gs://: a bound of 5 s,
+  longer than a takeover race takes)."""
   if not root.startswith('gs://'):
     return 0
-  monkeypatch.setattr(lease, 'STALE_AFTER_SECONDS', 2)
-  return 3
+  monkeypatch.setattr(lease, 'STALE_AFTER_SECONDS', 5)
+  return 6
 
 
 @pytest.fixture(params=['local', pytest.param('gcs', marks=pytest.mark.full)], name='root')
@@ -140,7 +141,7 @@ def test_a_stale_lease_is_taken_over_by_one_resume(root, caplog, monkeypatch):
   time.sleep(wait)
   with pytest.raises(claim.OutputError, match=r'is in use by run dead .* has died or not sent a heartbeat for over \d+ min'):
     claim.claim(output, claim.NEW, JOB, 'plain')  # a plain launch does not take over
-  for i in range(ROUNDS):
+  for i in range(ROUNDS if not wait else 4):
     _make_stale(output, f'dead{i}')
     time.sleep(wait)
     with caplog.at_level(logging.WARNING):
