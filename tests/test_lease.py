@@ -20,7 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from tests import gcs
 from transforms import gcs_auth
 from transforms import elements
-from transforms.output import claim, commit, files, keep_lease, lease, markers
+from transforms.output import claim, commit, files, keep_lease, lease, lease_store, markers
 from transforms.output.layout import Layout
 from transforms.output.schema import ERROR_SCHEMA, prediction_schema
 
@@ -38,7 +38,7 @@ def fake_gcs():
 def gcs_root_fixture(fake_gcs, monkeypatch):
   """A fresh bucket on fake-gcs-server; gs:// paths of this test go there."""
   monkeypatch.setenv('STORAGE_EMULATOR_HOST', fake_gcs)
-  monkeypatch.setattr(lease._Gcs, '_client', None)  # pylint: disable=protected-access  # built for this endpoint
+  monkeypatch.setattr(lease_store.Gcs, '_client', None)  # pylint: disable=protected-access  # built for this endpoint
   gcs_auth.apply(PipelineOptions(['--no_auth']))  # Beam's filesystem: anonymous, to the same endpoint
   # Beam's GCS filesystem writes job.json with batch requests, which fake-gcs-server does not serve: on gs://
   # the claim here is its lease part only (the rest of the claim on gs:// runs in test_inputs_end_to_end.py).
@@ -94,7 +94,7 @@ def _make_stale(output: str, run_id: str, minutes: float = 11) -> None:
   record['heartbeat'] = old.strftime('%Y-%m-%dT%H:%M:%SZ')
   path = lease.path_of(output)
   if output.startswith('gs://'):  # not through Beam: its renames are batch requests fake-gcs-server lacks
-    lease._Gcs._blob(path).upload_from_string(json.dumps(record))  # pylint: disable=protected-access
+    lease_store.Gcs._blob(path).upload_from_string(json.dumps(record))  # pylint: disable=protected-access
   else:
     files.write_text(path, json.dumps(record))
     os.utime(path, (old.timestamp(), old.timestamp()))

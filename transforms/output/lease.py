@@ -1,9 +1,7 @@
 """One run per output at a time: the lease OUT/_lease.json (run id, host, pid, start time, last heartbeat).
 
-The claim on --output takes it before looking at the output, atomically: on local
-disk written beside and hard-linked into place (fails if it exists, as O_EXCL does,
-and is never seen half-written), on gs:// an object create with if_generation_match=0 (Beam's
-FileSystems has no preconditions, so gs:// goes through google-cloud-storage). A
+The claim on --output takes it before looking at the output, atomically (lease_store.py:
+a hard link on local disk, an object create with if_generation_match=0 on gs://). A
 second launch finds it taken and is refused, told who holds it. The launcher, while
 it waits, and every worker process refresh the heartbeat (keep_lease.py), and the
 lease is released when the job ends: by the job's commit step (so a launch that does
@@ -16,13 +14,13 @@ this boot and pid namespace that no longer exists (a killed launcher): --resume 
 """
 import contextlib
 import datetime
-import fcntl
 import json
 import logging
 import os
 import socket
-import uuid
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional
+
+from transforms.output import lease_store
 
 LEASE_FILE = '_lease.json'
 HEARTBEAT_SECONDS = 30
@@ -46,11 +44,11 @@ def _now() -> datetime.datetime:
 
 
 def _stamp(when: datetime.datetime) -> str:
-  return when.strftime('%Y-%m-%dT%H:%M:%SZ')
+  return when.strftime(lease_store.STAMP)
 
 
 def age_seconds(record: dict) -> float:
-  beat = datetime.datetime.strptime(record['heartbeat'], '%Y-%m-%dT%H:%M:%SZ')
+  beat = datetime.datetime.strptime(record['heartbeat'], lease_store.STAMP)
   return (_now() - beat.replace(tzinfo=datetime.timezone.utc)).total_seconds()
 
 
@@ -92,153 +90,9 @@ def describe(record: dict) -> str:
           f'{record.get("started")}, last heartbeat {record.get("heartbeat")} ({age_seconds(record):.0f} s ago)')
 
 
-class _Local:
-  """Local disk; the token of a lease is its content."""
-
-  @staticmethod
-  def create(path: str, data: str) -> Optional[str]:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    temp = f'{path}.{uuid.uuid4().hex[:8]}.tmp'
-    fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    with os.fdopen(fd, 'w') as f:
-      f.write(data)
-    try:
-      os.link(temp, path)  # atomic, and fails if the lease exists: like O_EXCL, but never seen half-written
-    except FileExistsError:
-      return None
-    finally:
-      os.unlink(temp)
-    return data
-
-  @staticmethod
-  def read(path: str) -> Optional[Tuple[dict, str]]:
-    try:
-      with open(path, encoding='utf-8') as f:
-        data = f.read()
-    except FileNotFoundError:
-      return None
-    try:
-      return json.loads(data), data
-    except ValueError:  # not written by this module: a fresh lease of an unknown holder
-      return {'run_id': '?', 'heartbeat': _stamp(_now())}, data
-
-  def refresh(self, path: str, data: str, token: str) -> Optional[str]:
-    """Replaces the lease if it still is `token`; under the folder's lock, so the check and the swap are one."""
-    with _folder_lock(path):
-      current = self.read(path)
-      if not current or current[1] != token:
-        return None
-      temp = f'{path}.{uuid.uuid4().hex[:8]}.tmp'
-      with open(temp, 'w', encoding='utf-8') as f:
-        f.write(data)
-      os.replace(temp, path)  # never absent: no one can create it in between
-      return data
-
-  take_over = refresh
-
-  @staticmethod
-  def updated(path: str, token: str) -> Optional[datetime.datetime]:
-    """When the lease, still `token`, was last written, by the filesystem's clock; None if it changed."""
-    try:
-      with open(path, encoding='utf-8') as f:
-        if f.read() != token:
-          return None
-        return datetime.datetime.fromtimestamp(os.fstat(f.fileno()).st_mtime, datetime.timezone.utc)
-    except FileNotFoundError:
-      return None
-
-  def delete(self, path: str, token: str) -> bool:
-    with _folder_lock(path):
-      current = self.read(path)
-      if not current or current[1] != token:
-        return False
-      os.unlink(path)
-      return True
-
-
-@contextlib.contextmanager
-def _folder_lock(path: str):
-  """An exclusive flock on the lease's folder (local disk): read-check-write steps of launches exclude each other."""
-  fd = os.open(os.path.dirname(path), os.O_RDONLY)
-  try:
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    yield
-  finally:
-    os.close(fd)  # releases the lock
-
-
-class _Gcs:
-  """gs://: preconditions on the object's generation (the token)."""
-  _client = None
-
-  @classmethod
-  def _blob(cls, path: str):
-    from google.cloud import storage  # pylint: disable=import-outside-toplevel
-    if cls._client is None:
-      if os.environ.get('STORAGE_EMULATOR_HOST'):
-        cls._client = storage.Client.create_anonymous_client()
-      else:
-        cls._client = storage.Client()
-    bucket, _, name = path[len('gs://'):].partition('/')
-    return cls._client.bucket(bucket).blob(name)
-
-  def _write(self, path: str, data: str, generation: int) -> Optional[int]:
-    from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
-    blob = self._blob(path)
-    try:
-      blob.upload_from_string(data, content_type='application/json', if_generation_match=generation)
-    except (exceptions.PreconditionFailed, exceptions.NotFound):
-      return None
-    return blob.generation
-
-  def create(self, path: str, data: str) -> Optional[int]:
-    return self._write(path, data, 0)  # only if no object exists
-
-  def read(self, path: str) -> Optional[Tuple[dict, int]]:
-    from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
-    blob = self._blob(path)
-    try:
-      data = blob.download_as_bytes()
-    except exceptions.NotFound:
-      return None
-    return json.loads(data.decode('utf-8')), blob.generation
-
-  def refresh(self, path: str, data: str, token: int) -> Optional[int]:
-    return self._write(path, data, token)
-
-  take_over = refresh
-
-  def updated(self, path: str, token: int) -> Optional[datetime.datetime]:
-    """When the lease object, still generation `token`, was last written, by GCS's clock (its `updated`); None
-    if it changed."""
-    from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
-    blob = self._blob(path)
-    try:
-      blob.reload()
-    except exceptions.NotFound:
-      return None
-    return blob.updated if blob.generation == token else None
-
-  def delete(self, path: str, token: int) -> bool:
-    from google.api_core import exceptions  # pylint: disable=import-outside-toplevel
-    try:
-      self._blob(path).delete(if_generation_match=token)
-    except (exceptions.PreconditionFailed, exceptions.NotFound):
-      return False
-    return True
-
-
-def _backend(path: str):
-  if path.startswith('gs://'):
-    return _Gcs()
-  if '://' in path:
-    raise ValueError(f'no lease on {path}: only local paths and gs:// are supported')
-  return _Local()
-
-
 def acquire(output: str, run_id: str, take_over_stale: bool) -> None:
   """Takes the output's lease for run_id, or raises Held naming its holder."""
-  path, backend = path_of(output), _backend(output)
+  path, backend = path_of(output), lease_store.backend(output)
   data = json.dumps(new_record(run_id), sort_keys=True)
   for _ in range(5):  # a holder may release or a lease be taken over between the steps
     if backend.create(path, data) is not None:
@@ -264,7 +118,7 @@ def acquire(output: str, run_id: str, take_over_stale: bool) -> None:
 
 def _held(output: str, run_id: str):
   """(path, backend, record, token) of the lease if run_id holds it, else None."""
-  path, backend = path_of(output), _backend(output)
+  path, backend = path_of(output), lease_store.backend(output)
   current = backend.read(path)
   if current is None or current[0].get('run_id') != run_id:
     return None
@@ -273,7 +127,7 @@ def _held(output: str, run_id: str):
 
 def holder(output: str) -> Optional[dict]:
   """The lease's record (run_id, host, pid, heartbeat), or None if no run holds the output."""
-  current = _backend(output).read(path_of(output))
+  current = lease_store.backend(output).read(path_of(output))
   return None if current is None else current[0]
 
 
