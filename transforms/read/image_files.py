@@ -5,9 +5,9 @@ read units as they are listed (image_units.py), then read on that worker; a
 resumed job skips the units it committed without opening their files.
 
 Each file is one read in the read window (window.py), in flight while the
-model runs on the files before it; on gs:// it is one GET when the listing
-gave its size (storage.py). A file larger than --max_input_bytes (its size
-from the listing, else one metadata request) is an error row, never read. A
+model runs on the files before it; on gs:// it is one GET (storage.py). A file
+larger than --max_input_bytes is an error row: by the listing's size, never
+read; of unknown size (named by a list), read up to the bound and no further. A
 read that fails with a storage error is retried with backoff
 (retry.resilient), on the window's thread; if storage keeps failing, the
 file's path goes on the unread output.

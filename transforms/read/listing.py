@@ -21,7 +21,6 @@ prefix (one small list request each), a character of the name at a time; on
 disk, from the names of the first directory levels. files(glob, lo, hi) lists one
 range: GCS's startOffset/endOffset, or a walk that skips subtrees outside it.
 """
-import bisect
 import concurrent.futures
 import hashlib
 import itertools
@@ -224,8 +223,3 @@ def split(glob: str, shards: int, every: int = 1, anonymous: bool = False) -> Li
   points = sorted(set(_local_points(glob, shards) if local else _gcs_points(glob, shards, anonymous)))
   step = max(1.0, len(points) / shards)
   return _ranges(sorted({points[int(i * step)] for i in range(1, shards) if int(i * step) < len(points)}))
-
-
-def range_of(path: str, ranges: List[Range]) -> int:
-  """Which of split()'s ranges holds the path (for tests and checks)."""
-  return bisect.bisect_right([lo for lo, _ in ranges[1:]], path)

@@ -92,15 +92,6 @@ class Storage:
   def of(cls, settings: ReadSettings) -> 'Storage':
     return cls(settings.anonymous, settings.reads_in_flight)
 
-  def size(self, path: str) -> Optional[int]:
-    """The object's size (one metadata request); None when it is not there (reading it will say so)."""
-    if is_gcs(path):
-      from pyarrow import fs as pafs  # pylint: disable=import-outside-toplevel
-      info = _client('objects', self.anonymous, self.pool).get_file_info(path[len(GCS):])
-      return info.size if info.type == pafs.FileType.File else None
-    found = FileSystems.match([path])[0].metadata_list
-    return found[0].size_in_bytes if found else None
-
   def read_object(self, path: str, size: Optional[int], max_bytes: int) -> bytes:
     """The whole file: one GET on gs://. Raises InputTooLarge, unread, for a file over max_bytes by the listing's
     size; a file of unknown size (named by a list) is read up to max_bytes + 1, so that no file costs a metadata
