@@ -6,7 +6,7 @@ with N.
 
 Each file is a few junk bytes named .jpg: each becomes a decode error row, so a
 run costs listing, planning and writing, not the model (as issue 30 measured).
-Per N and place (disk; gs:// on fake-gcs-server, benchmarks/gcs_server.py, no
+Per N and place (disk; gs:// on fake-gcs-server, benchmarks/gcs_server.py, in buckets of PER_BUCKET files, one glob each, no
 added latency), reported: the whole command's seconds, the seconds until the
 first read unit is committed (its marker appears under _units/, polled every
 0.1 s) and until the workers' counts say the listing is done (every listing
@@ -19,7 +19,6 @@ launcher, and the growth of the first from the smallest N.
 Everything goes to --json.
 """
 import argparse
-import concurrent.futures
 import glob
 import json
 import os
@@ -37,6 +36,8 @@ from benchmarks.throughput import MB, machine, run_sampled, save
 JUNK = b'not a jpeg'
 PER_FOLDER = 1000  # files per sub-folder of the data set
 BUCKET = 'planning'
+PER_BUCKET = 2000  # tiny files per emulator bucket (gcs_seed)
+GCS_FILES_PER_UNIT = 25  # on gs://: a bucket's 2,000 files exceed LISTING_SHARDS x 25, so it is split by probes
 
 
 def tiny_files(count: int, root: pathlib.Path = data.ROOT) -> pathlib.Path:
@@ -71,21 +72,26 @@ def tiny_images(count: int, root: pathlib.Path = data.ROOT) -> pathlib.Path:
   return folder
 
 
-def upload(endpoint: str, folder: pathlib.Path) -> str:
-  """The folder's files into the emulator's bucket; their gs:// folder."""
-  from google.cloud import storage  # pylint: disable=import-outside-toplevel
-  from requests import adapters  # pylint: disable=import-outside-toplevel
-  os.environ['STORAGE_EMULATOR_HOST'] = endpoint
-  try:
-    client = storage.Client.create_anonymous_client()
-    client._http.mount('http://', adapters.HTTPAdapter(pool_maxsize=32))  # pylint: disable=protected-access
-    bucket = client.lookup_bucket(BUCKET) or client.create_bucket(BUCKET)
-    paths = sorted(p for p in folder.rglob('*.jpg'))
-    with concurrent.futures.ThreadPoolExecutor(32) as pool:
-      list(pool.map(lambda p: bucket.blob(f'{folder.name}/{p.relative_to(folder)}').upload_from_string(JUNK), paths))
-  finally:
-    del os.environ['STORAGE_EMULATOR_HOST']
-  return f'gs://{BUCKET}/{folder.name}'
+def gcs_seed(counts: Sequence[int]) -> pathlib.Path:
+  """A folder fake-gcs-server loads at start (gcs_server.fake_gcs_server(seed)): per N, N // PER_BUCKET
+  buckets of PER_BUCKET tiny files. The emulator keeps a bucket's objects in a list it searches on every insert,
+  so loading one bucket of N objects costs N^2 (20,000 took 3 minutes here): no emulator here holds 200,000 in
+  one bucket."""
+  seed = data.ROOT / 'gcs-seed'
+  shutil.rmtree(seed, ignore_errors=True)
+  for count in counts:
+    for bucket in gcs_buckets(count):
+      tiny_files(PER_BUCKET, seed / bucket)
+  return seed
+
+
+def gcs_buckets(count: int) -> List[str]:
+  return [f'{BUCKET}-{count}-{i:03d}' for i in range(max(1, count // PER_BUCKET))]
+
+
+def gcs_input(count: int) -> str:
+  """The --input of N files on gs://: one glob per bucket."""
+  return ','.join(f'gs://{bucket}/planning-{PER_BUCKET}' for bucket in gcs_buckets(count))
 
 
 class _FirstMarker(threading.Thread):
@@ -158,12 +164,13 @@ def measure(counts: Sequence[int], gcs_counts: Sequence[int], repeats: int, unit
       got = dict(run_once(str(tiny_files(count)), env), files=count, repeat=repeat)
       log(f'disk {count} files: {got}')
       report['disk'].append(got)
+  gcs_extra = ['--files_per_unit', str(GCS_FILES_PER_UNIT)]
   if gcs_counts:
-    with gcs_server.fake_gcs_server() as server:
-      remote = {count: upload(server.endpoint, tiny_files(count)) for count in gcs_counts}
+    with gcs_server.fake_gcs_server(gcs_seed(gcs_counts)) as server:
       for count in gcs_counts:
         for repeat in range(repeats):
-          got = dict(run_once(remote[count], dict(env, STORAGE_EMULATOR_HOST=server.endpoint)), files=count,
+          got = dict(run_once(gcs_input(count), dict(env, STORAGE_EMULATOR_HOST=server.endpoint), gcs_extra),
+                     files=count,
                      repeat=repeat)
           log(f'gcs {count} files: {got}')
           report['gcs'].append(got)

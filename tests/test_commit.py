@@ -34,7 +34,7 @@ def _marker(key):
     parts['errors'] = f'part-{key}-1.parquet'
   return {'unit': key, 'key': key, 'fingerprint': key, 'run': RUN, 'records': len(rows) + len(errors),
           'rows': len(rows), 'errors_by_stage': {'decode': len(errors)} if errors else {}, 'unread': [],
-          'parts': parts}
+          'parts': parts, 'attempt': '1'}
 
 
 class Died(Exception):
@@ -51,11 +51,12 @@ def _parquet(path: str, ids) -> None:
 def _stage(out: str) -> None:
   for key, (rows, errors) in UNITS.items():
     marker = _marker(key)
-    files.write_json(f'{out}/_units/{key}.json', marker)
+    files.write_json(f'{out}/_units/{key}-1.json', marker)
     _parquet(f'{out}/predictions/{marker["parts"]["predictions"]}', rows)
     if errors:
       _parquet(f'{out}/errors/{marker["parts"]["errors"]}', errors)
   _parquet(f'{out}/predictions/part-a-0.parquet', ['a1'])  # a failed attempt's part
+  files.write_json(f'{out}/_units/a-0.json', dict(_marker('a'), attempt='0'))  # and its marker
   _parquet(f'{out}/errors/_inprogress-part-b-2.parquet', ['x'])  # being written when its worker died
   files.write_text(f'{out}/_units/d.json.1a2b3c4d.tmp', '{"cut')  # a marker being written then
   files.write_text(f'{out}/_staging/{EARLIER}/predictions/left-over', 'analysis scratch')
@@ -115,6 +116,7 @@ def _inject(monkeypatch, die_at: int) -> list:
     monkeypatch.setattr(files, name, wrap(getattr(files, name)))
   monkeypatch.setattr(files, 'move', move)
   monkeypatch.setattr(lease, 'release', wrap(lease.release))
+  monkeypatch.setattr(lease, 'seal', wrap(lease.seal))
   return ops
 
 
@@ -126,10 +128,13 @@ def _check_every_death(out_of, monkeypatch) -> int:
   clean = _state(clean_out)
   assert clean['ids'] == {'predictions': ['a1', 'a2', 'b1', 'b2', 'c1'], 'errors': ['a3']}
   assert set(clean['files']) == {'errors/part-a-1.parquet', 'job.json', 'predictions/part-a-1.parquet',
-                                 'predictions/part-b-1.parquet', 'predictions/part-c-1.parquet', '_units/a.json',
-                                 '_units/b.json', '_units/c.json', 'summary.json',
+                                 'predictions/part-b-1.parquet', 'predictions/part-c-1.parquet', '_units/a-1.json',
+                                 '_units/b-1.json', '_units/c-1.json', 'summary.json', 'manifest.json',
                                  f'_staging/{OTHER}/predictions/part-{OTHER}-00000-of-00001.parquet'}
   assert clean['summary']['rows_written'] == 5 and clean['summary']['errors'] == 1
+  assert files.read_json(f'{clean_out}/manifest.json') == {
+      'predictions': ['part-a-1.parquet', 'part-b-1.parquet', 'part-c-1.parquet'], 'errors': ['part-a-1.parquet']}
+  assert clean['summary']['manifest'] == {'file': 'manifest.json', 'parts': {'predictions': 3, 'errors': 1}}
 
   die_at = 0
   while True:

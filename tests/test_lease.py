@@ -273,6 +273,8 @@ def test_a_run_writes_again_after_its_release_only_while_no_other_run_holds_the_
   assert lease.release(output, 'first')
   with lease.retaken(output, 'first') as ours:  # released: taken again for the writes, released after
     assert ours and _holder(output)['run_id'] == 'first'
+    with pytest.raises(lease.Lost, match='commit of run first began'):  # sealed: not a worker's to write with
+      lease.check_held(output, 'first', 'a unit')
   assert _holder(output) is None
   claim.claim(output, claim.RESUME, JOB, 'second')
   with lease.retaken(output, 'first') as ours:
@@ -313,7 +315,7 @@ def test_a_stopped_runs_job_writes_nothing_into_an_output_taken_over(local_root)
   claim.claim(output, claim.NEW, JOB, 'old')
   first = commit_unit('u1')
   before = _files_but_lease(output)
-  assert '_units/u1.json' in before and len(before) == 3  # job.json, the unit's part and marker
+  assert f'_units/u1-{first["attempt"]}.json' in before and len(before) == 3  # job.json, the unit's part, marker
   assert lease.release(output, 'old')  # the launcher was stopped
   with pytest.raises(lease.Lost, match='read unit u2 not written'):
     commit_unit('u2')
@@ -324,3 +326,33 @@ def test_a_stopped_runs_job_writes_nothing_into_an_output_taken_over(local_root)
     list(commit.Commit(old, schemas).process(None, {}, [first], []))
   after = _files_but_lease(output)
   assert after == before and _holder(output)['run_id'] == 'new'
+
+
+def test_an_attempt_of_the_same_run_lands_nothing_once_the_commit_began(local_root):
+  """A failover's cancelled attempt, still running (its run id is the job's): it began its unit before the
+  commit, and finishes it after the commit sealed the lease. Its part never goes into place, its marker is not
+  written, and the output is what the commit left (tests/test_flink.py does it on a cluster)."""
+  output = f'{local_root}/sealed'
+  schemas = {'predictions': prediction_schema(False, False, False), 'errors': ERROR_SCHEMA}
+  layout = Layout(output, 'run')
+  row = {'id': 'a', 'source': 'a.jpg', 'width': 1, 'height': 1, 'model': 'm'}
+  claim.claim(output, claim.NEW, JOB, 'run')
+  late = markers.UnitParts(layout, 'u1', schemas)
+  late.add('predictions', row, 'u1')  # the cancelled attempt, mid-unit
+  kept = markers.commit_unit(layout, 'u1', elements.UnitEnd('u1', 1, (), 'f'), {'predictions': [row], 'errors': []},
+                             schemas)  # the attempt the job kept
+  tally = {'records_read': 1, 'rows_written': 1}
+  summary = list(commit.Commit(layout, schemas).process(None, tally, [kept], []))
+  assert summary and lease.holder(output) is None
+  committed = _files_but_lease(output)
+  late_but_held = Layout(output, 'run')
+  lease.acquire(output, 'run', False)  # even were the lease still held, as between the seal and the release
+  lease.seal(output, 'run')
+  with pytest.raises(lease.Lost, match='the commit of run run began'):
+    markers.UnitParts(late_but_held, 'u2', schemas).add('predictions', row, 'u2')
+  lease.release(output, 'run')
+  with pytest.raises(lease.Lost, match='read unit u1 not written'):
+    late.commit(elements.UnitEnd('u1', 1, (), 'f'))
+  assert _files_but_lease(output) == committed
+  manifest = json.loads((pathlib.Path(output) / 'manifest.json').read_text())
+  assert manifest['predictions'] == [kept['parts']['predictions']]

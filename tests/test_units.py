@@ -119,15 +119,15 @@ def test_a_committed_unit_is_skipped_only_while_it_still_holds_what_its_input_do
     end = elements.UnitEnd(unit, 1, unread, 'f1')
     return markers.commit_unit(layout, unit_key(unit), end, {'predictions': [row], 'errors': []}, schemas)
   good = commit('good')
-  assert markers.still_committed(layout, layout.marker(good['key']), 'f1') == good
-  assert markers.still_committed(layout, layout.marker(good['key']), 'f2') is None  # its input changed
+  assert markers.still_committed(layout, layout.marker(good['key'], good['attempt']), 'f1') == good
+  assert markers.still_committed(layout, layout.marker(good['key'], good['attempt']), 'f2') is None  # its input changed
   cut = commit('cut', ('x.tar#after_member=a.jpg',))
-  assert markers.still_committed(layout, layout.marker(cut['key']), 'f1') is None  # storage may give it now
+  assert markers.still_committed(layout, layout.marker(cut['key'], cut['attempt']), 'f1') is None  # storage may give it now
   lost = commit('lost')
   (tmp_path / 'predictions' / lost['parts']['predictions']).unlink()
-  assert markers.still_committed(layout, layout.marker(lost['key']), 'f1') is None
-  (tmp_path / '_units' / f'{good["key"]}.json').write_text('{"cut')
-  assert markers.still_committed(layout, layout.marker(good['key']), 'f1') is None  # a damaged marker
+  assert markers.still_committed(layout, layout.marker(lost['key'], lost['attempt']), 'f1') is None
+  (tmp_path / '_units' / f'{good["key"]}-{good["attempt"]}.json').write_text('{"cut')
+  assert markers.still_committed(layout, layout.marker(good['key'], good['attempt']), 'f1') is None  # a damaged marker
 
 
 def test_a_unit_is_written_as_its_rows_arrive_a_row_group_at_a_time(tmp_path):

@@ -10,8 +10,8 @@ import apache_beam as beam
 import pyarrow as pa
 
 from transforms.output import files, lease
-from transforms.output.layout import (DATASETS, EMPTY_PART, ERRORS_DIR, PREDICTIONS_DIR, STAGING_DIR, UNIT_PARTS_DIR,
-                                      Layout)
+from transforms.output.layout import (DATASETS, EMPTY_PART, ERRORS_DIR, MANIFEST_FILE, PREDICTIONS_DIR, STAGING_DIR,
+                                      UNIT_PARTS_DIR, Layout, marker_name)
 from transforms.output.markers import write_part
 from transforms.output.tally import accounting
 
@@ -83,10 +83,10 @@ class Commit(beam.DoFn):
       logging.info('output already committed: %s', layout.output)  # a retry after this step released the lease
       yield layout.summary
       return
-    lease.check_held(layout.output, layout.run_id, 'the commit')  # a stopped run's job must not touch it
+    lease.seal(layout.output, layout.run_id)  # Lost if a stopped run's; and no unit lands once the commit looked
     markers = [marker for kept in kept_and_waits[:self._kept_lists] for marker in kept]
     summary = accounting(tally)
-    files.delete_files([layout.summary])  # first: while this step runs, the output reads as incomplete
+    files.delete_files([layout.summary, layout.manifest])  # first: while this runs, the output is incomplete
     kept = self._check(summary, markers)
     staged, moved = self._shards() if layout.analysis else ({}, {})
     final = dict(kept)
@@ -99,7 +99,7 @@ class Commit(beam.DoFn):
       for folder, keep in folders.items():
         files.delete_files([p for p in files.list_files(files.join(folder, '*'))
                             if files.basename(p) not in keep])  # orphans, and earlier runs' shards
-    keys = {f'{m["key"]}.json' for m in markers}
+    keys = {marker_name(m['key'], m.get('attempt', '')) for m in markers}
     files.delete_files([p for p in files.list_files(files.join(layout.units, '*'))
                         if files.basename(p) not in keys])  # units no longer planned, cut writes
     for shard, path in sorted(staged.items()):
@@ -115,6 +115,9 @@ class Commit(beam.DoFn):
       files.delete_tree(folder)
     for top in (STAGING_DIR, UNIT_PARTS_DIR):
       files.remove_empty_folder(files.join(layout.output, top))
+    manifest = {name: sorted(final[name]) for name in DATASETS}
+    files.write_json(layout.manifest, manifest)  # what readers of the datasets read (docs/output.md)
+    summary['manifest'] = {'file': MANIFEST_FILE, 'parts': {name: len(parts) for name, parts in manifest.items()}}
     files.write_json(layout.summary, summary)
     lease.release(layout.output, layout.run_id)
     logging.info('output committed: %s', layout.output)

@@ -5,7 +5,10 @@
   predictions/, errors/  the datasets, one Parquet part per committed read unit and dataset,
                          part-UNITKEY-ATTEMPT.parquet (transforms/output/write_units.py): complete only when
                          summary.json exists
-  _units/UNITKEY.json    a unit's marker, its commit point: its counts and the parts that hold its rows
+  _units/UNITKEY-ATTEMPT.json  a unit's marker, its commit point: its counts and the parts that hold its rows
+                         (per attempt, like the parts: an attempt a failover cancelled never overwrites
+                         the one the job kept)
+  manifest.json          written by the commit before summary.json: the parts each dataset keeps
   transform/             with --analyze_embeddings (transforms/analyze)
   _unit_parts/predictions/  with --analyze_embeddings: the units' prediction parts, before the analysis
                          adds its columns and writes predictions/ (through _staging/RUN/)
@@ -27,6 +30,7 @@ ERRORS_DIR = 'errors'
 DATASETS = (PREDICTIONS_DIR, ERRORS_DIR)
 TRANSFORM_DIR = 'transform'
 SUMMARY_FILE = 'summary.json'
+MANIFEST_FILE = 'manifest.json'
 JOB_FILE = 'job.json'
 STAGING_DIR = '_staging'
 UNITS_DIR = '_units'
@@ -61,8 +65,8 @@ class Layout(NamedTuple):
   def units(self) -> str:
     return join(self.output, UNITS_DIR)
 
-  def marker(self, key: str) -> str:
-    return join(self.units, f'{key}.json')
+  def marker(self, key: str, attempt: str = '') -> str:
+    return join(self.units, marker_name(key, attempt))
 
   @property
   def shard_name(self) -> str:
@@ -80,6 +84,10 @@ class Layout(NamedTuple):
   def summary(self) -> str:
     return join(self.output, SUMMARY_FILE)
 
+  @property
+  def manifest(self) -> str:
+    return join(self.output, MANIFEST_FILE)
+
   def scratch(self) -> List[str]:
     """The folders the commit deletes: this run's and the carried runs' staging."""
     runs = (self.run_id,) + tuple(r for r in self.earlier_runs if r != self.run_id)
@@ -88,6 +96,15 @@ class Layout(NamedTuple):
 
 def part_name(key: str, attempt: str) -> str:
   return f'{PART_PREFIX}{key}-{attempt}.parquet'
+
+
+def marker_name(key: str, attempt: str = '') -> str:
+  """KEY-ATTEMPT.json; KEY.json for markers of versions before attempts had their own (marker_key reads both)."""
+  return f'{key}-{attempt}.json' if attempt else f'{key}.json'
+
+
+def marker_key(name: str) -> str:
+  return name[:-len('.json')].split('-', 1)[0]
 
 
 def run_folders(output: str) -> Tuple[str, ...]:

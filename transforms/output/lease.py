@@ -11,6 +11,10 @@ died, by the storage's own clock (the file's mtime, the object's `updated`), not
 heartbeat its holder stamped with its host's clock; so does one held by a process of
 this boot and pid namespace that no longer exists (a killed launcher): --resume or
 --overwrite take it over (logged); a plain launch does not.
+
+The commit seals the lease before it lists the output (seal): from then on a worker of
+the same run, a cancelled attempt that a failover left running, fails check_held
+too, so that no unit lands after the commit looked (docs/output.md, the manifest).
 """
 import contextlib
 import datetime
@@ -131,14 +135,33 @@ def holder(output: str) -> Optional[dict]:
   return None if current is None else current[0]
 
 
-def check_held(output: str, run_id: str, what: str) -> None:
-  """Raises Lost unless run_id holds the lease. Workers call it before they commit: a job that was stopped or
-  whose launcher died (its lease released, or taken over by a --resume) may run on for a while, on a cluster
-  that has not ended it yet, and must not write into an output another run now owns."""
+def check_held(output: str, run_id: str, what: str, by_commit: bool = False) -> None:
+  """Raises Lost unless run_id holds the lease, unsealed unless `by_commit`. Workers call it before they
+  commit: a job that was stopped or whose launcher died (its lease released, or taken over by a --resume) may
+  run on for a while, on a cluster that has not ended it yet, and must not write into an output another run
+  now owns; nor may an attempt of its own run that a failover cancelled, once the commit has begun."""
   record = holder(output)
   if record is None or record.get('run_id') != run_id:
     now = 'no run holds it (released)' if record is None else f'it is held by {describe(record)}'
     raise Lost(f'{what} not written: run {run_id} no longer holds the lease on {output}; {now}')
+  if record.get('sealed') and not by_commit:
+    raise Lost(f'{what} not written: the commit of run {run_id} began at {record["sealed"]} (a cancelled '
+               'attempt, left running by a failover, must not land after it)')
+
+
+def seal(output: str, run_id: str) -> None:
+  """Marks the lease as the commit's, before it lists the output; raises Lost unless run_id holds it."""
+  for _ in range(5):
+    held = _held(output, run_id)
+    if held is None:
+      break
+    path, backend, record, token = held
+    if record.get('sealed'):
+      return  # a retried commit
+    if backend.refresh(path, json.dumps(dict(record, sealed=_stamp(_now())), sort_keys=True), token) is not None:
+      return
+  check_held(output, run_id, 'the commit', by_commit=True)  # raises Lost, naming the holder
+  raise Lost(f'the commit could not seal the lease on {output}: it keeps changing')
 
 
 def release(output: str, run_id: str) -> bool:
@@ -150,7 +173,7 @@ def release(output: str, run_id: str) -> bool:
 @contextlib.contextmanager
 def retaken(output: str, run_id: str) -> Iterator[bool]:
   """For a run's last writes after its job released the lease (the launcher's completed summary.json, the
-  report): inside, True when run_id holds the lease (taken again, or still held), False when another run took
+  report): inside, True when run_id holds the lease (taken again, sealed, or still held), False when another run took
   the output meanwhile, which the caller must then leave alone; released after if it was taken again."""
   record = holder(output)
   if record is not None and record.get('run_id') == run_id:
@@ -158,6 +181,7 @@ def retaken(output: str, run_id: str) -> Iterator[bool]:
     return
   try:
     acquire(output, run_id, take_over_stale=False)
+    seal(output, run_id)  # taken again by the same run id: a cancelled attempt's worker must not pass for it
   except Held as e:
     logging.warning('the output was not written again: %s', e)
     yield False

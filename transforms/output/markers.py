@@ -4,15 +4,16 @@ A unit's rows and error rows are written as one Parquet part per dataset,
 `part-UNITKEY-ATTEMPT.parquet`, each written beside (`_inprogress-...`, a name
 readers skip) as the rows arrive, a row group at a time, and renamed into place
 once the unit is complete: whole or not at all, and a unit's size costs no
-memory. Then the marker,
-`_units/UNITKEY.json`, likewise: it names the unit, its fingerprint, its counts
-and its parts. A unit is committed when its marker exists; parts that no marker
-names (a worker died before the marker, a retried bundle wrote the unit again
-under another attempt) are orphans the commit step deletes. The marker's
-counts make the job's tally: nothing has to be read back to count. Before its
-parts and again before its marker, the unit checks that its run still holds the
-output's lease (lease.check_held): a worker of a stopped run writes nothing once
-another run may own the output.
+memory. Then the marker, `_units/UNITKEY-ATTEMPT.json`, likewise: it names the
+unit, its fingerprint, its counts and its parts. A unit is committed when its
+marker exists; markers and parts the job did not keep (a worker died before the
+marker, a retried bundle wrote the unit again under another attempt) are
+orphans the commit step deletes, and no attempt overwrites another's. The
+marker's counts make the job's tally: nothing has to be read back to count.
+Before its first part, before renaming its parts into place and before its
+marker, the unit checks that its run still holds the output's lease, unsealed
+(lease.check_held): a worker of a stopped run writes nothing once another run
+may own the output, nor one of a cancelled attempt once the commit has begun.
 """
 import io
 import logging
@@ -111,13 +112,15 @@ class UnitParts:
               'records': end.records, 'rows': self.rows(PREDICTIONS_DIR), 'errors_by_stage': self.errors_by_stage,
               'unread': list(end.unread), 'stopped': list(end.stopped), 'counts': dict(end.counts),
               'parts': {}}
+    marker['attempt'] = self._attempt
+    # the unit took a while: no part goes into place once the commit has begun, nor the marker after the parts
+    lease.check_held(self._layout.output, self._layout.run_id, f'read unit {end.unit}')
     for name in DATASETS:
       if name in self._parts:
         self._parts[name].close()
         marker['parts'][name] = part_name(self._key, self._attempt)
-    # the parts took a while: the marker is the commit
     lease.check_held(self._layout.output, self._layout.run_id, f'read unit {end.unit}')
-    files.write_json(self._layout.marker(self._key), marker)
+    files.write_json(self._layout.marker(self._key, self._attempt), marker)
     return marker
 
   def abandon(self) -> None:

@@ -19,16 +19,19 @@ from apache_beam.metrics import Metrics
 
 from transforms import progress
 from transforms.output import files, markers, tally
-from transforms.output.layout import Layout
+from transforms.output.layout import Layout, marker_key
 from transforms.read import units
 
 SKIPPED_TAG = 'skipped'
 
 
 def list_committed(layout: Layout) -> Iterable[tuple]:
-  """(unit key, marker path) of every marker under the output."""
+  """(unit key, its marker paths) for every unit with a marker under the output: more than one where a run died
+  before its commit deleted the attempts it did not keep."""
+  found: Dict[str, List[str]] = {}
   for path in files.list_files(files.join(layout.units, '*.json')):
-    yield files.basename(path)[:-len('.json')], path
+    found.setdefault(marker_key(files.basename(path)), []).append(path)
+  return [(key, tuple(sorted(paths))) for key, paths in found.items()]
 
 
 class _Decide(beam.DoFn):
@@ -41,9 +44,10 @@ class _Decide(beam.DoFn):
   def finish_bundle(self):
     progress.flush()  # the launcher's line counts the kept records before the job ends
 
-  def process(self, unit: units.Unit, committed: Dict[str, str]) -> Iterable:
-    path = committed.get(units.unit_key(unit.name))
-    kept = markers.still_committed(self._layout, path, unit.fingerprint) if path else None
+  def process(self, unit: units.Unit, committed: Dict[str, tuple]) -> Iterable:
+    found = (markers.still_committed(self._layout, path, unit.fingerprint)
+             for path in committed.get(units.unit_key(unit.name), ()))
+    kept = next((marker for marker in found if marker is not None), None)
     if kept is None:
       yield unit
       return
@@ -53,7 +57,7 @@ class _Decide(beam.DoFn):
 
 
 def committed_markers(pipeline: beam.Pipeline, layout: Layout, label: str = 'Committed') -> beam.PCollection:
-  """(unit key, marker path) of every marker under the output, listed inside the job."""
+  """(unit key, marker paths) of every unit with a marker under the output, listed inside the job."""
   return (pipeline
           | f'{label}Output' >> beam.Create([layout])
           | f'{label}Markers' >> beam.FlatMap(list_committed))
@@ -61,7 +65,7 @@ def committed_markers(pipeline: beam.Pipeline, layout: Layout, label: str = 'Com
 
 class SkipCommitted(beam.PTransform):
   """Planned units -> {'units': the units to read, 'skipped': the markers kept}; `committed`:
-  committed_markers(), a side input of one (key, path) per committed unit (a unit holds about a thousand
+  committed_markers(), a side input of one (key, paths) per committed unit (a unit holds about a thousand
   records: at 10^8 records, 10^5 pairs), so that no file and no unit waits for a grouping."""
 
   def __init__(self, layout: Layout, committed: beam.PCollection):
