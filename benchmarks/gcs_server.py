@@ -10,6 +10,7 @@ import pathlib
 import socket
 import subprocess
 import time
+import urllib.request
 from typing import Iterator, Optional
 
 FAKE_GCS_SERVER = 'github.com/fsouza/fake-gcs-server@v1.56.1'
@@ -55,7 +56,10 @@ def fake_gcs_server(seed: Optional[pathlib.Path] = None) -> Iterator[subprocess.
                            f'http://localhost:{port}', '-log-level', 'error'] + (['-data', str(seed)] if seed else []),
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
   try:
-    wait_for_port(proc, port, 'fake-gcs-server', seconds=600 if seed else 60)
+    wait_for_port(proc, port, 'fake-gcs-server')
+    if seed:  # it listens at once but answers only once the seed is loaded
+      with urllib.request.urlopen(f'http://localhost:{port}/storage/v1/b', timeout=1800):
+        pass
     proc.endpoint = f'http://localhost:{port}'
     yield proc
   finally:

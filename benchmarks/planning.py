@@ -156,7 +156,8 @@ def _growth(rows: List[dict]) -> None:
     row['peak_rss_growth'] = round(row['largest_process_peak_rss_mb'] / base, 3)
 
 
-def measure(counts: Sequence[int], gcs_counts: Sequence[int], repeats: int, unit_images: int, log=print) -> dict:
+def measure(counts: Sequence[int], gcs_counts: Sequence[int], repeats: int, unit_images: int, log=print,
+            gcs_files_per_unit: int = GCS_FILES_PER_UNIT) -> dict:
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=str(shared.ROOT))
   report = {'machine': machine([]), 'repeats': repeats, 'disk': [], 'gcs': [], 'unit_size': []}
   for count in counts:
@@ -164,7 +165,7 @@ def measure(counts: Sequence[int], gcs_counts: Sequence[int], repeats: int, unit
       got = dict(run_once(str(tiny_files(count)), env), files=count, repeat=repeat)
       log(f'disk {count} files: {got}')
       report['disk'].append(got)
-  gcs_extra = ['--files_per_unit', str(GCS_FILES_PER_UNIT)]
+  gcs_extra = ['--files_per_unit', str(gcs_files_per_unit)]
   if gcs_counts:
     with gcs_server.fake_gcs_server(gcs_seed(gcs_counts)) as server:
       for count in gcs_counts:
@@ -208,6 +209,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(prog='python -m benchmarks.planning', description=__doc__.split('\n')[0])
   parser.add_argument('--files', default='20000,200000', help='N of the local runs, comma-separated')
   parser.add_argument('--gcs_files', default='20000', help='N of the gs:// runs, comma-separated; empty: none')
+  parser.add_argument('--gcs_files_per_unit', type=int, default=GCS_FILES_PER_UNIT,
+                      help='--files_per_unit of the gs:// runs')
   parser.add_argument('--repeats', type=int, default=1)
   parser.add_argument('--unit_images', type=int, default=0, help='the unit-size check over this many images')
   parser.add_argument('--json', default=str(data.ROOT / 'planning.json'))
@@ -215,7 +218,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parse = lambda text: [int(x) for x in text.split(',') if x]  # pylint: disable=unnecessary-lambda-assignment
   started = time.monotonic()
   report = measure(parse(args.files), parse(args.gcs_files), args.repeats, args.unit_images,
-                   log=lambda line: print(line, file=sys.stderr, flush=True))
+                   log=lambda line: print(line, file=sys.stderr, flush=True),
+                   gcs_files_per_unit=args.gcs_files_per_unit)
   save(report, 'python -m benchmarks.planning', argv, started, args.json)
   print(markdown(report))
   print(f'\n({report["seconds"]:.0f} s)')
