@@ -23,8 +23,10 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 GRACE_SECONDS = 5  # for terminated workers to end before they are killed
 
 
-class Stopped(Exception):
-  """The launcher got SIGTERM or SIGINT; the job was stopped."""
+class Stopped(BaseException):
+  """The launcher got SIGTERM or SIGINT; the job was stopped. A BaseException, as KeyboardInterrupt is: the
+  signal lands wherever the main thread is, and an `except Exception` there (a missed Flink poll in
+  job_end.wait) must not swallow it and report the cancelled job as failed."""
 
   def __init__(self, signum: int, output: str):
     super().__init__(f'the job was stopped by {signal.Signals(signum).name}: its output {output} is incomplete (no '

@@ -13,7 +13,7 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import stopping
+from pipeline import job_end, stopping
 from tests import datagen
 
 
@@ -41,6 +41,30 @@ def test_a_signal_cancels_the_job_ends_the_children_and_raises_stopped(signum, c
   assert child.wait(timeout=10) == -signal.SIGTERM
   assert signal.getsignal(signum) == before  # handlers restored
 
+
+
+class _Polled:
+  """A Flink job whose state is being polled (an HTTP request) when the signal comes."""
+
+  def state(self):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)  # the handler raises in here
+
+
+class _Running(FakeResult):
+  def wait_until_finish(self):
+    time.sleep(30)
+
+
+def test_a_signal_during_a_flink_poll_still_stops_the_launcher(monkeypatch):
+  """The wait's poll catches what a failed HTTP request raises; the stop must pass through it (seen in CI: the
+  launcher reported the job it had cancelled as failed, exit 1, not 143)."""
+  monkeypatch.setattr(stopping, '_children', lambda: [])
+  with pytest.raises(stopping.Stopped) as stopped:
+    with stopping.on_signals('out/x') as watch:
+      watch.result = _Running()
+      job_end.wait(watch.result, _Polled(), 'ns')
+  assert stopped.value.exit_code == 143 and watch.result.cancelled
 
 IMAGES = 400
 JOB = ['--model', str(datagen.TFLITE_QUANT), '--task', 'classify', '--labels_file', str(datagen.LABELS),
