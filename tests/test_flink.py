@@ -93,7 +93,8 @@ def assert_same_output(out: pathlib.Path, report: dict, direct: conftest.JobResu
   assert summary['accounted'] is True and summary['duplicate_ids'] == 0
   assert summary['errors_by_stage'] == {'decode': 1}
   read = sum(summary['records_read_by_worker'])  # Beam's counters: of the attempt that finished
-  assert 0 < read < INPUTS if restarted else read == INPUTS, summary['records_read_by_worker']
+  # after a restart, maybe none: seen in CI after Flink restarted twice, the list came back empty
+  assert 0 <= read < INPUTS if restarted else read == INPUTS, summary['records_read_by_worker']
   assert not (out / '_staging').exists()  # the commit cleaned up
 
 
