@@ -105,5 +105,6 @@ def test_a_full_disk_fails_the_job_and_resume_finishes_it(tmp_path, small_disk):
   summary = json.loads((out / 'summary.json').read_text())
   assert summary['accounted'] and summary['rows_written'] == 1000 and summary['resumed']['skipped_units'] > 0
   assert _rows(out) == _rows(tmp_path / 'clean')
-  assert sorted(p.name for p in out.iterdir()) == ['_units', 'errors', 'job.json', 'predictions', 'report.html', 'summary.json']
+  assert sorted(p.name for p in out.iterdir()) == ['_units', 'errors', 'job.json', 'manifest.json', 'predictions',
+                                                   'report.html', 'summary.json']
   assert not [p for p in out.rglob('*') if p.name.startswith('_inprogress')]  # the cut writes are gone

@@ -85,7 +85,8 @@ def _check_same_as_clean(out, clean_out) -> None:
   named = {part for m in _markers(out).values() for part in m['parts'].values()}
   parts = {p.name for name in ('predictions', 'errors') for p in (out / name).iterdir()} - {'part-empty.parquet'}
   assert parts == named  # no orphan of a killed or retried unit, nothing half-written
-  assert sorted(p.name for p in out.iterdir()) == ['_units', 'errors', 'job.json', 'predictions', 'report.html', 'summary.json']
+  assert sorted(p.name for p in out.iterdir()) == ['_units', 'errors', 'job.json', 'manifest.json', 'predictions',
+                                                   'report.html', 'summary.json']
 
 
 def _check_read_only_the_rest(summary: dict, committed: dict) -> None:
