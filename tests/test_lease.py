@@ -345,11 +345,10 @@ def test_an_attempt_of_the_same_run_lands_nothing_once_the_commit_began(local_ro
   summary = list(commit.Commit(layout, schemas).process(None, tally, [kept], []))
   assert summary and lease.holder(output) is None
   committed = _files_but_lease(output)
-  late_but_held = Layout(output, 'run')
   lease.acquire(output, 'run', False)  # even were the lease still held, as between the seal and the release
   lease.seal(output, 'run')
   with pytest.raises(lease.Lost, match='the commit of run run began'):
-    markers.UnitParts(late_but_held, 'u2', schemas).add('predictions', row, 'u2')
+    markers.UnitParts(layout, 'u2', schemas).add('predictions', row, 'u2')
   lease.release(output, 'run')
   with pytest.raises(lease.Lost, match='read unit u1 not written'):
     late.commit(elements.UnitEnd('u1', 1, (), 'f'))

@@ -5,8 +5,8 @@ from typing import List, Optional
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.output import files, lease
-from transforms.output.layout import (DATASETS, JOB_FILE, MANIFEST_FILE, STAGING_DIR, SUMMARY_FILE, TRANSFORM_DIR, UNIT_PARTS_DIR,
-                                      UNITS_DIR)
+from transforms.output.layout import (DATASETS, JOB_FILE, MANIFEST_FILE, STAGING_DIR, SUMMARY_FILE, TRANSFORM_DIR,
+                                      UNIT_PARTS_DIR, UNITS_DIR)
 
 NEW, OVERWRITE, RESUME = 'new', 'overwrite', 'resume'
 MODEL_DIGEST = 'model_sha256'  # in job.json, beside the options
@@ -81,8 +81,8 @@ def _claim(output: str, mode: str, job: dict) -> None:
   if mode == RESUME and found:
     _check_same_job(output, job)
   if found and mode in (OVERWRITE, RESUME):
-    files.delete_files([files.join(output, SUMMARY_FILE)])  # first: from here on the output reads as incomplete
-    files.delete_files([files.join(output, MANIFEST_FILE)])
+    # first: from here on the output reads as incomplete
+    files.delete_files([files.join(output, SUMMARY_FILE), files.join(output, MANIFEST_FILE)])
     files.delete_tree(files.join(output, TRANSFORM_DIR))  # analysis results are recomputed over all rows
   if mode == OVERWRITE:
     for name in DATASETS + (STAGING_DIR, UNITS_DIR, UNIT_PARTS_DIR):

@@ -135,8 +135,8 @@ def holder(output: str) -> Optional[dict]:
   return None if current is None else current[0]
 
 
-def check_held(output: str, run_id: str, what: str, by_commit: bool = False) -> None:
-  """Raises Lost unless run_id holds the lease, unsealed unless `by_commit`. Workers call it before they
+def check_held(output: str, run_id: str, what: str) -> None:
+  """Raises Lost unless run_id holds the lease, unsealed (seal). Workers call it before they
   commit: a job that was stopped or whose launcher died (its lease released, or taken over by a --resume) may
   run on for a while, on a cluster that has not ended it yet, and must not write into an output another run
   now owns; nor may an attempt of its own run that a failover cancelled, once the commit has begun."""
@@ -144,7 +144,7 @@ def check_held(output: str, run_id: str, what: str, by_commit: bool = False) -> 
   if record is None or record.get('run_id') != run_id:
     now = 'no run holds it (released)' if record is None else f'it is held by {describe(record)}'
     raise Lost(f'{what} not written: run {run_id} no longer holds the lease on {output}; {now}')
-  if record.get('sealed') and not by_commit:
+  if record.get('sealed'):
     raise Lost(f'{what} not written: the commit of run {run_id} began at {record["sealed"]} (a cancelled '
                'attempt, left running by a failover, must not land after it)')
 
@@ -160,7 +160,7 @@ def seal(output: str, run_id: str) -> None:
       return  # a retried commit
     if backend.refresh(path, json.dumps(dict(record, sealed=_stamp(_now())), sort_keys=True), token) is not None:
       return
-  check_held(output, run_id, 'the commit', by_commit=True)  # raises Lost, naming the holder
+  check_held(output, run_id, 'the commit')  # not held: raises Lost, naming the holder
   raise Lost(f'the commit could not seal the lease on {output}: it keeps changing')
 
 

@@ -111,8 +111,7 @@ class UnitParts:
     marker = {'unit': end.unit, 'key': self._key, 'fingerprint': end.fingerprint, 'run': self._layout.run_id,
               'records': end.records, 'rows': self.rows(PREDICTIONS_DIR), 'errors_by_stage': self.errors_by_stage,
               'unread': list(end.unread), 'stopped': list(end.stopped), 'counts': dict(end.counts),
-              'parts': {}}
-    marker['attempt'] = self._attempt
+              'attempt': self._attempt, 'parts': {}}
     # the unit took a while: no part goes into place once the commit has begun, nor the marker after the parts
     lease.check_held(self._layout.output, self._layout.run_id, f'read unit {end.unit}')
     for name in DATASETS:
