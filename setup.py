@@ -11,11 +11,14 @@ setuptools.setup(
     install_requires=[
         'apache-beam[gcp]>=2.60',
         'tensorflow>=2.16',
+        'tensorflow-transform>=1.16',  # --analyze_embeddings
         'tensorflow-hub>=0.16',
         'ai-edge-litert>=1.2',
         'pyarrow>=14',
         'pillow>=10',
         'numpy>=1.26',
         'tqdm>=4.60',  # the launcher's progress bar
+        'matplotlib>=3.8',  # the run report's charts
+        'psutil>=5.9',  # the estimate's memory watch
     ],
 )

@@ -107,14 +107,15 @@ def _run_sample(job_argv: List[str], files: Sequence[match.FileRef], workdir: st
   folder of links to them (read as a folder is: a .txt list of URIs reads slower), others as a .txt list."""
   from pipeline import run  # pylint: disable=import-outside-toplevel  # the job itself
   sample = os.path.join(workdir, f'{name}_inputs')
-  if all(os.path.isabs(ref.path) for ref in files):
+  paths = [ref.path if '://' in ref.path else os.path.abspath(ref.path) for ref in files]  # --input may be relative
+  if not any('://' in path for path in paths):
     os.makedirs(sample)
-    for i, ref in enumerate(files):
-      os.symlink(ref.path, os.path.join(sample, f'{i:09d}_{os.path.basename(ref.path)}'))
+    for i, path in enumerate(paths):
+      os.symlink(path, os.path.join(sample, f'{i:09d}_{os.path.basename(path)}'))
   else:
     sample += '.txt'
     with open(sample, 'w', encoding='utf-8') as f:
-      f.write(''.join(ref.path + '\n' for ref in files))
+      f.write(''.join(path + '\n' for path in paths))
   argv = _without_value(job_argv, '--input') + ['--input', sample, '--output', os.path.join(workdir, name),
                                                  '--noreport']
   with PeakMemory() as memory:

@@ -46,7 +46,7 @@ class Watch:
 
 
 def _children() -> List[int]:
-  """Pids of this process's descendants, from Linux's /proc (psutil is not among the job's requirements)."""
+  """Pids of this process's descendants, from Linux's /proc."""
   parents = {}
   for entry in os.listdir('/proc') if os.path.isdir('/proc') else ():
     try:

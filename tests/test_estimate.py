@@ -35,3 +35,13 @@ def test_estimate_from_a_sample_projects_the_full_run(tmp_path, capsys):
 def test_bad_estimate_options_exit_2(capsys):
   assert estimate.main(['--input', 'x', '--model', 'y', '--sample', '0']) == 2
   assert '--sample must be positive' in capsys.readouterr().err
+
+
+def test_an_input_relative_to_the_working_folder(tmp_path, monkeypatch, capsys):
+  """As the README's commands give it (../shared/...): the sample runs read the same files, from another folder."""
+  datagen.make_jpegs(tmp_path / 'images', 10, size=(160, 120))
+  monkeypatch.chdir(tmp_path)
+  assert estimate.main(['--input', 'images/*.jpg', '--model', str(datagen.TFLITE_QUANT), '--labels_file',
+                        str(datagen.LABELS), '--task', 'classify', '--sample', '10']) == 0
+  result = json.loads(capsys.readouterr().out)
+  assert result['records_sampled'] == 10 and result['error_share'] == 0, result
