@@ -4,6 +4,8 @@ commit, on one fused line per input format from planning to write, [-> analyze] 
 Beside the lines: the committed units' markers (a side input, transforms/output/resume.py), and the tally of
 the committed units' markers, which the commit step checks and writes into summary.json.
 """
+from typing import Optional
+
 import apache_beam as beam
 
 from pipeline.options import JobConfig
@@ -17,6 +19,7 @@ from transforms.output.keep_lease import KeepLease
 from transforms.output.layout import ERRORS_DIR, PREDICTIONS_DIR, Layout
 from transforms.output.parquet import WriteParquet
 from transforms.output.schema import ERROR_SCHEMA, prediction_schema
+from transforms.output.vectors import Vectors
 from transforms.output.write_units import IDS_TAG, WriteUnits
 from transforms.read import readers
 from transforms.read.plan import InputPlan
@@ -46,10 +49,11 @@ class _Line(beam.PTransform):
   markers, the skipped units' markers, the rows' ids). A job over several formats has a line for each (and a
   model per line in each worker): a Flatten before the reader would make the local runner hold every unit."""
 
-  def __init__(self, config: JobConfig, info: ModelInfo, inputs: InputPlan, layout: Layout, schema, committed):
+  def __init__(self, config: JobConfig, info: ModelInfo, inputs: InputPlan, layout: Layout, schema, committed,
+               vectors: Optional[Vectors]):
     super().__init__()
     self._config, self._info, self._inputs, self._layout = config, info, inputs, layout
-    self._schema, self._committed = schema, committed
+    self._schema, self._committed, self._vectors = schema, committed, vectors
 
   def expand(self, planned):
     config, info, inputs, layout, spec = self._config, self._info, self._inputs, self._layout, self._config.model
@@ -62,7 +66,7 @@ class _Line(beam.PTransform):
                  | 'Infer' >> Infer(ImageModelHandler(spec, config.min_batch_size, config.max_batch_size,
                                                       config.inference_timeout_seconds, config.model_copies))
                  | 'Format' >> beam.ParDo(FormatRows(spec.location, config.top_k, config.labels,
-                                                     config.progress_seconds, info.num_classes)))
+                                                     config.progress_seconds, info.num_classes, self._vectors)))
     write = formatted | 'WriteUnits' >> beam.ParDo(
         WriteUnits(layout, {PREDICTIONS_DIR: self._schema, ERRORS_DIR: ERROR_SCHEMA})).with_outputs(IDS_TAG,
                                                                                                      main='markers')
@@ -77,12 +81,14 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
           resuming: bool = False) -> None:
   spec = config.model
   passthrough = [(c.name, c.arrow_type) for c in inputs.settings.columns]
-  schema = prediction_schema(spec.wants_classes, spec.wants_embedding, bool(config.labels), passthrough)
+  vectors = Vectors(info.embedding_dim, config.embedding_dtype, config.normalize_embeddings) \
+      if spec.wants_embedding else None
+  schema = prediction_schema(spec.wants_classes, vectors, bool(config.labels), passthrough, model=spec.location)
   layout = layout._replace(analysis=config.analysis is not None)
 
   planned, left_out = p | 'Plan' >> readers.PlanInputs(inputs, config.files_per_unit)
   committed = resume.committed_markers(p, layout)
-  lines = [units | f'Line_{fmt}' >> _Line(config, info, inputs, layout, schema, committed)
+  lines = [units | f'Line_{fmt}' >> _Line(config, info, inputs, layout, schema, committed, vectors)
            for fmt, units in planned.items()]
   markers = tuple(m for written, skipped, _ in lines for m in (written, skipped))  # the units the output keeps
   # (side inputs each: a Flatten of them gave None on Flink)
@@ -100,8 +106,8 @@ def build(p: beam.Pipeline, config: JobConfig, info: ModelInfo, inputs: InputPla
     analysis = config.analysis
     step = embeddings.AnalyzeEmbeddings(config.output, info.embedding_dim, analysis.pca_dims, analysis.whiten,
                                         analysis.temp_dir)
-    schema = prediction_schema(spec.wants_classes, spec.wants_embedding, bool(config.labels), passthrough,
-                               step.columns)
+    schema = prediction_schema(spec.wants_classes, vectors, bool(config.labels), passthrough, step.columns,
+                               analysis.pca_dims, spec.location)
     after += [markers | 'AnalyzeEmbeddings' >> _Analyzed(layout, step, schema), step.statistics_written]
     scratch.append(analysis.temp_dir)  # deleted by the commit step, on every runner and filesystem
   _ = p | 'CommitOutput' >> CommitOutput(layout, {PREDICTIONS_DIR: schema, ERRORS_DIR: ERROR_SCHEMA}, counts,

@@ -19,7 +19,7 @@ from pipeline.launcher_options import switch
 from transforms import decode
 from transforms.format import DEFAULT_PROGRESS_SECONDS  # defined beside FormatRows, which logs the progress
 from transforms.infer import handler, models
-from transforms.output import claim
+from transforms.output import claim, vectors
 from transforms.output.schema import RESERVED_COLUMNS, reduced_columns
 from transforms.read import image_units
 from transforms.read.formats import detect, passthrough, tf_example
@@ -88,6 +88,11 @@ class ImageOptions(PipelineOptions):
     output.add_argument('--output', help='Required. Output prefix, a directory or gs:// path.')
     switch(output, '--overwrite', 'Replace what an earlier job wrote under --output (deleted at launch); '
            'without it, or --resume, an output a job wrote before is refused.')
+    output.add_argument('--embedding_dtype', default=vectors.DEFAULT_DTYPE,
+                        help=f'{", ".join(vectors.DTYPES)}: the embedding column\'s values (float16, as '
+                        'clip-retrieval and autofaiss take them, halves its size).')
+    switch(output, '--normalize_embeddings', 'Scale every embedding to unit L2 norm (cosine similarity becomes '
+           'a dot product; before the float16 cast).')
     output.add_argument('--progress_seconds', type=float, default=DEFAULT_PROGRESS_SECONDS,
                         help='How often the progress line (images done, images/s, errors, ETA) is printed when '
                         'stderr is not a terminal (a terminal gets one updating bar); on remote runners, how '
@@ -150,6 +155,8 @@ class JobConfig:
   inference_timeout_seconds: float = handler.INFERENCE_TIMEOUT_SECONDS  # 0: no bound
   model_copies: Optional[int] = None  # per machine, shared by its workers; None: one per worker process
   analysis: Optional[AnalysisConfig] = None
+  embedding_dtype: str = vectors.DEFAULT_DTYPE
+  normalize_embeddings: bool = False
 
 
 def _analysis(options: PipelineOptions, output_prefix: str, spec: models.ModelSpec,
@@ -216,6 +223,11 @@ def validate(options: PipelineOptions) -> JobConfig:
   if threads is None and o.model_copies is None:  # with copies: cores / copies where the model loads (handler)
     threads = local_defaults.model_threads(options)
   spec = model_spec(o, threads)
+  if o.embedding_dtype not in vectors.DTYPES:
+    raise OptionsError(f'--embedding_dtype must be one of {", ".join(vectors.DTYPES)}, not {o.embedding_dtype!r}')
+  if not spec.wants_embedding and (o.normalize_embeddings or o.embedding_dtype != vectors.DEFAULT_DTYPE):
+    raise OptionsError(f'--embedding_dtype and --normalize_embeddings need embeddings: --task {models.EMBED} or '
+                       f'{models.BOTH}, not {spec.task}')
   mode = claim.OVERWRITE if o.overwrite else claim.RESUME if o.resume else claim.NEW
   return JobConfig(inputs=patterns, input_format=o.input_format, read_settings=settings,
                    passthrough_keys=passthrough_keys, output=output_prefix, model=spec, labels=o.labels_file,
@@ -224,4 +236,5 @@ def validate(options: PipelineOptions) -> JobConfig:
                    output_mode=mode, files_per_unit=o.files_per_unit, max_image_pixels=o.max_image_pixels,
                    decode_timeout_seconds=o.decode_timeout_seconds,
                    inference_timeout_seconds=o.inference_timeout_seconds, model_copies=o.model_copies,
-                   analysis=_analysis(options, output_prefix, spec, passthrough_keys))
+                   analysis=_analysis(options, output_prefix, spec, passthrough_keys),
+                   embedding_dtype=o.embedding_dtype, normalize_embeddings=o.normalize_embeddings)

@@ -20,7 +20,7 @@ from pipeline.launcher_options import LauncherOptions, flag
 from transforms import gcs_auth
 from transforms.infer import labels as labels_lib
 from transforms.infer import info_cache, model_files, models
-from transforms.output import claim, files, keep_lease, layout, lease
+from transforms.output import claim, files, keep_lease, layout, lease, vectors
 from transforms.read import outcomes, plan
 
 
@@ -54,6 +54,8 @@ def row_shaping_options(config: options.JobConfig) -> dict:
       'analyze_embeddings': analysis is not None,
       'pca_dims': analysis.pca_dims if analysis else None,
       'whiten': analysis.whiten if analysis else None,
+      'embedding_dtype': config.embedding_dtype, 'normalize_embeddings': config.normalize_embeddings,
+      'schema_version': vectors.SCHEMA_VERSION,  # an output of another version is not continued
   }
 
 

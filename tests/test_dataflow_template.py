@@ -18,7 +18,7 @@ from tests import datagen
 from transforms import decode
 from transforms import format as format_rows
 from transforms.infer import handler, models
-from transforms.output import write_units
+from transforms.output import vectors, write_units
 from transforms.read import image_files, units
 from transforms.read.formats import detect
 from transforms.read.settings import COMPRESSIONS
@@ -66,7 +66,7 @@ def test_parameter_is_described_and_its_default_agrees(name):
 @pytest.mark.parametrize('name, allowed', [('task', models.TASKS), ('tf_runtime', models.TF_RUNTIMES),
                                            ('resize_method', decode.RESIZE_METHODS),
                                            ('input_format', (detect.AUTO,) + detect.FORMATS),
-                                           ('compression', COMPRESSIONS)])
+                                           ('compression', COMPRESSIONS), ('embedding_dtype', vectors.DTYPES)])
 def test_choices_regex_accepts_exactly_the_allowed_values(name, allowed):
   pattern = re.compile(_parameters()[name]['regexes'][0])
   assert all(pattern.fullmatch(value) for value in allowed)

@@ -10,6 +10,8 @@ from transforms import elements, progress
 from transforms.infer import labels as labels_lib
 from transforms.output.layout import ERRORS_DIR as ERRORS
 from transforms.output.layout import PREDICTIONS_DIR as PREDICTIONS
+from transforms.output.schema import EMBEDDING_COLUMN
+from transforms.output.vectors import Vectors
 
 DEFAULT_PROGRESS_SECONDS = 10.0  # --progress_seconds: how often progress is shown (transforms/progress.py)
 END = 'end'  # FormatRows tags its outputs with the dataset a row goes to, or this for a unit's end
@@ -34,8 +36,10 @@ def top_k(probabilities: np.ndarray, k: int) -> np.ndarray:
 class FormatRows(beam.DoFn):
 
   def __init__(self, model_name: str, top_k_count: int, labels_path: Optional[str] = None,
-               progress_seconds: float = DEFAULT_PROGRESS_SECONDS, num_classes: Optional[int] = None):
+               progress_seconds: float = DEFAULT_PROGRESS_SECONDS, num_classes: Optional[int] = None,
+               vectors: Optional[Vectors] = None):
     self._model_name = model_name
+    self._vectors = vectors
     self._progress_seconds = progress_seconds
     self._k = top_k_count
     self._labels_path = labels_path
@@ -76,8 +80,8 @@ class FormatRows(beam.DoFn):
       row['top_scores'] = prediction.probabilities[best].tolist()
       if self._labels is not None:
         row['top_labels'] = [self._labels[i] for i in best]
-    if prediction.embedding is not None:
-      row['embedding'] = prediction.embedding  # an array: Arrow takes it 30x faster than a list of floats
+    if prediction.embedding is not None:  # an array: Arrow takes it 30x faster than a list of floats
+      row[EMBEDDING_COLUMN] = self._vectors.shape(prediction.embedding) if self._vectors else prediction.embedding
     if ref.extra:
       row.update(ref.extra)
     self._rows.inc()

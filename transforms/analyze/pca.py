@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from transforms import native_logs
-from transforms.output.schema import PCA_COLUMN, WHITENED_COLUMN
+from transforms.output.schema import EMBEDDING_COLUMN, PCA_COLUMN, WHITENED_COLUMN
 
 with native_logs.quiet():  # TensorFlow's start-up notices, in whichever process imports this first
   import tensorflow as tf
@@ -28,7 +28,7 @@ with native_logs.quiet():  # TensorFlow's start-up notices, in whichever process
   from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
   from tfx_bsl.tfxio import tensor_adapter
 
-EMBEDDING = 'embedding'  # the raw feature, named like the Parquet column it comes from
+EMBEDDING = EMBEDDING_COLUMN  # the raw feature, named like the Parquet column it comes from
 PCA, WHITENED = PCA_COLUMN, WHITENED_COLUMN
 RAW_METADATA_DIR = tft.TFTransformOutput.RAW_METADATA_DIR  # where TFTransformOutput.raw_metadata looks
 
