@@ -20,5 +20,6 @@ setuptools.setup(
         'tqdm>=4.60',  # the launcher's progress bar
         'matplotlib>=3.8',  # the run report's charts
         'psutil>=5.9',  # the estimate's memory watch
+        'pylance>=0.20',  # python -m pipeline.export --to lance
     ],
 )
