@@ -44,6 +44,7 @@ def make_output(root: pathlib.Path, rows: int, dims: int = 512, seed: int = 0) -
     shared.variant(Image.open(photos[i % len(photos)]).convert('RGB'), rng, (300, 225)).save(path, quality=85)
     sources.append(str(path))
   (root / 'predictions').mkdir(exist_ok=True)
+  parts = []
   weights = 1.0 / np.arange(1, len(labels) + 1)
   weights /= weights.sum()
   for shard, start in enumerate(range(0, rows, ROWS_PER_SHARD)):
@@ -60,10 +61,11 @@ def make_output(root: pathlib.Path, rows: int, dims: int = 512, seed: int = 0) -
         'top_labels': pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(labels, object)[classes.ravel()]),
                                                         5).cast(pa.list_(pa.string())),
         'top_scores': pa.FixedSizeListArray.from_arrays(pa.array(scores.ravel()), 5).cast(pa.list_(pa.float32())),
-        'embedding': pa.FixedSizeListArray.from_arrays(
-            pa.array(rng.standard_normal(n * dims, dtype=np.float32)), dims).cast(pa.list_(pa.float32())),
+        'embedding': pa.FixedSizeListArray.from_arrays(  # fixed-size, as the job writes it (docs/output.md)
+            pa.array(rng.standard_normal(n * dims, dtype=np.float32)), dims),
     })
-    pq.write_table(table, root / 'predictions' / f'part-bench-{shard:05d}.parquet', row_group_size=ROW_GROUP_ROWS)
+    parts.append(f'part-bench-{shard:05d}.parquet')
+    pq.write_table(table, root / 'predictions' / parts[-1], row_group_size=ROW_GROUP_ROWS)
   errors = rows // 100
   stages = rng.choice(['read', 'decode', 'infer'], size=errors, p=[0.2, 0.7, 0.1])
   (root / 'errors').mkdir(exist_ok=True)
@@ -72,6 +74,7 @@ def make_output(root: pathlib.Path, rows: int, dims: int = 512, seed: int = 0) -
                                                                                   range(errors)]),
       'stage': pa.array(stages), 'error_type': pa.array(['DecodeError'] * errors),
       'message': pa.array(['not an image'] * errors)}), root / 'errors' / 'part-bench-00000.parquet')
+  (root / 'manifest.json').write_text(json.dumps({'predictions': parts, 'errors': ['part-bench-00000.parquet']}))
   (root / 'job.json').write_text(json.dumps({'input': '/data/*', 'model': 'synthetic', 'task': 'both'}))
   (root / 'summary.json').write_text(json.dumps({
       'records_read': rows + errors, 'rows_written': rows, 'errors': errors, 'accounted': True,
@@ -79,19 +82,23 @@ def make_output(root: pathlib.Path, rows: int, dims: int = 512, seed: int = 0) -
   return root
 
 
-def measure(output: pathlib.Path, page: pathlib.Path) -> dict:
-  """Runs the report in a child process: wall seconds and the child's peak RSS."""
+def run_child(argv) -> dict:
+  """Runs `python ARGV` in a child process: its wall seconds, CPU seconds and peak RSS (from wait4)."""
   start = time.monotonic()
-  child = subprocess.Popen([sys.executable, '-m', 'pipeline.report', str(output), '--output', str(page)],  # pylint: disable=consider-using-with
-                           cwd=shared.ROOT)
+  child = subprocess.Popen([sys.executable] + list(argv), cwd=shared.ROOT)  # pylint: disable=consider-using-with
   _, status, usage = os.wait4(child.pid, 0)
   wall = time.monotonic() - start
   child.returncode = os.waitstatus_to_exitcode(status)
   if child.returncode:
-    raise RuntimeError(f'the report failed with exit code {child.returncode}')
+    raise RuntimeError(f'{argv[:2]} failed with exit code {child.returncode}')
   return {'wall_seconds': round(wall, 2), 'peak_rss_mb': round(usage.ru_maxrss / 1024), 'cpu_seconds':
-          round(usage.ru_utime + usage.ru_stime, 2), 'page_kb': round(page.stat().st_size / 1024),
-          'cores': os.cpu_count()}
+          round(usage.ru_utime + usage.ru_stime, 2), 'cores': os.cpu_count()}
+
+
+def measure(output: pathlib.Path, page: pathlib.Path) -> dict:
+  """Runs the report in a child process: wall seconds and the child's peak RSS."""
+  result = run_child(['-m', 'pipeline.report', str(output), '--output', str(page)])
+  return dict(result, page_kb=round(page.stat().st_size / 1024))
 
 
 def main(argv=None) -> int:
@@ -100,7 +107,7 @@ def main(argv=None) -> int:
   parser.add_argument('--dims', type=int, default=512, help='embedding size')
   parser.add_argument('--data', default=str(shared.ROOT / 'bench_data'))
   args = parser.parse_args(argv)
-  root = pathlib.Path(args.data) / f'report_{args.rows}_{args.dims}'
+  root = pathlib.Path(args.data) / f'report_v2_{args.rows}_{args.dims}'  # v2: the output schema's version
   started = time.monotonic()
   make_output(root, args.rows, args.dims)
   print(f'data: {root} ({time.monotonic() - started:.0f} s to make or find)', flush=True)

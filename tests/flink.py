@@ -67,9 +67,6 @@ class Cluster:
     """records_read_by_worker as the job's Beam metrics in Flink hold them: 'host:pid' -> records read."""
     return live_progress.flink_counters(self.rest, jid, 'records_read_by_worker')
 
-  def taskmanager_log(self, i: int) -> str:
-    return ''.join(log.read_text(errors='replace') for log in (self.run_dir / 'log').glob(f'flink-tm-{i}-*.log'))
-
   def pool_pid(self, i: int) -> int:
     """The pid of TaskManager i's worker pool (templates/flink/worker_pool.py)."""
     return int((self.run_dir / f'sdk-pool-tm-{i}.pid').read_text().split()[-1])

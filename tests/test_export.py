@@ -24,7 +24,7 @@ def job_fixture(tmp_path_factory) -> conftest.JobResult:
   datagen.make_jpegs(images / 'generated', GENERATED, seed=3)
   return conftest.run_job(tmp_path_factory.mktemp('export_job') / 'out', [
       '--input', f'{images}/*.*,{images}/generated/*.jpg', '--model', datagen.HUB_FEATURES, '--task', 'embed',
-      '--embedding_dtype', 'float16', '--normalize_embeddings'])
+      '--embedding_dtype', 'float16', '--normalize_embeddings', '--files_per_unit', '16'])  # several parts
 
 
 def _export(capsys, *argv) -> dict:

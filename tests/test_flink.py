@@ -6,7 +6,6 @@ JobManager, two TaskManagers (two nodes' worth: each starts its own SDK workers)
 exactly as templates/flink/README.md tells users; the job is then launched with the flags that script prints,
 as a user would (tests/flink.py).
 """
-import contextlib
 import datetime
 import json
 import os
@@ -205,50 +204,6 @@ def test_a_killed_launchers_job_left_on_flink_writes_nothing_once_a_resume_took_
     if json.loads(marker.read_text())['run'] == old_run:
       assert marker.stat().st_mtime < taken_over + 1, f'{marker.name} written by the old job after the takeover'
   assert report['resumed']['skipped_units'] > 0, report['resumed']
-  assert_same_output(out, report, direct, restarted=True)
-
-
-def test_a_cancelled_attempt_held_past_the_commit_changes_nothing(flink_flags, images, direct, tmp_path):
-  """A failover's cancelled attempt that outlives the commit: TaskManager 2's SDK worker is held (SIGSTOP, with
-  its pool and client, so that nothing kills it) mid-job, TaskManager 1 is killed; Flink cancels the attempt,
-  closes TaskManager 2's environment and restarts the job, which gets a new worker and commits. The held worker
-  is then let go: readers of the finished output see each id once, and not a file of it changes."""
-  cluster, out, name = flink.RUNNING, tmp_path / 'flink', f'flink-held-{uuid.uuid4().hex[:8]}'
-  proc = _launch(out, _job(images) + ['--job_name', name, '--files_per_unit', '16'], flink_flags)
-  held = []
-  try:
-    _wait_for_a_committed_unit(proc, out)
-    pool = psutil.Process(cluster.pool_pid(2))
-    clients = [p for p in psutil.Process(cluster.taskmanager_pid(2)).children(recursive=True)
-               if any('worker_pool.py' in arg for arg in p.cmdline())]
-    held = pool.children() + clients + [pool]
-    assert pool.children() and clients, 'no SDK worker of TaskManager 2 while the job runs'
-    closed = cluster.taskmanager_log(2).count('Closing environment')
-    for process in held:
-      process.suspend()
-    os.kill(cluster.taskmanager_pid(1), signal.SIGKILL)
-    deadline = time.monotonic() + 120
-    while cluster.taskmanager_log(2).count('Closing environment') == closed:  # the held worker's, released
-      assert time.monotonic() < deadline, 'TaskManager 2 kept its environment after the failover'
-      time.sleep(0.5)
-    cluster.start_taskmanager(1)
-    report = _finish(proc)
-    worker = held[0]
-    assert worker.status() == psutil.STATUS_STOPPED  # still held, after the commit
-    before = {p: p.stat().st_size for p in out.rglob('*')}
-    worker.resume()
-    _wait_gone(worker.pid)  # its stream was cancelled: it ends (its pool, still held, would have killed it)
-  finally:
-    for process in held:
-      with contextlib.suppress(psutil.NoSuchProcess):
-        process.resume()
-    if proc.poll() is None:
-      proc.kill()
-  cluster.wait_for_taskmanagers()
-  time.sleep(2)  # the pool, let go, reaps its worker
-  assert {p: p.stat().st_size for p in out.rglob('*')} == before
-  job = cluster.job(name)
-  assert job['state'] == 'FINISHED' and job['timestamps'].get('RESTARTING', 0) > 0
   assert_same_output(out, report, direct, restarted=True)
 
 

@@ -32,7 +32,7 @@ def row_count(path: str) -> int:
 
 def batches(path: str, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
   with _open(path) as handle:
-    yield from pq.ParquetFile(handle).iter_batches(batch_size=batch_rows)
+    yield from pq.ParquetFile(handle, pre_buffer=False).iter_batches(batch_size=batch_rows)  # else whole row groups
 
 
 def part_paths(output: str) -> List[str]:
