@@ -7,7 +7,7 @@ makes (once, under bench_data/report_ROWS/) an output as the job writes it for
 distribution, scores, 512-value embeddings and row groups of Beam's size, 1%
 error rows, summary.json and job.json; the sources point at 60 real JPEGs so
 that the thumbnails are read. It then runs the report in a child process and
-prints its wall time and peak RSS (the child's own, from wait4).
+prints its wall time and peak RSS (the child's own VmHWM, sampled).
 """
 import argparse
 import json
@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks import shared
+from benchmarks import sampler, shared
 
 ROWS_PER_SHARD = 250_000
 ROW_GROUP_ROWS = 30_000  # about Beam's 64 MB row groups with 512-value embeddings
@@ -83,15 +83,21 @@ def make_output(root: pathlib.Path, rows: int, dims: int = 512, seed: int = 0) -
 
 
 def run_child(argv) -> dict:
-  """Runs `python ARGV` in a child process: its wall seconds, CPU seconds and peak RSS (from wait4)."""
+  """Runs `python ARGV` in a child process: its wall and CPU seconds (wait4) and peak RSS. The peak is the
+  child's own VmHWM, sampled (benchmarks/sampler.py): wait4's ru_maxrss also holds the RSS of the forked copy of
+  this process before exec, which is large once make_output has run here."""
   start = time.monotonic()
   child = subprocess.Popen([sys.executable] + list(argv), cwd=shared.ROOT)  # pylint: disable=consider-using-with
+  peak = sampler.PeakSampler(child.pid)
+  peak.start()
   _, status, usage = os.wait4(child.pid, 0)
   wall = time.monotonic() - start
+  peak.done.set()
+  peak.join()
   child.returncode = os.waitstatus_to_exitcode(status)
   if child.returncode:
     raise RuntimeError(f'{argv[:2]} failed with exit code {child.returncode}')
-  return {'wall_seconds': round(wall, 2), 'peak_rss_mb': round(usage.ru_maxrss / 1024), 'cpu_seconds':
+  return {'wall_seconds': round(wall, 2), 'peak_rss_mb': round(peak.launcher / 2**20), 'cpu_seconds':
           round(usage.ru_utime + usage.ru_stime, 2), 'cores': os.cpu_count()}
 
 

@@ -108,7 +108,7 @@ def _run_sample(job_argv: List[str], files: Sequence[match.FileRef], workdir: st
   from pipeline import run  # pylint: disable=import-outside-toplevel  # the job itself
   sample = os.path.join(workdir, f'{name}_inputs')
   paths = [ref.path if '://' in ref.path else os.path.abspath(ref.path) for ref in files]  # --input may be relative
-  if not any('://' in path for path in paths):
+  if all(os.path.isabs(path) for path in paths):
     os.makedirs(sample)
     for i, path in enumerate(paths):
       os.symlink(path, os.path.join(sample, f'{i:09d}_{os.path.basename(path)}'))

@@ -49,11 +49,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse(argv)
     paths = committed.part_paths(args.output)
     committed.schema(paths, args.column)  # before anything is written or deleted
-    _clear(args.dest.rstrip('/'), args.overwrite)
+    dest = args.dest.rstrip('/')
+    _clear(dest, args.overwrite)
     if args.to == 'npy':
-      written = npy.export(paths, args.column, args.dest.rstrip('/'), args.rows_per_shard)
+      written = npy.export(paths, args.column, dest, args.rows_per_shard)
     else:
-      written = lance.export(paths, args.column, args.dest.rstrip('/'), args.index)
+      written = lance.export(paths, args.column, dest, args.index)
   except committed.ExportError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

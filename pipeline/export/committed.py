@@ -67,4 +67,3 @@ def matrix(vectors: pa.Array):
   """A vector column's values as an [N, D] array of their own type (float32 or float16), no copy if it can."""
   values = pc.list_flatten(vectors).to_numpy(zero_copy_only=False)
   return values.reshape(len(vectors), -1)
-

@@ -49,4 +49,5 @@ def prediction_schema(classify: bool, embedding: Optional[vectors.Vectors], labe
   return pa.schema(fields, metadata=vectors.metadata(model, embedding))
 
 
-RESERVED_COLUMNS = tuple(prediction_schema(True, vectors.Vectors(1), True).names)  # passthrough columns may not take these
+# passthrough columns may not take these
+RESERVED_COLUMNS = tuple(prediction_schema(True, vectors.Vectors(1), True).names)
