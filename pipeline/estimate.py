@@ -148,7 +148,7 @@ def estimate(argv: Sequence[str]) -> dict:
   pipeline_options = PipelineOptions(job_argv + ['--output', tempfile.gettempdir()])
   local_defaults.apply(job_argv, pipeline_options)
   config = options.validate(pipeline_options)
-  input_plan = plan.plan_inputs(config.inputs, config.input_format, config.read_settings, config.passthrough_keys)
+  input_plan = options.plan_inputs(config)
   files, complete = list_inputs(input_plan, own.listing_limit)
   containers = any(fmt != detect.IMAGES for _, fmt in input_plan.inputs)
   sizes = {ref.path: _size(ref) for ref in files} if containers or not complete else {}

@@ -21,8 +21,8 @@ from transforms.format import DEFAULT_PROGRESS_SECONDS  # defined beside FormatR
 from transforms.infer import handler, models
 from transforms.output import claim, vectors
 from transforms.output.schema import RESERVED_COLUMNS, reduced_columns
-from transforms.read import image_units
-from transforms.read.formats import detect, passthrough, tf_example
+from transforms.read import image_units, plan
+from transforms.read.formats import detect, parquet_table, passthrough, tf_example
 from transforms.read.settings import (COMPRESSIONS, MAX_INPUT_BYTES, READ_BYTES_IN_FLIGHT, READS_IN_FLIGHT,
                                       ReadSettings)
 
@@ -40,8 +40,8 @@ class ImageOptions(PipelineOptions):
 
   @classmethod
   def _add_argparse_args(cls, parser):
-    inputs = parser.add_argument_group('inputs', 'Image files, TFRecord shards of tf.Example or WebDataset tar\n'
-                                       'shards, on local disk or any Beam filesystem (gs://).')
+    inputs = parser.add_argument_group('inputs', 'Image files, TFRecord shards of tf.Example, WebDataset tar\n'
+                                       'shards or Parquet image tables, on local disk or any Beam filesystem (gs://).')
     inputs.add_argument('--input', help='Required. Globs, folders (every image file, or every TFRecord or tar '
                         'shard, under them) or .txt lists of URIs one per line, separated by commas.')
     inputs.add_argument('--input_format', default=detect.AUTO,
@@ -57,6 +57,15 @@ class ImageOptions(PipelineOptions):
     inputs.add_argument('--id_key', default=None,
                         help=f'TFRecord: the tf.Example feature holding the id (default {tf_example.ID_KEY}, then '
                         f'{tf_example.FILENAME_KEY} without extension, then the record\'s location).')
+    inputs.add_argument('--image_column', default=None,
+                        help='Parquet tables: the column holding the image: binary, a Hugging Face image struct '
+                        '{bytes, path} or a string of locations (gs://, paths relative to the table, http(s) with '
+                        '--allow_http), read as image files are (default: the one binary or image-struct column).')
+    inputs.add_argument('--id_column', default=None,
+                        help=f'Parquet tables: the column holding the id (default {parquet_table.ID_COLUMN} if the '
+                        'table has one, else the image struct\'s path, else TABLE#row=N).')
+    inputs.add_argument('--allow_http', action='store_true',
+                        help='Parquet tables of locations: read http(s) ones too (they are refused by default).')
     inputs.add_argument('--reads_in_flight', type=int, default=READS_IN_FLIGHT,
                         help='Reads each reading thread keeps in flight while the model runs (image files, and on '
                         'gs:// ranged reads of TFRecord and tar shards), taken in order; about storage latency x '
@@ -66,7 +75,9 @@ class ImageOptions(PipelineOptions):
     inputs.add_argument('--passthrough_keys', default=None,
                         help='TFRecord features, tar member extensions or KEY.json fields copied into output '
                         'columns of the same name, comma-separated, each optionally typed NAME:TYPE '
-                        f'({", ".join(passthrough.TYPES)}); untyped ones are typed from the first records.')
+                        f'({", ".join(passthrough.TYPES)}); untyped ones are typed from the first records. '
+                        'Parquet tables: the columns passed through (default: all but the image and id), '
+                        'with their own types.')
 
     model = parser.add_argument_group('model', 'Which model, what it computes and how images are fed to it.')
     add_model_arguments(model)
@@ -218,7 +229,9 @@ def validate(options: PipelineOptions) -> JobConfig:
   settings = ReadSettings(o.image_key or None, o.id_key or None, o.compression,
                           max_input_bytes=o.max_input_bytes, reads_in_flight=o.reads_in_flight,
                           read_bytes_in_flight=o.read_bytes_in_flight,
-                          anonymous=bool(options.view_as(GoogleCloudOptions).no_auth))
+                          anonymous=bool(options.view_as(GoogleCloudOptions).no_auth),
+                          image_column=o.image_column or None, id_column=o.id_column or None,
+                          allow_http=bool(o.allow_http))
   threads = o.model_threads
   if threads is None and o.model_copies is None:  # with copies: cores / copies where the model loads (handler)
     threads = local_defaults.model_threads(options)
@@ -238,3 +251,9 @@ def validate(options: PipelineOptions) -> JobConfig:
                    inference_timeout_seconds=o.inference_timeout_seconds, model_copies=o.model_copies,
                    analysis=_analysis(options, output_prefix, spec, passthrough_keys),
                    embedding_dtype=o.embedding_dtype, normalize_embeddings=o.normalize_embeddings)
+
+
+def plan_inputs(config: JobConfig) -> plan.InputPlan:
+  """The read plan of the job's inputs (raises plan.InputError); a table's columns may not take the output's."""
+  return plan.plan_inputs(config.inputs, config.input_format, config.read_settings, config.passthrough_keys,
+                          RESERVED_COLUMNS + reduced_columns(whiten=True))

@@ -1,12 +1,14 @@
-"""Packs image files into TFRecord or WebDataset tar shards (`python -m pipeline.pack`).
+"""Packs image files into TFRecord, WebDataset tar or Parquet shards (`python -m pipeline.pack`).
 
 The image bytes are copied unchanged and each image keeps the id the job gives
 the file itself (its path under the glob's base, without extension), so a
 packed data set yields the same prediction rows as the files it came from.
 TFRecord shards hold tf.train.Example records with image/encoded, image/id,
 image/filename and image/format; tar shards hold ID.EXT members as img2dataset
-writes them. Shards are named PREFIX-SSSSS-of-NNNNN.tfrecord (or .tar), with
-.gz added when compressed, on any Beam filesystem.
+writes them; Parquet shards are tables as Hugging Face datasets writes them, an
+`id` column and an `image` struct {bytes, path}, in row groups of 100 rows.
+Shards are named PREFIX-SSSSS-of-NNNNN.tfrecord (or .tar, .parquet), with .gz
+added when compressed, on any Beam filesystem.
 """
 import argparse
 import dataclasses
@@ -16,6 +18,8 @@ import posixpath
 import sys
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -28,6 +32,13 @@ from transforms.read.formats import detect, tf_example, tfrecord, webdataset
 _FORMAT_NAMES = {'jpg': 'jpeg', 'tif': 'tiff'}
 DEFAULT_IMAGES_PER_SHARD = 1000
 COMPRESSIONS = ('none', 'gzip')
+FORMATS = (detect.TFRECORD, detect.TAR, detect.PARQUET)
+PARQUET_ROWS_PER_GROUP = 100  # as `datasets` writes image tables
+# The table Hugging Face datasets writes for an Image feature, with the features it records in the schema.
+IMAGE_STRUCT = pa.struct([('bytes', pa.binary()), ('path', pa.string())])
+HF_FEATURES = {'info': {'features': {'id': {'dtype': 'string', '_type': 'Value'}, 'image': {'_type': 'Image'}}}}
+TABLE_SCHEMA = pa.schema([('id', pa.string()), ('image', IMAGE_STRUCT)],
+                         metadata={'huggingface': json.dumps(HF_FEATURES)})
 PROG = 'python -m pipeline.pack'
 
 
@@ -85,6 +96,20 @@ def _write_tar(path: str, files: Sequence[match.FileRef], gzip: bool) -> None:
     writer.close()
 
 
+def _write_parquet(path: str, files: Sequence[match.FileRef], _gzip: bool) -> None:
+  with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+    with pq.ParquetWriter(out, TABLE_SCHEMA) as writer:
+      for at in range(0, len(files), PARQUET_ROWS_PER_GROUP):
+        group = files[at:at + PARQUET_ROWS_PER_GROUP]
+        images = [{'bytes': _read(f.path), 'path': posixpath.basename(f.path)} for f in group]
+        writer.write_table(pa.table({'id': [f.id for f in group], 'image': pa.array(images, IMAGE_STRUCT)},
+                                    schema=TABLE_SCHEMA))
+
+
+_WRITERS = {detect.TFRECORD: (_write_tfrecord, '.tfrecord'), detect.TAR: (_write_tar, '.tar'),
+            detect.PARQUET: (_write_parquet, '.parquet')}
+
+
 def pack(patterns: Sequence[str], output: str, fmt: str, images_per_shard: int = DEFAULT_IMAGES_PER_SHARD,
          gzip: bool = False) -> Packed:
   """Writes the shards; returns their paths and the number of images packed."""
@@ -94,9 +119,8 @@ def pack(patterns: Sequence[str], output: str, fmt: str, images_per_shard: int =
     if dotted:
       raise PackError(f'WebDataset keys cannot contain dots (the first dot starts the extension): {dotted[:5]}')
   count = max(1, -(-len(files) // images_per_shard))
-  suffix = ('.tfrecord' if fmt == detect.TFRECORD else '.tar') + ('.gz' if gzip else '')
-  paths = _shard_paths(output, count, suffix)
-  write = _write_tfrecord if fmt == detect.TFRECORD else _write_tar
+  write, suffix = _WRITERS[fmt]
+  paths = _shard_paths(output, count, suffix + ('.gz' if gzip else ''))
   for i, path in enumerate(paths):
     write(path, files[i * images_per_shard:(i + 1) * images_per_shard], gzip)
     logging.info('wrote %s', path)
@@ -117,20 +141,23 @@ def parse_pack(argv: Optional[Sequence[str]] = None) -> PackConfig:
   """Options of the packer; Beam's options (filesystem ones such as --no_auth) pass through, and an option
   that neither the packer nor Beam knows is refused. Raises options.OptionsError."""
   argv = list(sys.argv[1:] if argv is None else argv)
-  parser = argparse.ArgumentParser(prog=PROG, description='Pack image files into TFRecord '
-                                   'or WebDataset tar shards, keeping the ids the job gives the files.',
+  parser = argparse.ArgumentParser(prog=PROG, description='Pack image files into TFRecord, '
+                                   'WebDataset tar or Parquet shards, keeping the ids the job gives the files.',
                                    formatter_class=command_line.DefaultsHelpFormatter)
   parser.add_argument('--input', required=True, help='A folder (every image file under it), globs or .txt lists '
                       'of URIs, separated by commas; local or gs://.')
-  parser.add_argument('--output', required=True, help='Shard path prefix: PREFIX-SSSSS-of-NNNNN.tfrecord or .tar')
-  parser.add_argument('--format', default=detect.TFRECORD, help=f'{detect.TFRECORD} or {detect.TAR}')
+  parser.add_argument('--output', required=True, help='Shard path prefix: PREFIX-SSSSS-of-NNNNN.tfrecord, .tar or '
+                      '.parquet')
+  parser.add_argument('--format', default=detect.TFRECORD, help=', '.join(FORMATS))
   parser.add_argument('--images_per_shard', type=int, default=DEFAULT_IMAGES_PER_SHARD, help='Images in each shard.')
   parser.add_argument('--compression', default=COMPRESSIONS[0], help=' or '.join(COMPRESSIONS))
   args, rest = parser.parse_known_args(argv)
   own = [s for action in parser._actions for s in action.option_strings]  # pylint: disable=protected-access
   command_line.check_known(rest, PROG, own)  # a typo such as --images-per-shard would otherwise go unnoticed
-  if args.format not in (detect.TFRECORD, detect.TAR):
-    raise options.OptionsError(f'--format must be {detect.TFRECORD} or {detect.TAR}, not {args.format!r}')
+  if args.format not in FORMATS:
+    raise options.OptionsError(f'--format must be one of {", ".join(FORMATS)}, not {args.format!r}')
+  if args.format == detect.PARQUET and args.compression != COMPRESSIONS[0]:
+    raise options.OptionsError('--compression applies to TFRecord and tar shards (Parquet compresses its pages)')
   if args.compression not in COMPRESSIONS:
     raise options.OptionsError(f'--compression must be {" or ".join(COMPRESSIONS)}, not {args.compression!r}')
   if args.images_per_shard < 1:

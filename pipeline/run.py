@@ -44,6 +44,7 @@ def row_shaping_options(config: options.JobConfig) -> dict:
   return {
       'input': ','.join(config.inputs), 'input_format': config.input_format, 'compression': settings.compression,
       'image_key': settings.image_key, 'id_key': settings.id_key,
+      'image_column': settings.image_column, 'id_column': settings.id_column, 'allow_http': settings.allow_http,
       'passthrough_keys': [list(key) for key in config.passthrough_keys],
       'model': spec.location, 'task': spec.task, 'image_size': spec.image_size,
       'classes_output': spec.classes_output, 'embedding_output': spec.embedding_output,
@@ -97,7 +98,7 @@ def prepare(argv: List[str]) -> Tuple[beam.Pipeline, options.JobConfig]:
   local_defaults.apply(argv, pipeline_options)
   gcs_auth.apply(pipeline_options)  # gs:// access for checks and model copies made here, and on workers
   config = options.validate(pipeline_options)
-  input_plan = plan.plan_inputs(config.inputs, config.input_format, config.read_settings, config.passthrough_keys)
+  input_plan = options.plan_inputs(config)
   logging.info('inputs: %s', ', '.join(f'{pattern} ({fmt})' for pattern, fmt in input_plan.inputs))
   # the keys the plan found in the records (a TFDS layout) go into job.json, as given ones do
   config = dataclasses.replace(config, read_settings=dataclasses.replace(

@@ -6,6 +6,7 @@ JobManager, two TaskManagers (two nodes' worth: each starts its own SDK workers)
 exactly as templates/flink/README.md tells users; the job is then launched with the flags that script prints,
 as a user would (tests/flink.py).
 """
+import contextlib
 import datetime
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import List
 
 import numpy as np
 import psutil
@@ -189,10 +191,10 @@ def test_a_killed_launchers_job_left_on_flink_writes_nothing_once_a_resume_took_
         break
       assert resumed.poll() is None, resumed.communicate()[1][-6000:]
       time.sleep(0.05)
-    for worker in workers:
-      worker.resume()
+    _resume(workers)
     report = _finish(resumed)
   finally:
+    _resume(workers)  # never left stopped: a held worker would keep the old job's slots from the next test
     if resumed.poll() is None:
       resumed.kill()
   orphan = cluster.job(name)
@@ -205,6 +207,13 @@ def test_a_killed_launchers_job_left_on_flink_writes_nothing_once_a_resume_took_
       assert marker.stat().st_mtime < taken_over + 1, f'{marker.name} written by the old job after the takeover'
   assert report['resumed']['skipped_units'] > 0, report['resumed']
   assert_same_output(out, report, direct, restarted=True)
+
+
+def _resume(workers: List[psutil.Process]) -> None:
+  """SIGCONT to each held worker still there (Flink may have ended one while it was held)."""
+  for worker in workers:
+    with contextlib.suppress(psutil.NoSuchProcess):
+      worker.resume()
 
 
 def _wait_gone(pid: int, timeout: float = 60) -> None:

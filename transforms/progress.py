@@ -96,8 +96,13 @@ def listed(fmt: str, size: Optional[int]) -> None:
   """A file the planning listed: an image file is a record; a shard counts its bytes (transforms/read/totals.py)."""
   if fmt in (detect.TFRECORD, detect.TAR):
     _count(**{f'planned_{fmt}_bytes': size or 0})
-  else:
+  elif fmt != detect.PARQUET:  # a table's rows are counted from its footer, when its units are planned
     _count(planned=1)
+
+
+def table_planned(rows: int) -> None:
+  """A Parquet table's rows, from its footer."""
+  _count(planned=rows)
 
 
 def shards_planned(shards: int) -> None:

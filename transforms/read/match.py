@@ -151,8 +151,10 @@ def first_file(pattern: str, fmt: Optional[str] = None) -> Optional[str]:
     return next(list_file_refs(pattern), FileRef(None, '', None)).path
   if is_folder(pattern):
     matches = FileSystems.match([as_glob(pattern)], limits=[_FIRST_FILE_LOOKAHEAD])[0].metadata_list
-    known = (detect.format_by_name(m.path) for m in matches)
-    return next((m.path for m, f in zip(matches, known) if f and f == (fmt or f)), None)
+    known = [(m.path, detect.format_by_name(m.path)) for m in matches]
+    if fmt is None and any(f not in (None, detect.PARQUET) for _, f in known):
+      fmt = next(f for _, f in known if f not in (None, detect.PARQUET))  # tables beside shards are their metadata
+    return next((path for path, f in known if f and f == (fmt or f)), None)
   matches = FileSystems.match([pattern], limits=[_FIRST_FILE_LOOKAHEAD])[0].metadata_list
   skipped = skips(pattern, None)
   return next((m.path for m in matches if not skipped(m.path)), matches[0].path if matches else None)

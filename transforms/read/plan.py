@@ -2,7 +2,8 @@
 the passthrough columns typed.
 
 The format is detected from the input's first file (by extension, else by
-content); undeclared passthrough types from its first records.
+content); undeclared passthrough types from its first records; a Parquet
+table's columns from its first file's schema.
 """
 import contextlib
 import dataclasses
@@ -11,9 +12,9 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.read import match, tar_shards, tfrecord_shards
-from transforms.read.formats import example_keys, passthrough
-from transforms.read.formats.detect import AUTO, IMAGES, TAR, TFRECORD, format_by_content, format_by_name
+from transforms.read import match, parquet_tables, tar_shards, tfrecord_shards
+from transforms.read.formats import example_keys, parquet_table, passthrough
+from transforms.read.formats.detect import AUTO, IMAGES, PARQUET, TAR, TFRECORD, format_by_content, format_by_name
 from transforms.read.settings import ReadSettings
 
 SAMPLE_RECORDS = 100  # records read in the launcher: to find the image feature, to type passthrough columns
@@ -62,7 +63,7 @@ def _check_compression(path: str, fmt: str, compression: str) -> None:
 
 
 def plan_inputs(patterns: Sequence[str], input_format: str = AUTO, settings: ReadSettings = ReadSettings(),
-         passthrough_keys: Sequence[Tuple[str, Optional[str]]] = ()) -> InputPlan:
+                passthrough_keys: Sequence[Tuple[str, Optional[str]]] = (), reserved: Sequence[str] = ()) -> InputPlan:
   """Formats per input and the passthrough columns' types; raises InputError before any work."""
   planned = []
   firsts = {}
@@ -80,6 +81,10 @@ def plan_inputs(patterns: Sequence[str], input_format: str = AUTO, settings: Rea
     planned.append((pattern, fmt))
     firsts.setdefault(fmt, first)
   used = set(firsts)
+  if PARQUET in used:
+    return _plan_tables(tuple(planned), firsts, settings, passthrough_keys, reserved)
+  if settings.image_column or settings.id_column or settings.allow_http:
+    raise InputError('--image_column, --id_column and --allow_http apply to Parquet tables only')
   if settings.id_key is not None and used != {TFRECORD}:
     raise InputError('--id_key applies to TFRecord inputs only (image files and tar samples have their own ids)')
   if settings.image_key is not None and IMAGES in used:
@@ -111,3 +116,30 @@ def plan_inputs(patterns: Sequence[str], input_format: str = AUTO, settings: Rea
   except passthrough.PassthroughError as e:
     raise InputError(str(e)) from e
   return InputPlan(tuple(planned), dataclasses.replace(settings, columns=columns))
+
+
+def _plan_tables(planned, firsts, settings: ReadSettings, passthrough_keys, reserved: Sequence[str]) -> InputPlan:
+  """A job of Parquet tables: their columns, from the first file's schema."""
+  if len(firsts) > 1:
+    raise InputError(f'Parquet tables ({firsts[PARQUET]}) and other inputs ({", ".join(sorted(set(firsts) - {PARQUET}))}'
+                     ') do not share their columns: run them as jobs of their own')
+  if settings.image_key or settings.id_key:
+    raise InputError('--image_key and --id_key apply to TFRecord and tar inputs; a table\'s are --image_column '
+                     'and --id_column')
+  typed = [name for name, declared in passthrough_keys if declared is not None]
+  if typed:
+    raise InputError(f'--passthrough_keys {", ".join(typed)}: a table\'s columns keep their own types; name them '
+                     'without one')
+  first = firsts[PARQUET]
+  with _peeking(f'cannot read the schema of {first}'):
+    schema = parquet_tables.schema(first, settings.anonymous)
+  try:
+    table = parquet_table.resolve(schema, settings.image_column, settings.id_column,
+                                  [name for name, _ in passthrough_keys] or None, reserved, first)
+  except parquet_table.TableError as e:
+    raise InputError(str(e)) from e
+  logging.info('inputs: %s: images from column %s (%s), ids from %s, passing through %s', first, table.image,
+               table.kind, table.id or 'the image path or the row', ', '.join(table.passthrough) or 'nothing')
+  columns = tuple(passthrough.Column(name, str(dtype), dtype)
+                  for name, dtype in parquet_table.passthrough_types(schema, table))
+  return InputPlan(planned, dataclasses.replace(settings, table=table, columns=columns))

@@ -3,14 +3,15 @@ input format.
 
 Each input is read by the reader of its format, as the plan (plan.py) fixed
 it: image files (image_files.py), TFRecord shards of tf.Example
-(tfrecord_shards.py) or WebDataset tar shards (tar_shards.py).
+(tfrecord_shards.py), WebDataset tar shards (tar_shards.py) or Parquet image
+tables (parquet_tables.py).
 """
 from typing import Dict
 
 import apache_beam as beam
 
-from transforms.read import image_files, image_units, storage, tar_shards, tfrecord_shards, units
-from transforms.read.formats.detect import FORMATS, IMAGES, TAR, TFRECORD
+from transforms.read import image_files, image_units, parquet_tables, storage, tar_shards, tfrecord_shards, units
+from transforms.read.formats.detect import FORMATS, IMAGES, PARQUET, TAR, TFRECORD
 from transforms.read.plan import InputPlan
 
 
@@ -19,6 +20,8 @@ def _planner(fmt: str, input_plan: InputPlan, files_per_unit: int):
     return tfrecord_shards.PlanRanges(input_plan.settings.compression)
   if fmt == TAR:
     return tar_shards.planner
+  if fmt == PARQUET:
+    return parquet_tables.PlanRowGroups(input_plan.settings, files_per_unit)
   return image_units.planner(files_per_unit)
 
 
@@ -26,8 +29,10 @@ def readers(input_plan: InputPlan) -> Dict[str, beam.DoFn]:
   """Per format, the DoFn that reads one item of a unit."""
   settings = input_plan.settings
   files = image_files.reader(settings.max_input_bytes, storage.Storage.of(settings))
-  return {TFRECORD: tfrecord_shards.reader(settings), TAR: tar_shards.reader(settings),
-          **{fmt: files for fmt in FORMATS if fmt not in (TFRECORD, TAR)}}
+  shards = {TFRECORD: tfrecord_shards.reader(settings), TAR: tar_shards.reader(settings)}
+  if settings.table is not None:
+    shards[PARQUET] = parquet_tables.reader(settings)
+  return {**shards, **{fmt: files for fmt in FORMATS if fmt not in (TFRECORD, TAR, PARQUET)}}
 
 
 def read_units(input_plan: InputPlan) -> units.ReadUnits:

@@ -2,7 +2,7 @@
 import dataclasses
 from typing import Optional, Tuple
 
-from transforms.read.formats import passthrough
+from transforms.read.formats import parquet_table, passthrough
 
 COMPRESSIONS = ('auto', 'none', 'gzip')
 MAX_INPUT_BYTES = 256 << 20  # --max_input_bytes: the largest image file, tar member or TFRecord record read
@@ -29,3 +29,7 @@ class ReadSettings:
   reads_in_flight: int = READS_IN_FLIGHT  # 1: one read at a time, in the reading thread
   read_bytes_in_flight: int = READ_BYTES_IN_FLIGHT
   anonymous: bool = False  # gs:// without credentials (--no_auth)
+  image_column: Optional[str] = None  # of Parquet tables (--image_column); None: the one binary or image struct
+  id_column: Optional[str] = None  # of Parquet tables (--id_column); None: a column named id, if any
+  table: Optional[parquet_table.TableColumns] = None  # a Parquet input's columns, as the plan resolved them
+  allow_http: bool = False  # a URI table's http(s) locations are read (--allow_http)

@@ -7,8 +7,8 @@ from typing import Optional
 
 from transforms.read.formats import tfrecord
 
-IMAGES, TFRECORD, TAR = 'images', 'tfrecord', 'tar'
-FORMATS = (IMAGES, TFRECORD, TAR)
+IMAGES, TFRECORD, TAR, PARQUET = 'images', 'tfrecord', 'tar', 'parquet'
+FORMATS = (IMAGES, TFRECORD, TAR, PARQUET)
 AUTO = 'auto'
 # Image file extensions, in the order a WebDataset sample's image member is chosen by: the photo formats Pillow
 # decodes with what requirements.txt installs (AVIF is built into Pillow 11; HEIC would need pillow-heif).
@@ -16,8 +16,9 @@ IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp', 'bmp', 'gif', 'tif', 'tiff', '
                     'apng', 'jp2', 'j2k', 'jpx', 'pgm', 'pbm', 'pnm', 'qoi', 'tga')
 TFRECORD_EXTENSIONS = ('.tfrecord', '.tfrecords', '.tfrec', '.record', '.records')
 TAR_EXTENSIONS = ('.tar', '.tar.gz', '.tgz')
+PARQUET_EXTENSIONS = ('.parquet', '.parq')
 # Files that sit beside data sets (img2dataset's .parquet and _stats.json, notes, checksums): a glob leaves them
-# out, counted as skipped, unless it names their extension itself.
+# out, counted as skipped, unless it names their extension itself (a glob of .parquet files reads tables).
 SIDECAR_EXTENSIONS = ('.parquet', '.json', '.jsonl', '.csv', '.tsv', '.txt', '.md', '.html', '.yaml', '.yml', '.log',
                       '.pkl', '.npy', '.npz', '.crc', '.md5', '.sha256')
 _IMAGE_SUFFIXES = tuple('.' + ext for ext in IMAGE_EXTENSIONS)
@@ -37,6 +38,8 @@ def format_by_name(path: str) -> Optional[str]:
   name = path.lower()
   if name.endswith(TAR_EXTENSIONS):
     return TAR
+  if name.endswith(PARQUET_EXTENSIONS):
+    return PARQUET
   name = name[:-3] if name.endswith('.gz') else name
   if name.endswith(TFRECORD_EXTENSIONS):
     return TFRECORD
@@ -54,6 +57,8 @@ def format_by_content(head: bytes) -> Optional[str]:
       return None
   if head[257:262] == b'ustar':
     return TAR
+  if head[:4] == b'PAR1':
+    return PARQUET
   if (head.startswith(_IMAGE_MAGIC) or (head[:4] == b'RIFF' and head[8:12] == b'WEBP')
       or head[4:12] in (b'ftypavif', b'ftypavis')):  # AVIF: an ISO-BMFF file of brand avif
     return IMAGES

@@ -37,10 +37,13 @@ class Values(NamedTuple):
 
 class Column(NamedTuple):
   name: str
-  type: str  # one of TYPES
+  type: str  # one of TYPES, or a table column's Arrow type as text
+  arrow: Optional[pa.DataType] = None  # a table column's own type (Parquet inputs keep theirs)
 
   @property
   def arrow_type(self) -> pa.DataType:
+    if self.arrow is not None:
+      return self.arrow
     item = SCALARS[_item_type(self.type)]
     return pa.list_(item) if self.type.startswith('list<') else item
 

@@ -1,0 +1,166 @@
+"""Parquet image tables -> EncodedImage, a row group (or a range of a URI table's large group) per read unit.
+
+Planning reads each file's footer on a worker (its tail: one ranged GET on gs://) and makes a unit of each row
+group, `TABLE#rows=START-END`; the footer's row counts are what the unit must give, counted apart from the
+reader: every row becomes an image or an error row (a null image, one over --max_input_bytes, a group whose
+pages do not parse: one error row per row, `TABLE#row=N`). A file whose footer does not parse is one error row.
+
+Reading a unit is two ranged reads put in the read window (window.py) when the unit is queued: its group's
+column chunks and the footer, in flight while earlier units are inferred; pyarrow then parses them from
+memory. A URI table's rows are then read as image files are, each one read in the window (image_files.py):
+a location storage refuses is an error row, or unread after retries. Storage that keeps failing on the
+table itself makes the unit unread (`TABLE#rows=START-END`), as a TFRecord range would be.
+"""
+from typing import Callable, Iterable, Iterator, List, NamedTuple, Optional
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from transforms import elements, progress
+from transforms.read import image_files, match, outcomes, retry, storage
+from transforms.read.formats import parquet_table
+from transforms.read.formats.parquet_table import RowSpan
+from transforms.read.settings import InputTooLarge, ReadSettings
+from transforms.read.window import Fetch, Window
+
+HTTP = ('http://', 'https://')
+
+
+def _read_once(store: storage.Storage, path: str, start: int, end: int):
+  yield store.read_range(path, start, end), None
+
+
+def read_bytes(store: storage.Storage, path: str, start: int, end: int):
+  """Bytes [start, end) after retries, or a retry.Unread."""
+  (got,) = list(retry.resilient(lambda _: _read_once(store, path, start, end), None, lambda _: path))
+  return got
+
+
+def footer(store: storage.Storage, path: str, size: int) -> pq.FileMetaData:
+  """The file's footer, from its tail; raises ValueError for a file that is not Parquet."""
+  tail = store.read_range(path, max(0, size - parquet_table.FOOTER_READ_BYTES), size)
+  if len(tail) < 12 or tail[-4:] != parquet_table.MAGIC:
+    raise ValueError(f'{path} is not a Parquet file (no PAR1 at its end)')
+  length = int.from_bytes(tail[-8:-4], 'little')
+  if length + 8 > len(tail):
+    tail = store.read_range(path, max(0, size - length - 8), size)
+  held = parquet_table.HeldBytes(size, [(size - len(tail), tail)])
+  try:
+    return pq.ParquetFile(held).metadata
+  except (OSError, pa.ArrowException) as e:
+    raise ValueError(f'the footer of {path} does not parse: {e}') from e
+
+
+def schema(path: str, anonymous: bool = False) -> pa.Schema:
+  """The table's Arrow schema (in the launcher)."""
+  size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+  return footer(storage.Storage(anonymous), path, size).schema.to_arrow_schema()
+
+
+class PlanRowGroups(beam.DoFn):
+  """FileRef -> (unit name, RowSpan) per unit of its footer; a file whose footer cannot be read is one unit
+  holding its error."""
+
+  def __init__(self, settings: ReadSettings, uri_rows_per_unit: int):
+    self._store = storage.Storage(settings.anonymous)
+    self._rows = uri_rows_per_unit if settings.table.kind == parquet_table.URI else None
+
+  def process(self, file: match.FileRef) -> Iterator:
+    try:
+      size = file.size
+      if size is None:
+        size = FileSystems.match([file.path])[0].metadata_list[0].size_in_bytes
+      metadata = footer(self._store, file.path, size)
+    except Exception as e:  # pylint: disable=broad-except  # gone, not Parquet, a damaged footer
+      yield file.path, elements.error_for(elements.ImageRef(file.path, file.path), elements.READ, e)
+      return
+    progress.table_planned(metadata.num_rows)
+    for span in parquet_table.spans(file.path, size, metadata, self._rows):
+      yield parquet_table.unit_name(span), span
+
+
+class _Prepared(NamedTuple):
+  window: Window
+  group: Fetch
+  footer: Fetch
+
+
+class _ReadTables(beam.DoFn):
+
+  def __init__(self, settings: ReadSettings):
+    self._settings = settings
+    self._store = storage.Storage.of(settings)
+    self._files = image_files.reader(settings.max_input_bytes, self._store)
+    self._read = outcomes.ReadCounter()
+    self._types = pa.schema([(c.name, c.arrow_type) for c in settings.columns]) if settings.columns else None
+
+  def prepare(self, span: RowSpan, window: Window) -> _Prepared:
+    """The group's bytes and the footer, in the window."""
+    fetch = lambda start, end: window.add(Fetch(lambda: read_bytes(self._store, span.path, start, end), end - start))
+    return _Prepared(window, fetch(span.byte_start, span.byte_end), fetch(span.footer_start, span.size))
+
+  def process(self, span: RowSpan, prepared: Optional[_Prepared] = None) -> Iterable:
+    table = self._settings.table
+    try:
+      if prepared is not None:
+        group, tail = prepared.window.take(prepared.group), prepared.window.take(prepared.footer)
+      else:
+        group = read_bytes(self._store, span.path, span.byte_start, span.byte_end)
+        tail = read_bytes(self._store, span.path, span.footer_start, span.size)
+      for got in (group, tail):
+        if isinstance(got, retry.Unread):
+          yield beam.pvalue.TaggedOutput(retry.UNREAD_TAG, parquet_table.unit_name(span))
+          return
+      found = list(parquet_table.rows(span, parquet_table.read_span(span, group, tail, table), table, self._types))
+    except Exception as e:  # pylint: disable=broad-except  # the group is damaged, or storage refused it for good
+      for row in range(span.start, span.end):
+        yield self._error(elements.ImageRef(parquet_table.row_source(span.path, row),
+                                            parquet_table.row_source(span.path, row)), e)
+      return
+    if table.kind == parquet_table.URI:
+      yield from self._fetched(found, prepared.window if prepared is not None else None)
+      return
+    for row in found:
+      ref = elements.ImageRef(row.id, row.source, row.extra or None)
+      if row.image is None:
+        yield self._error(ref, ValueError('the row has no image (null)'))
+      elif len(row.image) > self._settings.max_input_bytes:
+        yield self._error(ref, InputTooLarge('the image', len(row.image), self._settings.max_input_bytes))
+      else:
+        self._read.inc()
+        yield elements.EncodedImage(ref, row.image)
+
+  def _fetched(self, found: List[parquet_table.Row], window: Optional[Window]) -> Iterator:
+    """A URI table's rows, each image read as an image file is (through the window when there is one)."""
+    takes: List[Optional[Callable]] = []
+    for row in found:
+      ok = row.uri is not None and (self._settings.allow_http or not row.uri.startswith(HTTP))
+      file = match.FileRef(row.uri, row.id, None)
+      takes.append(self._files.prepare(file, window) if ok and window is not None and window.reads > 1 else None)
+    for row, take in zip(found, takes):
+      ref = elements.ImageRef(row.id, row.source, row.extra or None)
+      if row.uri is None:
+        yield self._error(ref, ValueError('the row has no image location (null)'))
+        continue
+      if row.uri.startswith(HTTP) and not self._settings.allow_http:
+        yield self._error(ref, PermissionError(f'{row.uri}: http(s) locations are read only with --allow_http'))
+        continue
+      for out in self._files.process(match.FileRef(row.uri, row.id, None), take):
+        yield _with_extra(out, row.extra)
+
+  def _error(self, ref: elements.ImageRef, exc: BaseException):
+    self._read.inc()
+    return beam.pvalue.TaggedOutput(elements.ERRORS_TAG, elements.error_for(ref, elements.READ, exc))
+
+
+def _with_extra(out, extra: dict):
+  """image_files' output for a URI row, its passthrough values added (errors and unread pass as they are)."""
+  if isinstance(out, elements.EncodedImage):
+    return out._replace(ref=out.ref._replace(extra=extra or None))
+  return out
+
+
+def reader(settings: ReadSettings) -> beam.DoFn:
+  return _ReadTables(settings)
