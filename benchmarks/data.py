@@ -7,7 +7,8 @@ larger set extends a smaller one and the work splits over all cores. For N
 images the benchmark reads `files-N/` (hard links to the cached JPEGs, so that
 a plain glob names exactly N files, as Beam's MatchFiles needs) and the same
 images packed by the project's packer (pipeline/pack.py) into
-`tfrecord-N/shard-*.tfrecord` and WebDataset `tar-N/shard-*.tar`.
+`tfrecord-N/shard-*.tfrecord`, WebDataset `tar-N/shard-*.tar` and Hugging
+Face-layout Parquet tables `parquet-N/shard-*.parquet`.
 """
 import multiprocessing
 import os
@@ -27,6 +28,7 @@ QUALITY = 90
 SIZE = (500, 375)
 IMAGES_PER_SHARD = 1000  # TFRecord shards (cut into byte ranges when read)
 TAR_IMAGES_PER_SHARD = 500  # tar shards, each one read unit
+PARQUET_IMAGES_PER_SHARD = 1000  # Parquet tables, in row groups of pack.PARQUET_ROWS_PER_GROUP (one unit each)
 
 _photos: List[Image.Image] = []
 
@@ -36,6 +38,7 @@ class DataSet(NamedTuple):
   files: str  # glob naming exactly `count` JPEG files
   tfrecord: str  # glob naming the TFRecord shards holding the same images
   tar: str  # glob naming WebDataset tar shards holding the same images
+  parquet: str  # glob naming Parquet tables (an id column, an image struct) holding the same images
 
 
 def _load_photos() -> None:
@@ -70,14 +73,16 @@ def _linked(paths: List[pathlib.Path], directory: pathlib.Path) -> None:
 
 
 def make(count: int, root: pathlib.Path = ROOT) -> DataSet:
-  """The data set of `count` images, as files and as TFRecord shards; cached under root, so cheap once made."""
+  """The data set of `count` images, as files, TFRecord, tar and Parquet shards; cached under root, so cheap once
+  made."""
   shared.require_shared()
   paths = _jpegs(count, root)
   files = root / f'files-{count}'
   _linked(paths, files)
   globs = {}
   for fmt, extension, per_shard in ((detect.TFRECORD, 'tfrecord', IMAGES_PER_SHARD),
-                                   (detect.TAR, 'tar', TAR_IMAGES_PER_SHARD)):
+                                   (detect.TAR, 'tar', TAR_IMAGES_PER_SHARD),
+                                   (detect.PARQUET, 'parquet', PARQUET_IMAGES_PER_SHARD)):
     shards = root / f'{extension}-{count}'
     done = shards / 'DONE'
     if not done.exists():
@@ -87,4 +92,4 @@ def make(count: int, root: pathlib.Path = ROOT) -> DataSet:
       pack.pack([str(files)], str(shards / 'shard'), fmt, per_shard)
       done.write_text(f'{count}\n')
     globs[fmt] = str(shards / f'shard-*.{extension}')
-  return DataSet(count, str(files / '*.jpg'), globs[detect.TFRECORD], globs[detect.TAR])
+  return DataSet(count, str(files / '*.jpg'), globs[detect.TFRECORD], globs[detect.TAR], globs[detect.PARQUET])

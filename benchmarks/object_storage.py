@@ -1,5 +1,5 @@
-"""Object storage side by side with local disk: the job over the same JPEGs, TFRecord shards and tar shards, read
-from disk and from gs://, and Ray Data's read_images over the same objects.
+"""Object storage side by side with local disk: the job over the same JPEGs, TFRecord shards, tar shards and Parquet
+tables, read from disk and from gs://, and Ray Data's read_images over the same objects.
 
 `python -m benchmarks.object_storage [--images 3000] [--small_images 300] [--latencies 25,100] [--repeats 2]
 [--variants disk_files,gcs_files,...]`
@@ -14,6 +14,7 @@ so that the rate is marginal (start-up apart) as in benchmarks/throughput.py:
   disk_files, gcs_files        python -m pipeline over the JPEGs (TFLite classify, as issue 29 measured)
   disk_tfrecord, gcs_tfrecord  the same over the TFRecord shards of those images
   disk_tar, gcs_tar            the same over WebDataset tar shards of them
+  disk_parquet, gcs_parquet    the same over Parquet tables of them (Hugging Face's image struct, pipeline/pack.py)
   ray_gcs                      benchmarks.peer_ray (read_images) over the gs:// JPEGs, pyarrow's GcsFileSystem
 
 Reported per variant: images/s, worker CPU ms per image, requests and
@@ -41,7 +42,7 @@ from benchmarks.latency_proxy import LatencyProxy
 from benchmarks.sampler import cpu_seconds
 from benchmarks.throughput import machine, measured, run_sampled, save, summarize
 
-FORMATS = ('files', 'tfrecord', 'tar')
+FORMATS = ('files', 'tfrecord', 'tar', 'parquet')  # DataSet fields
 VARIANTS = tuple(f'{where}_{fmt}' for fmt in FORMATS for where in ('disk', 'gcs')) + ('ray_gcs',)
 BUCKET = 'bench'
 
@@ -55,7 +56,7 @@ def _upload(endpoint: str, dataset: data.DataSet) -> Dict[str, str]:
     client = storage.Client.create_anonymous_client()
     client._http.mount('http://', adapters.HTTPAdapter(pool_maxsize=16))  # pylint: disable=protected-access
     bucket = client.lookup_bucket(BUCKET) or client.create_bucket(BUCKET)
-    globs = {'files': dataset.files, 'tfrecord': dataset.tfrecord, 'tar': dataset.tar}
+    globs = {fmt: getattr(dataset, fmt) for fmt in FORMATS}
     paths = [p for pattern in globs.values() for p in glob.glob(pattern)]
     root = str(data.ROOT) + '/'
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
@@ -78,7 +79,7 @@ def run_once(variant: str, dataset: data.DataSet, remote: Dict[str, str], proxy:
   """One run as its own command; fails unless it wrote a row for every image. The storage's counts with it."""
   where, fmt = variant.split('_', 1)
   fmt = 'files' if where == 'ray' else fmt
-  local = {'files': dataset.files, 'tfrecord': dataset.tfrecord, 'tar': dataset.tar}[fmt]
+  local = getattr(dataset, fmt)
   source = local if where == 'disk' else remote[fmt]
   scratch = tempfile.mkdtemp(prefix=f'bench_{variant}_')
   output = os.path.join(scratch, 'out')

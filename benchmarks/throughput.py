@@ -6,7 +6,7 @@ Run it alone on the machine (`flock /tmp/cpu.lock ...` where the lock is
 shared). For each configuration (classify with the quantized TFLite model,
 both with the TF1 Hub model) it runs, interleaved and repeated, each variant
 as its own command, the way a user would (benchmarks/variants.py lists them):
-(a) the limit, (b) this job (b_tfrecord over TFRecord shards, b_flink on
+(a) the limit, (b) this job (b_tfrecord over TFRecord shards, b_parquet over Parquet tables, b_flink on
 Flink), (c) the documentation-style Beam baseline, and two peers, each in its
 own virtualenv: (d) Ray Data, (e) PySpark (d_binary and e_pandas_udf, their
 second variants, and b_flink only when asked for with --variants).
@@ -188,7 +188,8 @@ def machine(variants: Sequence[str] = ()) -> dict:
 
 
 PEERS = ('d', 'd_binary', 'e', 'e_pandas_udf')
-PAIRS = (('b', 'a'), ('b', 'c'), ('b_tfrecord', 'a'), ('b_tfrecord', 'c'), ('b_flink', 'b')) + tuple(
+PAIRS = (('b', 'a'), ('b', 'c'), ('b_tfrecord', 'a'), ('b_tfrecord', 'c'), ('b_parquet', 'b_tfrecord'),
+         ('b_flink', 'b')) + tuple(
     ('b', peer) for peer in PEERS)
 # Pairs whose sides split the work differently between the command's own process and the rest: Beam's launcher is
 # the runner's side of the data plane, Ray's and Spark's drivers only plan, Flink's JVMs are neither.

@@ -4,6 +4,7 @@ python, and how its rows are counted.
   a             benchmarks.limit: read, decode, run the model in a tight loop, one process per core
   b             python -m pipeline with its defaults (DirectRunner, one worker process per core), image files
   b_tfrecord    the same job over the same images packed into TFRecord shards (pipeline/pack.py)
+  b_parquet     the same job over the same images packed into Parquet tables of image structs (Hugging Face's layout)
   b_flink       the same job on the project's Flink cluster, started for the benchmark with a slot per core
                 (benchmarks/flink.py); only when asked for: it needs Java
   c             benchmarks.baseline: MatchFiles + ReadMatches, Pillow in a Map, RunInference, WriteToParquet
@@ -44,7 +45,7 @@ PEER_LIBRARIES = ('tensorflow', 'tensorflow-hub', 'ai-edge-litert', 'pillow', 'n
 class Variant(NamedTuple):
   name: str
   default: bool = True  # run unless --variants says otherwise
-  tfrecord: bool = False  # reads the TFRecord shards, not the files
+  source: str = 'files'  # the DataSet field naming what it reads: files, tfrecord (shards) or parquet (tables)
   peer: Optional[str] = None  # the peer's module under benchmarks/, which has ensure_venv()
   peer_variant: Optional[str] = None  # its --variant
   framework: Optional[str] = None  # the peer's distribution, whose version the report gives
@@ -53,7 +54,8 @@ class Variant(NamedTuple):
 VARIANTS = {v.name: v for v in (
     Variant('a'),
     Variant('b'),
-    Variant('b_tfrecord', tfrecord=True),
+    Variant('b_tfrecord', source='tfrecord'),
+    Variant('b_parquet', source='parquet'),
     Variant('c'),
     Variant('d', peer='peer_ray', peer_variant='read_images', framework='ray'),
     Variant('d_binary', default=False, peer='peer_ray', peer_variant='read_binary_files', framework='ray'),
@@ -91,8 +93,8 @@ def command(name: str, task: str, model: str, dataset: data.DataSet, output: str
   labels = ['--labels_file', str(shared.LABELS)]
   if name == 'a':
     return [PYTHON, '-m', 'benchmarks.limit', '--input', dataset.files, '--model', model, '--task', task]
-  if name in ('b', 'b_tfrecord', 'b_flink'):
-    source = dataset.tfrecord if variant.tfrecord else dataset.files
+  if name in ('b', 'b_tfrecord', 'b_parquet', 'b_flink'):
+    source = getattr(dataset, variant.source)
     runner = flink.ACTIVE.flags if name == 'b_flink' else []
     return ([PYTHON, '-m', 'pipeline', '--input', source, '--output', output, '--model', model, '--task', task]
             + labels + runner)
@@ -138,7 +140,7 @@ def library_files(name: str) -> tuple:
 
 def warm_files(name: str, model: str, dataset: data.DataSet) -> List[str]:
   """What a run reads: its input, the model and the libraries (see throughput.warm)."""
-  paths = glob.glob(dataset.tfrecord if VARIANTS[name].tfrecord else dataset.files)
+  paths = glob.glob(getattr(dataset, VARIANTS[name].source))
   paths += [str(f) for f in pathlib.Path(model).rglob('*') if f.is_file()] if os.path.isdir(model) else [model]
   return paths + list(library_files(name))
 

@@ -132,6 +132,7 @@ def test_benchmark_command_runs_every_variant(tmp_path):
   peers = ['d', 'd_binary', 'e', 'e_pandas_udf']
   assert set(entry['ratios']) == (
       {f'{top}/{x}{kind}' for top in ('b', 'b_tfrecord') for x in 'ac' for kind in (' end to end', ' per core')}
+      | {f'b_parquet/b_tfrecord{kind}' for kind in (' end to end', ' per core')}
       | {f'b/{x}{kind}' for x in peers for kind in (' end to end', ' per core', ' per core, all processes')})
   assert all(ratio > 0 for ratio in entry['ratios'].values())
   assert 'large' not in entry

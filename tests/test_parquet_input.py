@@ -165,3 +165,20 @@ def test_bad_table_options_exit_2_before_any_work(tmp_path):
   assert typed.returncode == 2 and 'their own types' in typed.stderr
   elsewhere = _exit(['--input', f'{datagen.PHOTOS}/*', '--image_column', 'url'])
   assert elsewhere.returncode == 2 and 'Parquet tables only' in elsewhere.stderr
+
+
+@pytest.mark.full
+def test_resume_skips_the_committed_row_groups_and_reads_the_others(tmp_path, run_job):
+  photos = datagen.photo_paths()
+  _hf_table(tmp_path / 'hf.parquet', photos, with_id=True, row_group_size=2)
+  args = ['--input', str(tmp_path / 'hf.parquet')] + JOB
+  first = run_job(tmp_path / 'out', args)
+  markers = sorted((tmp_path / 'out' / '_units').glob('*.json'))
+  assert len(markers) == 3 and sorted(json.loads(m.read_text())['unit'] for m in markers) == sorted(
+      f'{tmp_path}/hf.parquet#rows={a}-{a + 2}' for a in (0, 2, 4))
+  (tmp_path / 'out' / 'summary.json').unlink()
+  markers[0].unlink()  # as if the job had died before that unit's commit
+  resumed = run_job(tmp_path / 'out', args + ['--resume'])
+  assert resumed.summary['accounted'] and resumed.summary['resumed']['skipped_units'] == 2
+  assert sorted(r['id'] for r in resumed.predictions.to_pylist()) == sorted(
+      r['id'] for r in first.predictions.to_pylist())

@@ -25,7 +25,7 @@ from transforms.read.formats.parquet_table import RowSpan
 from transforms.read.settings import InputTooLarge, ReadSettings
 from transforms.read.window import Fetch, Window
 
-HTTP = ('http://', 'https://')
+HTTP = storage.HTTP
 
 
 def _read_once(store: storage.Storage, path: str, start: int, end: int):

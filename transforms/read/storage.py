@@ -14,8 +14,11 @@ its connections:
 Neither client retries on its own for long: retry.resilient is the one retry
 loop, so that what keeps failing is reported unread, exactly where.
 
-Other schemes (local disk, and whatever Beam's FileSystems knows) are read
-through FileSystems. $STORAGE_EMULATOR_HOST (as google-cloud-storage honours
+http(s) locations (a URI table's, with --allow_http) are one GET through the
+process's requests session: 404 and 410 are a missing file, 401 and 403 no
+permission (error rows), other failures are storage errors, retried. Other
+schemes (local disk, and whatever Beam's FileSystems knows) are read through
+FileSystems. $STORAGE_EMULATOR_HOST (as google-cloud-storage honours
 it) sends gs:// requests to an emulator, anonymously.
 """
 import datetime
@@ -28,6 +31,8 @@ from apache_beam.io.filesystems import FileSystems
 from transforms.read.settings import InputTooLarge, ReadSettings
 
 GCS = 'gs://'
+HTTP = ('http://', 'https://')  # a URI table's locations, read only with --allow_http (parquet_tables.py)
+HTTP_TIMEOUT_SECONDS = 30  # to connect, and between bytes
 RETRY_SECONDS = 2  # how long pyarrow's client retries a request itself, before retry.resilient sees the error
 _READ_BYTES = 1 << 20  # per read call of a local or other file
 
@@ -98,7 +103,9 @@ class Storage:
     request of its own."""
     if size is not None and size > max_bytes:
       raise InputTooLarge('the file', size, max_bytes)
-    if is_gcs(path):
+    if path.startswith(HTTP):
+      data = _read_http(path, max_bytes)
+    elif is_gcs(path):
       try:
         with _client('objects', self.anonymous, self.pool).open_input_stream(path[len(GCS):]) as f:
           data = f.read(max_bytes + 1)
@@ -145,3 +152,30 @@ def _read_all(f, n: int) -> bytes:
 def _read_local(path: str, max_bytes: int) -> bytes:
   with FileSystems.open(path, compression_type='uncompressed') as f:
     return _read_all(f, max_bytes + 1)
+
+
+def _http_session():
+  with _lock:
+    session = _clients.get('http')
+    if session is None:
+      import requests  # pylint: disable=import-outside-toplevel
+      session = _clients['http'] = requests.Session()
+    return session
+
+
+def _read_http(url: str, max_bytes: int) -> bytes:
+  """The body of one GET, up to max_bytes + 1 bytes (the caller refuses more)."""
+  with _http_session().get(url, stream=True, timeout=HTTP_TIMEOUT_SECONDS) as response:
+    if response.status_code in (404, 410):
+      raise FileNotFoundError(f'{url}: HTTP {response.status_code}')
+    if response.status_code in (401, 403):
+      raise PermissionError(f'{url}: HTTP {response.status_code}')
+    if response.status_code != 200:
+      raise ConnectionError(f'{url}: HTTP {response.status_code}')  # 429, 5xx: retried
+    chunks, total = [], 0
+    for chunk in response.iter_content(_READ_BYTES):
+      chunks.append(chunk)
+      total += len(chunk)
+      if total > max_bytes:
+        break
+    return b''.join(chunks)
