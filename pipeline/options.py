@@ -64,8 +64,7 @@ class ImageOptions(PipelineOptions):
     inputs.add_argument('--id_column', default=None,
                         help=f'Parquet tables: the column holding the id (default {parquet_table.ID_COLUMN} if the '
                         'table has one, else the image struct\'s path, else TABLE#row=N).')
-    inputs.add_argument('--allow_http', action='store_true',
-                        help='Parquet tables of locations: read http(s) ones too (they are refused by default).')
+    switch(inputs, '--allow_http', 'Parquet tables of locations: read http(s) ones too (they are refused by default).')
     inputs.add_argument('--reads_in_flight', type=int, default=READS_IN_FLIGHT,
                         help='Reads each reading thread keeps in flight while the model runs (image files, and on '
                         'gs:// ranged reads of TFRecord and tar shards), taken in order; about storage latency x '

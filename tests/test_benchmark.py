@@ -14,6 +14,10 @@ PER_IMAGE = {'a': 0.01, 'b': 0.02, 'c': 0.04, 'd': 0.03, 'e': 0.05}  # seconds p
 STARTUP = {'a': 5.0, 'b': 8.0, 'c': 9.0, 'd': 12.0, 'e': 15.0}  # and their start-up, in seconds
 
 
+def _dataset(count, root) -> data.DataSet:
+  return data.DataSet(count, f'{root}/f{count}', f'{root}/t{count}', f'{root}/w{count}', f'{root}/p{count}')
+
+
 def test_report_and_tables_from_given_runs(monkeypatch, tmp_path):
   """The whole report (marginal rates, start-up, ratios, the larger pass) and its tables, from runs made up
   with a known start-up and cost per image, so that every number can be checked."""
@@ -25,7 +29,7 @@ def test_report_and_tables_from_given_runs(monkeypatch, tmp_path):
     return throughput.Run(dataset.count, seconds, 100.0 + dataset.count, 50.0, 2 * seconds, 1.0)
 
   monkeypatch.setattr(throughput, 'run_once', run_once)
-  monkeypatch.setattr(data, 'make', lambda count, root: data.DataSet(count, f'{root}/f{count}', f'{root}/t{count}', f'{root}/w{count}'))
+  monkeypatch.setattr(data, 'make', _dataset)
   report = throughput.benchmark(24, 8, 2, 32, list(throughput.CONFIGS), ['a', 'b', 'c'], tmp_path, log=lambda _: None)
   tasks = [task for task, _ in throughput.CONFIGS.values()]
   assert sorted(calls) == sorted([(v, task, n) for task in tasks for v in 'abc' for n in (24, 8) * 2] +
@@ -70,7 +74,7 @@ def test_peer_ratios_and_main_ratios_table(monkeypatch, tmp_path):
 
   monkeypatch.setattr(throughput, 'run_once', run_once)
   monkeypatch.setattr(throughput.registry, 'prepare', lambda names: None)  # no virtualenv made for made-up runs
-  monkeypatch.setattr(data, 'make', lambda count, root: data.DataSet(count, f'{root}/f{count}', f'{root}/t{count}', f'{root}/w{count}'))
+  monkeypatch.setattr(data, 'make', _dataset)
   report = throughput.benchmark(24, 8, 1, 0, ['classify_tflite'], list('abcde'), tmp_path, log=lambda _: None)
   ratios = report['configs']['classify_tflite']['ratios']
   assert (ratios['b/d'], ratios['b/e']) == (1.5, 2.5)

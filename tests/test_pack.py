@@ -70,7 +70,7 @@ def test_bad_option_exits_2(tmp_path, folder):
   proc = subprocess.run([sys.executable, '-m', 'pipeline.pack', '--input', str(folder), '--output',
                          str(tmp_path / 'x'), '--format', 'zip'], capture_output=True, text=True, timeout=300,
                         check=False)
-  assert proc.returncode == 2 and '--format must be tfrecord or tar' in proc.stderr
+  assert proc.returncode == 2 and '--format must be one of tfrecord, tar, parquet' in proc.stderr
 
 
 @pytest.mark.usefixtures('gcs_emulator')

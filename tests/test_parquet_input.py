@@ -182,3 +182,18 @@ def test_resume_skips_the_committed_row_groups_and_reads_the_others(tmp_path, ru
   assert resumed.summary['accounted'] and resumed.summary['resumed']['skipped_units'] == 2
   assert sorted(r['id'] for r in resumed.predictions.to_pylist()) == sorted(
       r['id'] for r in first.predictions.to_pylist())
+
+
+@pytest.mark.full
+def test_a_later_table_without_a_column_gives_nulls_and_a_narrower_type_is_cast(tmp_path, run_job):
+  photos = datagen.photo_paths()
+  _hf_table(tmp_path / 'a.parquet', photos[:3], with_id=True)
+  images = [{'bytes': p.read_bytes(), 'path': p.name} for p in photos[3:]]
+  pq.write_table(pa.table({'id': [p.stem for p in photos[3:]], 'image': pa.array(images, pack.IMAGE_STRUCT),
+                           'label': pa.array([7, 8, 9], pa.int32())}), tmp_path / 'b.parquet')
+  result = run_job(tmp_path / 'out', ['--input', f'{tmp_path}/a.parquet,{tmp_path}/b.parquet'] + JOB)  # a first
+  assert result.summary['accounted'] and result.summary['rows_written'] == 6 and result.errors.num_rows == 0
+  rows = _by_id(result)
+  assert [rows[p.stem]['caption'] for p in photos[3:]] == [None] * 3
+  assert [rows[p.stem]['label'] for p in photos[3:]] == [7, 8, 9] and rows[photos[0].stem]['caption']
+  assert result.predictions.schema.field('label').type == pa.int64()

@@ -5,9 +5,9 @@ group, `TABLE#rows=START-END`; the footer's row counts are what the unit must gi
 reader: every row becomes an image or an error row (a null image, one over --max_input_bytes, a group whose
 pages do not parse: one error row per row, `TABLE#row=N`). A file whose footer does not parse is one error row.
 
-Reading a unit is two ranged reads put in the read window (window.py) when the unit is queued: its group's
-column chunks and the footer, in flight while earlier units are inferred; pyarrow then parses them from
-memory. A URI table's rows are then read as image files are, each one read in the window (image_files.py):
+Reading a unit is ranged reads put in the read window (window.py) when the unit is queued: its group's column
+chunks in pieces of read_ahead.CHUNK_BYTES (several in flight, as a TFRecord range's), and the footer, in
+flight while earlier units are inferred; pyarrow then parses them from memory. A URI table's rows are then read as image files are, each one read in the window (image_files.py):
 a location storage refuses is an error row, or unread after retries. Storage that keeps failing on the
 table itself makes the unit unread (`TABLE#rows=START-END`), as a TFRecord range would be.
 """
@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import elements, progress
-from transforms.read import image_files, match, outcomes, retry, storage
+from transforms.read import image_files, match, outcomes, read_ahead, retry, storage
 from transforms.read.formats import parquet_table
 from transforms.read.formats.parquet_table import RowSpan
 from transforms.read.settings import InputTooLarge, ReadSettings
@@ -83,8 +83,15 @@ class PlanRowGroups(beam.DoFn):
 
 class _Prepared(NamedTuple):
   window: Window
-  group: Fetch
-  footer: Fetch
+  chunks: List[Fetch]  # the group's bytes in CHUNK_BYTES pieces, then the footer
+
+
+def _pieces(span: RowSpan) -> List[tuple]:
+  """(start, end) of the reads a unit costs: its group's bytes cut in read_ahead.CHUNK_BYTES (several in flight,
+  as a TFRecord range's), then the footer."""
+  group = [(at, min(at + read_ahead.CHUNK_BYTES, span.byte_end))
+           for at in range(span.byte_start, span.byte_end, read_ahead.CHUNK_BYTES)]
+  return group + [(span.footer_start, span.size)]
 
 
 class _ReadTables(beam.DoFn):
@@ -97,23 +104,32 @@ class _ReadTables(beam.DoFn):
     self._types = pa.schema([(c.name, c.arrow_type) for c in settings.columns]) if settings.columns else None
 
   def prepare(self, span: RowSpan, window: Window) -> _Prepared:
-    """The group's bytes and the footer, in the window."""
-    fetch = lambda start, end: window.add(Fetch(lambda: read_bytes(self._store, span.path, start, end), end - start))
-    return _Prepared(window, fetch(span.byte_start, span.byte_end), fetch(span.footer_start, span.size))
+    """The unit's reads, in the window."""
+    read = lambda start, end: lambda: read_bytes(self._store, span.path, start, end)
+    return _Prepared(window, [window.add(Fetch(read(a, b), b - a)) for a, b in _pieces(span)])
+
+  def _bytes(self, span: RowSpan, prepared: Optional[_Prepared]):
+    """(the group's bytes, the footer's), or a retry.Unread."""
+    if prepared is not None:
+      try:
+        got = [prepared.window.take(fetch) for fetch in prepared.chunks]
+      finally:  # a read that failed leaves the rest: the window lets them go
+        for fetch in prepared.chunks:
+          prepared.window.drop(fetch)
+    else:
+      got = [read_bytes(self._store, span.path, a, b) for a, b in _pieces(span)]
+    unread = next((g for g in got if isinstance(g, retry.Unread)), None)
+    return unread or (b''.join(got[:-1]), got[-1])
 
   def process(self, span: RowSpan, prepared: Optional[_Prepared] = None) -> Iterable:
     table = self._settings.table
     try:
-      if prepared is not None:
-        group, tail = prepared.window.take(prepared.group), prepared.window.take(prepared.footer)
-      else:
-        group = read_bytes(self._store, span.path, span.byte_start, span.byte_end)
-        tail = read_bytes(self._store, span.path, span.footer_start, span.size)
-      for got in (group, tail):
-        if isinstance(got, retry.Unread):
-          yield beam.pvalue.TaggedOutput(retry.UNREAD_TAG, parquet_table.unit_name(span))
-          return
-      found = list(parquet_table.rows(span, parquet_table.read_span(span, group, tail, table), table, self._types))
+      got = self._bytes(span, prepared)
+      if isinstance(got, retry.Unread):
+        yield beam.pvalue.TaggedOutput(retry.UNREAD_TAG, parquet_table.unit_name(span))
+        return
+      found = list(parquet_table.rows(span, parquet_table.read_span(span, *got, table), table, self._types))
+      del got
     except Exception as e:  # pylint: disable=broad-except  # the group is damaged, or storage refused it for good
       for row in range(span.start, span.end):
         yield self._error(elements.ImageRef(parquet_table.row_source(span.path, row),

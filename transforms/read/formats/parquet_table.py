@@ -189,10 +189,18 @@ def read_span(span: RowSpan, group_bytes: bytes, footer_bytes: bytes, columns: T
   held = HeldBytes(span.size, [(span.byte_start, group_bytes), (span.footer_start, footer_bytes)])
   wanted = [columns.image] + ([columns.id] if columns.id else []) + list(columns.passthrough)
   try:
-    table = pq.ParquetFile(held).read_row_group(span.group, columns=wanted, use_threads=False)
+    parquet = pq.ParquetFile(held)
+    present = set(parquet.schema_arrow.names)
+    if columns.image not in present:
+      raise ValueError(f'{span.path} has no column {columns.image}, which the first table holds the image in')
+    table = parquet.read_row_group(span.group, columns=[c for c in wanted if c in present], use_threads=False)
   except (OSError, pa.ArrowException) as e:  # damaged data, not storage: it is all in memory
     raise ValueError(f'row group {span.group} of {span.path} cannot be read: {e}') from e
-  return table.slice(span.start - span.group_start, span.end - span.start)
+  table = table.slice(span.start - span.group_start, span.end - span.start)
+  for name in wanted[1:]:  # a column another file of the input has: null here
+    if name not in present:
+      table = table.append_column(name, pa.nulls(table.num_rows))
+  return table
 
 
 def rows(span: RowSpan, table: pa.Table, columns: TableColumns, schema: Optional[pa.Schema]) -> Iterator[Row]:
