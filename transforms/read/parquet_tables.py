@@ -7,11 +7,10 @@ pages do not parse: one error row per row, `TABLE#row=N`). A file whose footer d
 
 Reading a unit is ranged reads put in the read window (window.py) when the unit is queued: its group's column
 chunks in pieces of read_ahead.CHUNK_BYTES (several in flight, as a TFRecord range's), and the footer, in
-flight while earlier units are inferred; pyarrow then parses them from memory. A URI table's rows are then read as image files are, each one read in the window (image_files.py):
-a location storage refuses is an error row, or unread after retries. Storage that keeps failing on the
+flight while earlier units are inferred; pyarrow then parses them from memory; its rows then become images or error rows (table_rows.py). Storage that keeps failing on the
 table itself makes the unit unread (`TABLE#rows=START-END`), as a TFRecord range would be.
 """
-from typing import Callable, Iterable, Iterator, List, NamedTuple, Optional
+from typing import Iterable, Iterator, List, NamedTuple, Optional
 
 import apache_beam as beam
 import pyarrow as pa
@@ -19,13 +18,12 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import elements, progress
-from transforms.read import image_files, match, outcomes, read_ahead, retry, storage
+from transforms.read import match, read_ahead, retry, storage, table_rows
 from transforms.read.formats import parquet_table
 from transforms.read.formats.parquet_table import RowSpan
-from transforms.read.settings import InputTooLarge, ReadSettings
+from transforms.read.settings import ReadSettings
 from transforms.read.window import Fetch, Window
 
-HTTP = storage.HTTP
 
 
 def _read_once(store: storage.Storage, path: str, start: int, end: int):
@@ -99,8 +97,7 @@ class _ReadTables(beam.DoFn):
   def __init__(self, settings: ReadSettings):
     self._settings = settings
     self._store = storage.Storage.of(settings)
-    self._files = image_files.reader(settings.max_input_bytes, self._store)
-    self._read = outcomes.ReadCounter()
+    self._rows = table_rows.TableRows(settings)
     self._types = pa.schema([(c.name, c.arrow_type) for c in settings.columns]) if settings.columns else None
 
   def prepare(self, span: RowSpan, window: Window) -> _Prepared:
@@ -128,54 +125,15 @@ class _ReadTables(beam.DoFn):
       if isinstance(got, retry.Unread):
         yield beam.pvalue.TaggedOutput(retry.UNREAD_TAG, parquet_table.unit_name(span))
         return
-      found = list(parquet_table.rows(span, parquet_table.read_span(span, *got, table), table, self._types))
+      found = list(parquet_table.rows(span.path, span.start, parquet_table.read_span(span, *got, table), table,
+                                      self._types))
       del got
     except Exception as e:  # pylint: disable=broad-except  # the group is damaged, or storage refused it for good
       for row in range(span.start, span.end):
-        yield self._error(elements.ImageRef(parquet_table.row_source(span.path, row),
-                                            parquet_table.row_source(span.path, row)), e)
+        where = parquet_table.row_source(span.path, row)
+        yield self._rows.error(elements.ImageRef(where, where), e)
       return
-    if table.kind == parquet_table.URI:
-      yield from self._fetched(found, prepared.window if prepared is not None else None)
-      return
-    for row in found:
-      ref = elements.ImageRef(row.id, row.source, row.extra or None)
-      if row.image is None:
-        yield self._error(ref, ValueError('the row has no image (null)'))
-      elif len(row.image) > self._settings.max_input_bytes:
-        yield self._error(ref, InputTooLarge('the image', len(row.image), self._settings.max_input_bytes))
-      else:
-        self._read.inc()
-        yield elements.EncodedImage(ref, row.image)
-
-  def _fetched(self, found: List[parquet_table.Row], window: Optional[Window]) -> Iterator:
-    """A URI table's rows, each image read as an image file is (through the window when there is one)."""
-    takes: List[Optional[Callable]] = []
-    for row in found:
-      ok = row.uri is not None and (self._settings.allow_http or not row.uri.startswith(HTTP))
-      file = match.FileRef(row.uri, row.id, None)
-      takes.append(self._files.prepare(file, window) if ok and window is not None and window.reads > 1 else None)
-    for row, take in zip(found, takes):
-      ref = elements.ImageRef(row.id, row.source, row.extra or None)
-      if row.uri is None:
-        yield self._error(ref, ValueError('the row has no image location (null)'))
-        continue
-      if row.uri.startswith(HTTP) and not self._settings.allow_http:
-        yield self._error(ref, PermissionError(f'{row.uri}: http(s) locations are read only with --allow_http'))
-        continue
-      for out in self._files.process(match.FileRef(row.uri, row.id, None), take):
-        yield _with_extra(out, row.extra)
-
-  def _error(self, ref: elements.ImageRef, exc: BaseException):
-    self._read.inc()
-    return beam.pvalue.TaggedOutput(elements.ERRORS_TAG, elements.error_for(ref, elements.READ, exc))
-
-
-def _with_extra(out, extra: dict):
-  """image_files' output for a URI row, its passthrough values added (errors and unread pass as they are)."""
-  if isinstance(out, elements.EncodedImage):
-    return out._replace(ref=out.ref._replace(extra=extra or None))
-  return out
+    yield from self._rows.emit(found, prepared.window if prepared is not None else None)
 
 
 def reader(settings: ReadSettings) -> beam.DoFn:

@@ -203,8 +203,8 @@ def read_span(span: RowSpan, group_bytes: bytes, footer_bytes: bytes, columns: T
   return table
 
 
-def rows(span: RowSpan, table: pa.Table, columns: TableColumns, schema: Optional[pa.Schema]) -> Iterator[Row]:
-  """The span's rows in order: the image (or its location, made absolute), the id, the passthrough values
+def rows(path: str, first: int, table: pa.Table, columns: TableColumns, schema: Optional[pa.Schema]) -> Iterator[Row]:
+  """A table's rows in order, the first being row `first` of the file at path: the image (or its location, made absolute), the id, the passthrough values
   (cast to `schema`'s types when given: another file's may differ)."""
   image = table.column(columns.image)
   paths = None
@@ -219,9 +219,9 @@ def rows(span: RowSpan, table: pa.Table, columns: TableColumns, schema: Optional
   if schema is not None and columns.passthrough:
     extra = extra.cast(pa.schema([schema.field(n) for n in columns.passthrough]))
   extras = extra.to_pylist() if columns.passthrough else [{}] * table.num_rows
-  folder = posixpath.dirname(span.path)
+  folder = posixpath.dirname(path)
   for i, value in enumerate(images):
-    where = row_source(span.path, span.start + i)
+    where = row_source(path, first + i)
     row_id = ids[i] if ids[i] is not None else (paths[i] if paths and paths[i] else where)
     if columns.kind == URI:
       uri = absolute(value, folder) if value else None
