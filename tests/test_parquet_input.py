@@ -164,7 +164,7 @@ def test_bad_table_options_exit_2_before_any_work(tmp_path):
   typed = _exit(['--input', str(table), '--image_column', 'url', '--passthrough_keys', 'caption:string'])
   assert typed.returncode == 2 and 'their own types' in typed.stderr
   elsewhere = _exit(['--input', f'{datagen.PHOTOS}/*', '--image_column', 'url'])
-  assert elsewhere.returncode == 2 and 'Parquet tables only' in elsewhere.stderr
+  assert elsewhere.returncode == 2 and 'tables (Parquet, Arrow) only' in elsewhere.stderr
 
 
 @pytest.mark.full

@@ -33,8 +33,8 @@ MARK = 'progress:'
 FOLDER_ENV = 'IMAGE_INFERENCE_PROGRESS_DIR'
 PUBLISH_SECONDS = 0.5
 FIELDS = ('done', 'errors', 'skipped', 'tfrecord_records', 'tfrecord_bytes', 'tar_records', 'tar_bytes',  # PID.json
-          'planned', 'planned_tfrecord_bytes', 'planned_tar_bytes', 'inputs_split', 'listing_shards',
-          'shards_listed')
+          'arrow_records', 'arrow_bytes', 'planned', 'planned_tfrecord_bytes', 'planned_tar_bytes',
+          'planned_arrow_bytes', 'inputs_split', 'listing_shards', 'shards_listed')
 NAMESPACE = 'progress'  # the Beam counters of the same names
 _COUNTERS = {name: Metrics.counter(NAMESPACE, name) for name in FIELDS}
 
@@ -92,9 +92,14 @@ def read_tar(records: int, nbytes: int) -> None:
   _count(tar_records=records, tar_bytes=nbytes)
 
 
+def read_arrow(records: int, nbytes: int) -> None:
+  """Arrow IPC rows read and the file bytes consumed for them: the launcher estimates the files' rows from them."""
+  _count(arrow_records=records, arrow_bytes=nbytes)
+
+
 def listed(fmt: str, size: Optional[int]) -> None:
   """A file the planning listed: an image file is a record; a shard counts its bytes (transforms/read/totals.py)."""
-  if fmt in (detect.TFRECORD, detect.TAR):
+  if fmt in (detect.TFRECORD, detect.TAR, detect.ARROW):
     _count(**{f'planned_{fmt}_bytes': size or 0})
   elif fmt != detect.PARQUET:  # a table's rows are counted from its footer, when its units are planned
     _count(planned=1)

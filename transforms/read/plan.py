@@ -12,9 +12,10 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.read import match, parquet_tables, tar_shards, tfrecord_shards
+from transforms.read import arrow_tables, match, parquet_tables, tar_shards, tfrecord_shards
 from transforms.read.formats import example_keys, parquet_table, passthrough
-from transforms.read.formats.detect import AUTO, IMAGES, PARQUET, TAR, TFRECORD, format_by_content, format_by_name
+from transforms.read.formats.detect import (AUTO, IMAGES, PARQUET, TABLES, TAR, TFRECORD, format_by_content,
+                                           format_by_name)
 from transforms.read.settings import ReadSettings
 
 SAMPLE_RECORDS = 100  # records read in the launcher: to find the image feature, to type passthrough columns
@@ -81,10 +82,10 @@ def plan_inputs(patterns: Sequence[str], input_format: str = AUTO, settings: Rea
     planned.append((pattern, fmt))
     firsts.setdefault(fmt, first)
   used = set(firsts)
-  if PARQUET in used:
+  if used & set(TABLES):
     return _plan_tables(tuple(planned), firsts, settings, passthrough_keys, reserved)
   if settings.image_column or settings.id_column or settings.allow_http:
-    raise InputError('--image_column, --id_column and --allow_http apply to Parquet tables only')
+    raise InputError('--image_column, --id_column and --allow_http apply to tables (Parquet, Arrow) only')
   if settings.id_key is not None and used != {TFRECORD}:
     raise InputError('--id_key applies to TFRecord inputs only (image files and tar samples have their own ids)')
   if settings.image_key is not None and IMAGES in used:
@@ -119,10 +120,11 @@ def plan_inputs(patterns: Sequence[str], input_format: str = AUTO, settings: Rea
 
 
 def _plan_tables(planned, firsts, settings: ReadSettings, passthrough_keys, reserved: Sequence[str]) -> InputPlan:
-  """A job of Parquet tables: their columns, from the first file's schema."""
+  """A job of Parquet or Arrow tables: their columns, from the first file's schema."""
   if len(firsts) > 1:
-    raise InputError(f'Parquet tables ({firsts[PARQUET]}) and other inputs ({", ".join(sorted(set(firsts) - {PARQUET}))}'
-                     ') do not share their columns: run them as jobs of their own')
+    raise InputError(f'inputs of several formats ({", ".join(sorted(firsts))}) with tables among them do not share '
+                     'their columns: run them as jobs of their own')
+  (fmt, first), = firsts.items()
   if settings.image_key or settings.id_key:
     raise InputError('--image_key and --id_key apply to TFRecord and tar inputs; a table\'s are --image_column '
                      'and --id_column')
@@ -130,9 +132,8 @@ def _plan_tables(planned, firsts, settings: ReadSettings, passthrough_keys, rese
   if typed:
     raise InputError(f'--passthrough_keys {", ".join(typed)}: a table\'s columns keep their own types; name them '
                      'without one')
-  first = firsts[PARQUET]
   with _peeking(f'cannot read the schema of {first}'):
-    schema = parquet_tables.schema(first, settings.anonymous)
+    schema = (parquet_tables if fmt == PARQUET else arrow_tables).schema(first, settings.anonymous)
   try:
     table = parquet_table.resolve(schema, settings.image_column, settings.id_column,
                                   [name for name, _ in passthrough_keys] or None, reserved, first)

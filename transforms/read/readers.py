@@ -3,15 +3,16 @@ input format.
 
 Each input is read by the reader of its format, as the plan (plan.py) fixed
 it: image files (image_files.py), TFRecord shards of tf.Example
-(tfrecord_shards.py), WebDataset tar shards (tar_shards.py) or Parquet image
-tables (parquet_tables.py).
+(tfrecord_shards.py), WebDataset tar shards (tar_shards.py), Parquet image
+tables (parquet_tables.py) or Arrow IPC tables (arrow_tables.py).
 """
 from typing import Dict
 
 import apache_beam as beam
 
-from transforms.read import image_files, image_units, parquet_tables, storage, tar_shards, tfrecord_shards, units
-from transforms.read.formats.detect import FORMATS, IMAGES, PARQUET, TAR, TFRECORD
+from transforms.read import (arrow_tables, image_files, image_units, parquet_tables, storage, tar_shards, tfrecord_shards,
+                             units)
+from transforms.read.formats.detect import ARROW, FORMATS, IMAGES, PARQUET, TAR, TFRECORD
 from transforms.read.plan import InputPlan
 
 
@@ -22,6 +23,8 @@ def _planner(fmt: str, input_plan: InputPlan, files_per_unit: int):
     return tar_shards.planner
   if fmt == PARQUET:
     return parquet_tables.PlanRowGroups(input_plan.settings, files_per_unit)
+  if fmt == ARROW:
+    return arrow_tables.planner
   return image_units.planner(files_per_unit)
 
 
@@ -31,8 +34,8 @@ def readers(input_plan: InputPlan) -> Dict[str, beam.DoFn]:
   files = image_files.reader(settings.max_input_bytes, storage.Storage.of(settings))
   shards = {TFRECORD: tfrecord_shards.reader(settings), TAR: tar_shards.reader(settings)}
   if settings.table is not None:
-    shards[PARQUET] = parquet_tables.reader(settings)
-  return {**shards, **{fmt: files for fmt in FORMATS if fmt not in (TFRECORD, TAR, PARQUET)}}
+    shards.update({PARQUET: parquet_tables.reader(settings), ARROW: arrow_tables.reader(settings)})
+  return {**shards, **{fmt: files for fmt in FORMATS if fmt not in (TFRECORD, TAR, PARQUET, ARROW)}}
 
 
 def read_units(input_plan: InputPlan) -> units.ReadUnits:

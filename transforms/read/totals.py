@@ -3,8 +3,8 @@ counted as they listed the inputs (transforms/progress.py: `planned`, `planned_{
 `inputs_split`, `listing_shards`, `shards_listed`):
 the launcher lists nothing, so a job over 10^8 files starts, and stays, as small as one over ten.
   - Image files: one record each, counted as they are listed.
-  - Tar and TFRecord shards: only their bytes, from the listing (a record's length is in its own header, a
-    sample's members in theirs: counting them means reading every shard). Their records are estimated per
+  - Tar and TFRecord shards, Arrow IPC tables: only their bytes, from the listing (a record's length is in its own header, a
+    sample's members in theirs, a batch's rows in its own: counting them means reading every shard). Their records are estimated per
     format from the records and bytes the workers report as they read them (records per byte differ between
     tar and TFRecord inputs):
   total = image files + sum over formats of records read * format's bytes / bytes read.
@@ -12,9 +12,9 @@ While some input is still being listed, the total is a floor that grows, shown a
 """
 from typing import Dict, Mapping, NamedTuple, Optional
 
-from transforms.read.formats.detect import TAR, TFRECORD
+from transforms.read.formats.detect import ARROW, TAR, TFRECORD
 
-ESTIMATED_FORMATS = (TAR, TFRECORD)  # progress counters `{format}_records`, `{format}_bytes` (transforms/progress.py)
+ESTIMATED_FORMATS = (TAR, TFRECORD, ARROW)  # progress counters `{format}_records`, `{format}_bytes` (transforms/progress.py)
 
 
 class Totals(NamedTuple):

@@ -7,8 +7,9 @@ from typing import Optional
 
 from transforms.read.formats import tfrecord
 
-IMAGES, TFRECORD, TAR, PARQUET = 'images', 'tfrecord', 'tar', 'parquet'
-FORMATS = (IMAGES, TFRECORD, TAR, PARQUET)
+IMAGES, TFRECORD, TAR, PARQUET, ARROW = 'images', 'tfrecord', 'tar', 'parquet', 'arrow'
+FORMATS = (IMAGES, TFRECORD, TAR, PARQUET, ARROW)
+TABLES = (PARQUET, ARROW)  # formats whose inputs are tables of rows (transforms/read/formats/parquet_table.py)
 AUTO = 'auto'
 # Image file extensions, in the order a WebDataset sample's image member is chosen by: the photo formats Pillow
 # decodes with what requirements.txt installs (AVIF is built into Pillow 11; HEIC would need pillow-heif).
@@ -17,6 +18,7 @@ IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp', 'bmp', 'gif', 'tif', 'tiff', '
 TFRECORD_EXTENSIONS = ('.tfrecord', '.tfrecords', '.tfrec', '.record', '.records')
 TAR_EXTENSIONS = ('.tar', '.tar.gz', '.tgz')
 PARQUET_EXTENSIONS = ('.parquet', '.parq')
+ARROW_EXTENSIONS = ('.arrow', '.arrows', '.feather', '.ipc')  # IPC streams (Hugging Face's save_to_disk) and files
 # Files that sit beside data sets (img2dataset's .parquet and _stats.json, notes, checksums): a glob leaves them
 # out, counted as skipped, unless it names their extension itself (a glob of .parquet files reads tables).
 SIDECAR_EXTENSIONS = ('.parquet', '.json', '.jsonl', '.csv', '.tsv', '.txt', '.md', '.html', '.yaml', '.yml', '.log',
@@ -40,6 +42,8 @@ def format_by_name(path: str) -> Optional[str]:
     return TAR
   if name.endswith(PARQUET_EXTENSIONS):
     return PARQUET
+  if name.endswith(ARROW_EXTENSIONS):
+    return ARROW
   name = name[:-3] if name.endswith('.gz') else name
   if name.endswith(TFRECORD_EXTENSIONS):
     return TFRECORD
@@ -59,6 +63,8 @@ def format_by_content(head: bytes) -> Optional[str]:
     return TAR
   if head[:4] == b'PAR1':
     return PARQUET
+  if head[:6] == b'ARROW1':
+    return ARROW
   if (head.startswith(_IMAGE_MAGIC) or (head[:4] == b'RIFF' and head[8:12] == b'WEBP')
       or head[4:12] in (b'ftypavif', b'ftypavis')):  # AVIF: an ISO-BMFF file of brand avif
     return IMAGES
