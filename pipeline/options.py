@@ -41,7 +41,8 @@ class ImageOptions(PipelineOptions):
   @classmethod
   def _add_argparse_args(cls, parser):
     inputs = parser.add_argument_group('inputs', 'Image files, TFRecord shards of tf.Example, WebDataset tar\n'
-                                       'shards or Parquet image tables, on local disk or any Beam filesystem (gs://).')
+                                       'shards or Parquet and Arrow image tables, on local disk or any Beam filesystem\n'
+                                       '(gs://).')
     inputs.add_argument('--input', help='Required. Globs, folders (every image file, or every TFRecord or tar '
                         'shard, under them) or .txt lists of URIs one per line, separated by commas.')
     inputs.add_argument('--input_format', default=detect.AUTO,
@@ -58,13 +59,13 @@ class ImageOptions(PipelineOptions):
                         help=f'TFRecord: the tf.Example feature holding the id (default {tf_example.ID_KEY}, then '
                         f'{tf_example.FILENAME_KEY} without extension, then the record\'s location).')
     inputs.add_argument('--image_column', default=None,
-                        help='Parquet tables: the column holding the image: binary, a Hugging Face image struct '
+                        help='Parquet and Arrow tables: the column holding the image: binary, a Hugging Face image struct '
                         '{bytes, path} or a string of locations (gs://, paths relative to the table, http(s) with '
                         '--allow_http), read as image files are (default: the one binary or image-struct column).')
     inputs.add_argument('--id_column', default=None,
-                        help=f'Parquet tables: the column holding the id (default {parquet_table.ID_COLUMN} if the '
+                        help=f'Parquet and Arrow tables: the column holding the id (default {parquet_table.ID_COLUMN} if the '
                         'table has one, else the image struct\'s path, else TABLE#row=N).')
-    switch(inputs, '--allow_http', 'Parquet tables of locations: read http(s) ones too (they are refused by default).')
+    switch(inputs, '--allow_http', 'Tables of locations: read http(s) ones too (they are refused by default).')
     inputs.add_argument('--reads_in_flight', type=int, default=READS_IN_FLIGHT,
                         help='Reads each reading thread keeps in flight while the model runs (image files, and on '
                         'gs:// ranged reads of TFRecord and tar shards), taken in order; about storage latency x '
@@ -75,7 +76,7 @@ class ImageOptions(PipelineOptions):
                         help='TFRecord features, tar member extensions or KEY.json fields copied into output '
                         'columns of the same name, comma-separated, each optionally typed NAME:TYPE '
                         f'({", ".join(passthrough.TYPES)}); untyped ones are typed from the first records. '
-                        'Parquet tables: the columns passed through (default: all but the image and id), '
+                        'Parquet and Arrow tables: the columns passed through (default: all but the image and id), '
                         'with their own types.')
 
     model = parser.add_argument_group('model', 'Which model, what it computes and how images are fed to it.')

@@ -2,7 +2,8 @@
 counted as they listed the inputs (transforms/progress.py: `planned`, `planned_{format}_bytes`, and
 `inputs_split`, `listing_shards`, `shards_listed`):
 the launcher lists nothing, so a job over 10^8 files starts, and stays, as small as one over ten.
-  - Image files: one record each, counted as they are listed.
+  - Image files: one record each, counted as they are listed; Parquet tables: their rows, from each file's
+    footer as a worker plans its units.
   - Tar and TFRecord shards, Arrow IPC tables: only their bytes, from the listing (a record's length is in its own header, a
     sample's members in theirs, a batch's rows in its own: counting them means reading every shard). Their records are estimated per
     format from the records and bytes the workers report as they read them (records per byte differ between
