@@ -79,6 +79,16 @@ def test_units_are_row_groups_counted_from_the_footer_and_a_uri_tables_large_gro
   assert sum(s.end - s.start for s in cut) == 1000 and len({parquet_table.unit_name(s) for s in cut}) == len(cut)
 
 
+def test_a_null_image_struct_is_a_null_image_whatever_its_fields_hold():
+  fields = [pa.array([b'a', b'b', b'c']), pa.array(['a.jpg', 'b.jpg', None])]
+  struct = pa.StructArray.from_arrays(fields, fields=list(pack.IMAGE_STRUCT), mask=pa.array([False, True, False]))
+  columns = parquet_table.TableColumns('image', parquet_table.STRUCT, None, ())
+  got = list(parquet_table.rows('/t.parquet', 10, pa.table({'image': struct}), columns, None))
+  assert [(r.id, r.source, r.image) for r in got] == [
+      ('a.jpg', '/t.parquet#row=10', b'a'), ('/t.parquet#row=11', '/t.parquet#row=11', None),
+      ('/t.parquet#row=12', '/t.parquet#row=12', b'c')]
+
+
 def test_a_folder_of_tar_shards_with_their_parquet_metadata_is_read_as_tar(tmp_path):
   (tmp_path / '00000.parquet').write_bytes(b'PAR1')
   (tmp_path / '00000.tar').write_bytes(b'')

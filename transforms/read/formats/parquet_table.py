@@ -203,31 +203,42 @@ def read_span(span: RowSpan, group_bytes: bytes, footer_bytes: bytes, columns: T
   return table
 
 
+def _struct_fields(column: pa.ChunkedArray, name: str) -> Optional[list]:
+  """A struct column's field as Python values, null where the struct itself is null; None if it has no such
+  field."""
+  names = [column.type.field(i).name for i in range(column.type.num_fields)]
+  if name not in names:
+    return None
+  return pa.chunked_array([c.flatten()[names.index(name)] for c in column.chunks],
+                          column.type.field(name).type).to_pylist()
+
+
 def rows(path: str, first: int, table: pa.Table, columns: TableColumns, schema: Optional[pa.Schema]) -> Iterator[Row]:
-  """A table's rows in order, the first being row `first` of the file at path: the image (or its location, made absolute), the id, the passthrough values
-  (cast to `schema`'s types when given: another file's may differ)."""
+  """A table's rows in order, the first being row `first` of the file at path: the image (or its location,
+  made absolute), the id, the passthrough values (cast to `schema`'s types when given: another file's may
+  differ)."""
   image = table.column(columns.image)
-  paths = None
+  paths = [None] * table.num_rows
   if columns.kind == STRUCT:
-    image = pa.chunked_array([c.field('bytes') for c in image.chunks], image.type.field('bytes').type)
-    struct = table.column(columns.image)
-    paths = (pa.chunked_array([c.field('path') for c in struct.chunks]).to_pylist()
-             if 'path' in [struct.type.field(i).name for i in range(struct.type.num_fields)] else None)
-  images = image.to_pylist()
+    images = _struct_fields(image, 'bytes')
+    paths = _struct_fields(image, 'path') or paths
+  else:
+    images = image.to_pylist()
   ids = table.column(columns.id).to_pylist() if columns.id else [None] * table.num_rows
-  extra = table.select(list(columns.passthrough))
-  if schema is not None and columns.passthrough:
-    extra = extra.cast(pa.schema([schema.field(n) for n in columns.passthrough]))
-  extras = extra.to_pylist() if columns.passthrough else [{}] * table.num_rows
+  extras = [{}] * table.num_rows
+  if columns.passthrough:
+    extra = table.select(list(columns.passthrough))
+    if schema is not None:
+      extra = extra.cast(pa.schema([schema.field(n) for n in columns.passthrough]))
+    extras = extra.to_pylist()
   folder = posixpath.dirname(path)
   for i, value in enumerate(images):
     where = row_source(path, first + i)
-    row_id = ids[i] if ids[i] is not None else (paths[i] if paths and paths[i] else where)
     if columns.kind == URI:
       uri = absolute(value, folder) if value else None
       yield Row(str(ids[i] if ids[i] is not None else value or where), uri or where, None, uri, extras[i])
     else:
-      yield Row(str(row_id), where, value, None, extras[i])
+      yield Row(str(ids[i] if ids[i] is not None else paths[i] or where), where, value, None, extras[i])
 
 
 def absolute(location: str, folder: str) -> str:
