@@ -165,6 +165,56 @@ def test_flink_job_survives_a_killed_taskmanager(flink_flags, images, direct, tm
   assert_same_output(out, report, direct, restarted=True)
 
 
+def _snapshot(out: pathlib.Path) -> dict:
+  """Every file under the output, with its size and modification time."""
+  return {str(p.relative_to(out)): (p.stat().st_size, p.stat().st_mtime_ns) for p in out.rglob('*') if p.is_file()}
+
+
+def test_a_held_attempt_of_a_lost_taskmanager_changes_nothing_after_the_commit(flink_flags, images, direct, tmp_path):
+  """The failover above, with TaskManager 2's SDK workers and their clients held (SIGSTOP) from the moment a
+  unit is being written until the restarted job has committed: the attempt Flink gave up on is of the same run,
+  so it passes the run-id check. Let go once the launcher has exited (the workers first, then the clients that
+  kill them), it changes no file of the finished output (lease.check_held: the run's lease is released), and
+  readers see each id once."""
+  cluster, out, name = flink.RUNNING, tmp_path / 'flink', f'flink-held-{uuid.uuid4().hex[:8]}'
+  proc = _launch(out, _job(images) + ['--job_name', name, '--files_per_unit', '16'], flink_flags)
+  workers: List[psutil.Process] = []
+  clients: List[psutil.Process] = []
+  try:
+    _wait_for_a_committed_unit(proc, out)
+    victim, writing, deadline = cluster.taskmanager_pid(2), [], time.monotonic() + 300
+    while not writing:  # until one of TaskManager 2's workers has a unit's part open
+      assert proc.poll() is None and time.monotonic() < deadline, 'TaskManager 2 wrote no part'
+      workers = psutil.Process(cluster.pool_pid(2)).children()
+      with contextlib.suppress(psutil.Error):
+        writing = [f.path for w in workers for f in w.open_files() if '/predictions/_inprogress-' in f.path]
+      time.sleep(0.01)
+    clients = psutil.Process(victim).children(recursive=True)  # sdk_worker.sh and the pool's clients
+    for process in workers + clients:
+      process.suspend()
+    os.kill(victim, signal.SIGKILL)
+    _wait_gone(victim)
+    cluster.start_taskmanager(2)
+    report = _finish(proc)
+    finished = _snapshot(out)
+    _resume(workers)
+    time.sleep(10)  # what a held worker does once let go, it has done by now
+    _resume(clients)
+    for process in workers + clients:
+      _wait_gone(process.pid, timeout=60)
+  finally:
+    _resume(workers + clients)
+    if proc.poll() is None:
+      proc.kill()
+    cluster.wait_for_taskmanagers()
+  assert _snapshot(out) == finished  # no part, marker or manifest landed or changed after the commit
+  for path in writing:  # the held attempt's part never landed: the restarted attempt wrote that unit again
+    assert not (out / 'predictions' / os.path.basename(path)[len('_inprogress-'):]).exists(), path
+  job = cluster.job(name)
+  assert job['state'] == 'FINISHED' and cluster.failures(job['jid'])
+  assert_same_output(out, report, direct, restarted=True)
+
+
 def test_a_killed_launchers_job_left_on_flink_writes_nothing_once_a_resume_took_over(flink_flags, images, direct,
                                                                                       tmp_path):
   """SIGKILL the launcher mid-job: its Flink job runs on, unwatched; a --resume at once takes the output's lease
