@@ -40,7 +40,7 @@ class _Analyzed(beam.PTransform):
     return (tuple(rows)
             | 'AllRows' >> beam.Flatten()
             | 'Analyze' >> self._step
-            | 'Write' >> WriteParquet(layout.staging(PREDICTIONS_DIR), self._schema, 0, layout.shard_name))
+            | 'Write' >> WriteParquet(layout.staging(PREDICTIONS_DIR), self._schema, layout.shard_name))
 
 
 class _Line(beam.PTransform):

@@ -1,4 +1,4 @@
-"""Analyze stage (--analyze_embeddings): a PCA of all embeddings with tf.Transform, between format and write.
+"""Analyze stage (--analyze_embeddings): a PCA of all embeddings with tf.Transform, over the committed units' rows.
 
 As tensorflow/transform keeps them apart: pca.py is the TF half (the
 preprocessing_fn, and how the exported transform is loaded and applied, by

@@ -1,6 +1,6 @@
 """Analyze stage (--analyze_embeddings): tf.Transform over all embeddings, then reduced columns on every row.
 
-Between format and write, in the same job:
+In the same job, over the rows of the committed units, read back once every unit is written (pipeline/graph.py):
 
   rows -> batches -+-> RecordBatches -> tft_beam.AnalyzeDataset -> WriteTransformFn(OUT/transform)
                    |                                                         | ready (side input)

@@ -87,10 +87,6 @@ class ImageModelHandler(ModelHandler[elements.DecodedImage, elements.Prediction,
         raise TimeoutError(f'model timed out after {self._timeout:g} s') from None
     return outputs
 
-  @property
-  def timeout(self) -> Optional[float]:
-    return self._timeout
-
   def get_num_bytes(self, batch: Sequence) -> int:  # the default pickles the whole batch
     return sum(item.pixels.nbytes for item in batch if isinstance(item, elements.DecodedImage))
 

@@ -1,6 +1,6 @@
 """The launch-time claim on --output: a new run refuses a used output, --overwrite clears it, --resume checks
 that it continues the same job. Runs in the launcher, before any work."""
-from typing import List, Optional
+from typing import List
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -48,18 +48,15 @@ def _check_same_job(output: str, job: dict) -> None:
                       'changed); pass --overwrite to start over with it')
 
 
-def claim(output: str, mode: str, job: dict, run_id: Optional[str] = None) -> None:
+def claim(output: str, mode: str, job: dict, run_id: str) -> None:
   """Makes the output ready for a run, before any work (what a resumed run skips, the job itself finds).
 
-  With a run_id, first takes the output's lease for it (lease.py; refused if another run holds it, a
+  First takes the output's lease for the run (lease.py; refused if another run holds it, a
   stale one taken over with --resume or --overwrite), released again if the claim fails.
   new: refuses an output a job wrote before. overwrite: deletes it (summary.json first, so that it is
   never mistaken for complete). resume: checks that the previous run had the same options and model,
   then marks the output incomplete.
   """
-  if run_id is None:
-    _claim(output, mode, job)
-    return
   try:
     lease.acquire(output, run_id, take_over_stale=mode in (OVERWRITE, RESUME))
   except lease.Held as e:
