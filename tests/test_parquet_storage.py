@@ -1,7 +1,7 @@
-"""Parquet tables on object storage and over http, for real: tables of image bytes and tables of gs:// locations
-on fake-gcs-server behind a proxy that holds each request 25 ms give a local run's rows, with `accounted: true`
-and reads overlapping; a URI table's http(s) locations are refused unless --allow_http, then read from a real
-HTTP server, a missing one an error row."""
+"""Tables on object storage and over http, for real: Parquet tables of image bytes, an Arrow IPC stream (a
+save_to_disk folder) and a Parquet table of gs:// locations on fake-gcs-server behind a proxy that holds each
+request 25 ms give a local run's rows, with `accounted: true` and reads overlapping; a URI table's http(s)
+locations are refused unless --allow_http, then read from a real HTTP server, a missing one an error row."""
 import functools
 import http.server
 import threading
@@ -29,6 +29,11 @@ def files_fixture(tmp_path_factory):
   root = tmp_path_factory.mktemp('parquet_storage')
   datagen.make_jpegs(root / 'files', IMAGES, size=(320, 240))
   pack.pack([str(root / 'files')], str(root / 'tables' / 'shard'), 'parquet', images_per_shard=IMAGES // 2)
+  (root / 'arrow').mkdir()
+  table = pq.read_table(root / 'tables')
+  with pa.ipc.new_stream(str(root / 'arrow' / 'data-00000-of-00001.arrow'), table.schema) as writer:
+    for batch in table.to_batches(max_chunksize=8):  # as save_to_disk writes a table: a stream of batches
+      writer.write_batch(batch)
   return root
 
 
@@ -46,6 +51,7 @@ def test_tables_on_gcs_with_latency_give_the_local_rows(files, tmp_path, run_job
     bucket = gcs.new_bucket()
     images = gcs.upload(bucket, files / 'files', 'images')
     tables = gcs.upload(bucket, files / 'tables', 'tables')
+    arrow = gcs.upload(bucket, files / 'arrow', 'arrow')
     # half the locations absolute, half relative to the table's folder (gs://bucket/uris/)
     locations = [f'{images}/{n}' if i % 2 else f'../images/{n}' for i, n in enumerate(names)]
     _uri_table(tmp_path / 'uris.parquet', locations + [f'{images}/missing.jpg'],
@@ -54,9 +60,11 @@ def test_tables_on_gcs_with_latency_give_the_local_rows(files, tmp_path, run_job
     with LatencyProxy(server, 25) as proxy:
       monkeypatch.setenv('STORAGE_EMULATOR_HOST', proxy.url)
       binary = run_job(tmp_path / 'binary', ['--input', f'{tables}/*.parquet'] + JOB)
+      streamed = run_job(tmp_path / 'arrow', ['--input', arrow] + JOB)
       by_uri = run_job(tmp_path / 'uri', ['--input', uris, '--image_column', 'url', '--id_column', 'key'] + JOB)
   assert local.summary['accounted'] and binary.summary['accounted'] and by_uri.summary['accounted']
   assert _rows(binary) == _rows(local) and len(binary.predictions) == IMAGES
+  assert streamed.summary['accounted'] and _rows(streamed) == _rows(local)
   assert _rows(by_uri) == _rows(local)
   assert [(r['id'], r['stage'], r['error_type']) for r in by_uri.errors.to_pylist()] == [
       ('missing', 'read', 'FileNotFoundError')]
