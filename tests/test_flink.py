@@ -170,31 +170,58 @@ def _snapshot(out: pathlib.Path) -> dict:
   return {str(p.relative_to(out)): (p.stat().st_size, p.stat().st_mtime_ns) for p in out.rglob('*') if p.is_file()}
 
 
+def _processes(cluster: flink.Cluster, index: int) -> tuple:
+  """TaskManager index's SDK workers (its pool's forks) and their clients (its JVM's children)."""
+  return (psutil.Process(cluster.pool_pid(index)).children(),
+          psutil.Process(cluster.taskmanager_pid(index)).children(recursive=True))
+
+
+def _hold_a_writer(cluster: flink.Cluster, proc: subprocess.Popen, out: pathlib.Path) -> tuple:
+  """Holds (SIGSTOP) every SDK worker and client while a part is being written, and keeps the TaskManager whose
+  worker has it open held: (its index, the parts it has open, its workers, its clients). The other
+  TaskManager's processes run on."""
+  deadline = time.monotonic() + 300
+  while True:
+    assert proc.poll() is None and time.monotonic() < deadline, 'no unit was seen being written'
+    if not list(out.glob('predictions/_inprogress-*')):
+      time.sleep(0.005)
+      continue
+    held, writing, index = {}, {}, None
+    try:
+      held = {i: _processes(cluster, i) for i in range(1, flink.TASKMANAGERS + 1)}
+      for workers, clients in held.values():
+        for process in workers + clients:
+          with contextlib.suppress(psutil.NoSuchProcess):
+            process.suspend()
+      for i, (workers, _) in held.items():
+        with contextlib.suppress(psutil.Error):
+          writing[i] = [f.path for w in workers for f in w.open_files() if '/predictions/_inprogress-' in f.path]
+      index = next((i for i, paths in writing.items() if paths), None)
+    finally:
+      for i, (workers, clients) in held.items():
+        if i != index:
+          _resume(workers + clients)
+    if index is not None:
+      return (index, writing[index]) + held[index]
+
+
 def test_a_held_attempt_of_a_lost_taskmanager_changes_nothing_after_the_commit(flink_flags, images, direct, tmp_path):
-  """The failover above, with TaskManager 2's SDK workers and their clients held (SIGSTOP) from the moment a
-  unit is being written until the restarted job has committed: the attempt Flink gave up on is of the same run,
+  """The failover above, with a TaskManager's SDK workers and their clients held (SIGSTOP) from a moment one of
+  them has a unit's part open until the restarted job has committed: the attempt Flink gave up on is of the same run,
   so it passes the run-id check. Let go once the launcher has exited (the workers first, then the clients that
   kill them), it changes no file of the finished output (lease.check_held: the run's lease is released), and
   readers see each id once."""
   cluster, out, name = flink.RUNNING, tmp_path / 'flink', f'flink-held-{uuid.uuid4().hex[:8]}'
-  proc = _launch(out, _job(images) + ['--job_name', name, '--files_per_unit', '16'], flink_flags)
+  proc = _launch(out, _job(images) + ['--job_name', name, '--files_per_unit', '64'], flink_flags)
   workers: List[psutil.Process] = []
   clients: List[psutil.Process] = []
   try:
     _wait_for_a_committed_unit(proc, out)
-    victim, writing, deadline = cluster.taskmanager_pid(2), [], time.monotonic() + 300
-    while not writing:  # until one of TaskManager 2's workers has a unit's part open
-      assert proc.poll() is None and time.monotonic() < deadline, 'TaskManager 2 wrote no part'
-      workers = psutil.Process(cluster.pool_pid(2)).children()
-      with contextlib.suppress(psutil.Error):
-        writing = [f.path for w in workers for f in w.open_files() if '/predictions/_inprogress-' in f.path]
-      time.sleep(0.01)
-    clients = psutil.Process(victim).children(recursive=True)  # sdk_worker.sh and the pool's clients
-    for process in workers + clients:
-      process.suspend()
+    index, writing, workers, clients = _hold_a_writer(cluster, proc, out)
+    victim = cluster.taskmanager_pid(index)
     os.kill(victim, signal.SIGKILL)
     _wait_gone(victim)
-    cluster.start_taskmanager(2)
+    cluster.start_taskmanager(index)
     report = _finish(proc)
     finished = _snapshot(out)
     _resume(workers)
