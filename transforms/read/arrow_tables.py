@@ -87,9 +87,7 @@ def planner(file: match.FileRef):
 class _ReadArrow(beam.DoFn):
 
   def __init__(self, settings: ReadSettings):
-    self._settings = settings
     self._rows = table_rows.TableRows(settings)
-    self._types = pa.schema([(c.name, c.arrow_type) for c in settings.columns]) if settings.columns else None
 
   def prepare(self, file: match.FileRef, window: Window) -> tuple:
     """(the window, the file read ahead through it on gs://, else None)."""
@@ -110,8 +108,7 @@ class _ReadArrow(beam.DoFn):
           yield beam.pvalue.TaggedOutput(retry.UNREAD_TAG, item.location)
           return
         batch, consumed = item
-        found = list(parquet_table.rows(file.path, position.rows, pa.Table.from_batches([batch]),
-                                        self._settings.table, self._types))
+        found = self._rows.rows(file.path, position.rows, pa.Table.from_batches([batch]))
         position = _Position(position.batches + 1, position.rows + batch.num_rows)
         progress.read_arrow(batch.num_rows, max(0, consumed - shown))
         shown = max(shown, consumed)

@@ -98,7 +98,6 @@ class _ReadTables(beam.DoFn):
     self._settings = settings
     self._store = storage.Storage.of(settings)
     self._rows = table_rows.TableRows(settings)
-    self._types = pa.schema([(c.name, c.arrow_type) for c in settings.columns]) if settings.columns else None
 
   def prepare(self, span: RowSpan, window: Window) -> _Prepared:
     """The unit's reads, in the window."""
@@ -125,8 +124,7 @@ class _ReadTables(beam.DoFn):
       if isinstance(got, retry.Unread):
         yield beam.pvalue.TaggedOutput(retry.UNREAD_TAG, parquet_table.unit_name(span))
         return
-      found = list(parquet_table.rows(span.path, span.start, parquet_table.read_span(span, *got, table), table,
-                                      self._types))
+      found = self._rows.rows(span.path, span.start, parquet_table.read_span(span, *got, table))
       del got
     except Exception as e:  # pylint: disable=broad-except  # the group is damaged, or storage refused it for good
       for row in range(span.start, span.end):

@@ -7,6 +7,7 @@ location storage refuses an error row, or unread after retries; http(s) only wit
 from typing import Callable, Iterator, List, Optional
 
 import apache_beam as beam
+import pyarrow as pa
 
 from transforms import elements
 from transforms.read import image_files, match, outcomes, storage
@@ -23,6 +24,11 @@ class TableRows:
     self.store = storage.Storage.of(settings)
     self.files = image_files.reader(settings.max_input_bytes, self.store)
     self.read = outcomes.ReadCounter()
+    self._types = pa.schema([(c.name, c.arrow_type) for c in settings.columns]) if settings.columns else None
+
+  def rows(self, path: str, first: int, table: pa.Table) -> List[parquet_table.Row]:
+    """A table's rows (parquet_table.rows), the passthrough values cast to the plan's types."""
+    return list(parquet_table.rows(path, first, table, self.settings.table, self._types))
 
   def error(self, ref: elements.ImageRef, exc: BaseException):
     self.read.inc()
@@ -46,18 +52,19 @@ class TableRows:
 
   def _fetched(self, found: List[parquet_table.Row], window: Optional[Window]) -> Iterator:
     allowed = lambda uri: self.settings.allow_http or not uri.startswith(storage.HTTP)
+    refs = [match.FileRef(row.uri, row.id, None) for row in found]
     takes: List[Optional[Callable]] = []
-    for row in found:  # all the rows' reads in the window first, then taken in order
+    for row, ref in zip(found, refs):  # all the rows' reads in the window first, then taken in order
       ok = row.uri is not None and allowed(row.uri) and window is not None and window.reads > 1
-      takes.append(self.files.prepare(match.FileRef(row.uri, row.id, None), window) if ok else None)
-    for row, take in zip(found, takes):
+      takes.append(self.files.prepare(ref, window) if ok else None)
+    for row, file, take in zip(found, refs, takes):
       ref = elements.ImageRef(row.id, row.source, row.extra or None)
       if row.uri is None:
         yield self.error(ref, ValueError('the row has no image location (null)'))
       elif not allowed(row.uri):
         yield self.error(ref, PermissionError(f'{row.uri}: http(s) locations are read only with --allow_http'))
       else:
-        for out in self.files.process(match.FileRef(row.uri, row.id, None), take):
+        for out in self.files.process(file, take):
           yield _with_extra(out, row.extra)
 
 
